@@ -1,0 +1,1 @@
+"""The ``pistats`` command: one module per subcommand, each with ``register`` and ``main``."""

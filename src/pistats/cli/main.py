@@ -1,0 +1,51 @@
+"""Entry point of the ``pistats`` command.
+
+Subcommands are discovered: every module in this package that defines
+``register(subparsers)`` (which adds its parser and sets ``func``) takes part,
+so adding a subcommand means adding one module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+import pistats.cli as cli_package
+from pistats.errors import UserError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pistats",
+        description="piStats: ingest, enrich and analyse user registrations on Apache Storm.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module_info in sorted(pkgutil.iter_modules(cli_package.__path__), key=lambda m: m.name):
+        if module_info.name.startswith("_") or module_info.name == "main":
+            continue
+        module = importlib.import_module(f"{cli_package.__name__}.{module_info.name}")
+        register = getattr(module, "register", None)
+        if callable(register):
+            register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except UserError as error:
+        print(f"pistats {args.command}: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"pistats {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

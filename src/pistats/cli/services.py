@@ -1,0 +1,43 @@
+"""``pistats services start|stop|status [NAME...]``: the local Redis, ClickHouse, kinesis-local and Storm."""
+
+from __future__ import annotations
+
+import argparse
+
+from pistats.localenv import services as local_services
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "services",
+        help="start, stop or show the local services (127.0.0.1 only, data under .pistats/)",
+        description=(
+            "Manage the local services. NAME is a service (redis, clickhouse, kinesis, zookeeper, "
+            "storm-nimbus, storm-supervisor) or a group: test (redis, clickhouse, kinesis; the default), "
+            "storm (zookeeper, nimbus, supervisor), all."
+        ),
+    )
+    parser.add_argument("action", choices=["start", "stop", "status", "versions"])
+    parser.add_argument("names", nargs="*", metavar="NAME")
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    names = local_services.resolve(args.names)
+    table = local_services.services()
+    if args.action == "stop":
+        names = list(reversed(names))
+    for name in names:
+        service = table[name]
+        if args.action == "start":
+            started = service.start()
+            state = "started" if started else "already running"
+            print(f"{name:<17} {state:<16} 127.0.0.1:{service.port}  {service.version()}")
+        elif args.action == "stop":
+            print(f"{name:<17} {'stopped' if service.stop() else 'not started here'}")
+        elif args.action == "versions":
+            print(f"{name:<17} {service.version()}")
+        else:
+            state = "running" if service.running() else "stopped"
+            print(f"{name:<17} {state:<16} 127.0.0.1:{service.port}")
+    return 0

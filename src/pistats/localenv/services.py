@@ -1,0 +1,376 @@
+"""Start, stop and inspect the local services: Redis, ClickHouse, kinesis-local, ZooKeeper, Storm.
+
+Each service is a process started in the background with its data, logs and pid file under
+``.pistats/<service>/``, listening on 127.0.0.1 only, on a port taken from the environment
+(see :class:`Ports`). ``start`` is idempotent: a service whose port already answers is left alone,
+so a developer's own Redis on the same port is reused rather than fought with.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from pistats.errors import UserError
+from pistats.localenv.paths import project_root, state_dir, storm_home
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Ports of the local services, overridable with ``PISTATS_<NAME>_PORT`` variables."""
+
+    redis: int = 6379
+    clickhouse: int = 9000
+    clickhouse_http: int = 8123
+    kinesis: int = 4567
+    kinesis_tls: int = 4568
+    zookeeper: int = 2181
+    nimbus: int = 6627
+    supervisor_slots: tuple[int, ...] = (6700, 6701)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Ports":
+        env = os.environ if environ is None else environ
+        defaults = cls()
+
+        def port(name: str) -> int:
+            raw = env.get(f"PISTATS_{name.upper()}_PORT")
+            return int(raw) if raw else getattr(defaults, name)
+
+        return cls(
+            redis=port("redis"),
+            clickhouse=port("clickhouse"),
+            clickhouse_http=port("clickhouse_http"),
+            kinesis=port("kinesis"),
+            kinesis_tls=port("kinesis_tls"),
+            zookeeper=port("zookeeper"),
+            nimbus=port("nimbus"),
+        )
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(port: int, timeout: float, what: str, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(port):
+            return
+        time.sleep(0.2)
+    hint = f" (see {log})" if log else ""
+    raise UserError(f"{what} did not start listening on 127.0.0.1:{port} within {timeout:.0f} s{hint}")
+
+
+@dataclass
+class Service:
+    """One background process with a pid file, a log and a readiness port."""
+
+    name: str
+    port: int
+    command: Callable[[Path], list[str]]
+    version: Callable[[], str]
+    cwd: Callable[[], Path] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    prepare: Callable[[Path], None] | None = None
+    start_timeout: float = 60.0
+
+    @property
+    def home(self) -> Path:
+        return state_dir() / self.name
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / f"{self.name}.log"
+
+    def running(self) -> bool:
+        return port_open(self.port)
+
+    def start(self) -> bool:
+        """Start the service unless its port already answers; returns True if it was started."""
+        if self.running():
+            return False
+        self.home.mkdir(parents=True, exist_ok=True)
+        if self.prepare:
+            self.prepare(self.home)
+        env = {**os.environ, **self.env}
+        with open(self.log_file, "ab") as log:
+            process = subprocess.Popen(
+                self.command(self.home),
+                cwd=str(self.cwd() if self.cwd else self.home),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # survives the starting shell; stopped by pid file
+            )
+        self.pid_file.write_text(str(process.pid))
+        wait_for_port(self.port, self.start_timeout, self.name, self.log_file)
+        return True
+
+    def stop(self, timeout: float = 20.0) -> bool:
+        """Stop a service this project started (by pid file); returns True if one was stopped."""
+        if not self.pid_file.exists():
+            return False
+        pid = int(self.pid_file.read_text().strip() or 0)
+        self.pid_file.unlink()
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.2)
+        os.killpg(pid, signal.SIGKILL)
+        return True
+
+
+def _run_version(command: list[str], pick: Callable[[str], str]) -> str:
+    try:
+        output = subprocess.run(command, capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "not installed"
+    try:
+        return pick(output)
+    except (IndexError, ValueError):
+        return output.strip() or "unknown"
+
+
+# --- Redis -----------------------------------------------------------------------------
+
+def redis_service(ports: Ports) -> Service:
+    def command(home: Path) -> list[str]:
+        # appendonly: session state and checkpoints survive a restart (fault-injection tests rely on it).
+        return [
+            "redis-server", "--bind", "127.0.0.1", "--port", str(ports.redis),
+            "--dir", str(home), "--appendonly", "yes", "--appendfsync", "everysec",
+            "--save", "", "--protected-mode", "yes",
+        ]
+
+    return Service(
+        name="redis",
+        port=ports.redis,
+        command=command,
+        version=lambda: _run_version(["redis-server", "--version"], lambda out: out.split("v=")[1].split()[0]),
+    )
+
+
+# --- ClickHouse server (Debian clickhouse-server 18.16) --------------------------------
+
+CLICKHOUSE_CONFIG = """<?xml version="1.0"?>
+<yandex>
+    <logger><level>warning</level><log>{home}/server.log</log><errorlog>{home}/error.log</errorlog><size>100M</size><count>2</count></logger>
+    <http_port>{http_port}</http_port>
+    <tcp_port>{tcp_port}</tcp_port>
+    <listen_host>127.0.0.1</listen_host>
+    <max_connections>256</max_connections>
+    <keep_alive_timeout>3</keep_alive_timeout>
+    <max_concurrent_queries>100</max_concurrent_queries>
+    <mark_cache_size>268435456</mark_cache_size>
+    <path>{home}/data/</path>
+    <tmp_path>{home}/data/tmp/</tmp_path>
+    <user_files_path>{home}/data/user_files/</user_files_path>
+    <format_schema_path>{home}/data/format_schemas/</format_schema_path>
+    <users_config>/etc/clickhouse-server/users.xml</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <timezone>UTC</timezone>
+    <mlock_executable>false</mlock_executable>
+</yandex>
+"""
+
+
+def clickhouse_service(ports: Ports) -> Service:
+    def prepare(home: Path) -> None:
+        (home / "data").mkdir(parents=True, exist_ok=True)
+        (home / "config.xml").write_text(
+            CLICKHOUSE_CONFIG.format(home=home, http_port=ports.clickhouse_http, tcp_port=ports.clickhouse)
+        )
+
+    def version() -> str:
+        # 18.16's binary has no --version flag; the Debian package version is the server version.
+        return _run_version(
+            ["dpkg-query", "-W", "-f=${Version}", "clickhouse-server"], lambda out: out.split("+")[0]
+        )
+
+    return Service(
+        name="clickhouse",
+        port=ports.clickhouse,
+        command=lambda home: ["clickhouse-server", f"--config-file={home / 'config.xml'}"],
+        version=version,
+        prepare=prepare,
+    )
+
+
+# --- kinesis-local (kinesis-mock compiled to JS) ---------------------------------------
+
+def kinesis_local_dir() -> Path:
+    return state_dir() / "node" / "node_modules" / "kinesis-local"
+
+
+def kinesis_service(ports: Ports) -> Service:
+    loopback = project_root() / "scripts" / "node-listen-loopback.js"
+
+    def command(home: Path) -> list[str]:
+        # kinesis-mock hard-codes 0.0.0.0; the preload pins every listen() to 127.0.0.1.
+        return ["node", "--require", str(loopback), "main.js"]
+
+    def version() -> str:
+        import json
+
+        package = kinesis_local_dir() / "package.json"
+        if not package.exists():
+            return "not installed"
+        return json.loads(package.read_text())["version"]
+
+    return Service(
+        name="kinesis",
+        port=ports.kinesis,
+        command=command,
+        version=version,
+        cwd=kinesis_local_dir,  # it reads server.json (its TLS certificate) from its package folder
+        env={
+            "KINESIS_MOCK_PLAIN_PORT": str(ports.kinesis),
+            "KINESIS_MOCK_TLS_PORT": str(ports.kinesis_tls),
+            "LOG_LEVEL": "WARN",
+            # Stream operations complete quickly but not instantly, so callers still have to wait.
+            "CREATE_STREAM_DURATION": "200ms",
+            "DELETE_STREAM_DURATION": "200ms",
+            "UPDATE_SHARD_COUNT_DURATION": "200ms",
+            "SPLIT_SHARD_DURATION": "200ms",
+            "MERGE_SHARDS_DURATION": "200ms",
+            "SHARD_LIMIT": "200",
+        },
+    )
+
+
+# --- ZooKeeper and Storm (single-node cluster) -----------------------------------------
+
+def zookeeper_service(ports: Ports) -> Service:
+    def prepare(home: Path) -> None:
+        (home / "data").mkdir(parents=True, exist_ok=True)
+        (home / "zoo.cfg").write_text(
+            "tickTime=2000\n"
+            f"dataDir={home / 'data'}\n"
+            f"clientPort={ports.zookeeper}\n"
+            "clientPortAddress=127.0.0.1\n"
+            "admin.enableServer=false\n"
+            "maxClientCnxns=200\n"
+            "4lw.commands.whitelist=ruok,srvr\n"
+        )
+
+    def command(home: Path) -> list[str]:
+        classpath = ":".join(["/etc/zookeeper/conf", "/usr/share/java/*", "/usr/share/zookeeper/*"])
+        return [
+            "java", "-Xmx256m", "-cp", classpath, "-Dzookeeper.log.dir=" + str(home),
+            "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(home / "zoo.cfg"),
+        ]
+
+    return Service(
+        name="zookeeper",
+        port=ports.zookeeper,
+        command=command,
+        version=lambda: _run_version(
+            ["dpkg-query", "-W", "-f=${Version}", "zookeeper"], lambda out: out.split("-")[0]
+        ),
+        prepare=prepare,
+    )
+
+
+def storm_launcher() -> str:
+    """The ``storm`` command installed beside this interpreter (storm_compat.launcher)."""
+    beside = Path(sys.executable).parent / "storm"
+    return str(beside) if beside.exists() else (shutil.which("storm") or "storm")
+
+
+def storm_version() -> str:
+    return _run_version([storm_launcher(), "version"], lambda out: out.split("Storm ")[1].split()[0])
+
+
+def storm_daemon_service(daemon: str, ports: Ports) -> Service:
+    port = ports.nimbus if daemon == "nimbus" else ports.supervisor_slots[0]
+
+    def command(home: Path) -> list[str]:
+        return [storm_launcher(), daemon]
+
+    service = Service(
+        name=f"storm-{daemon}",
+        port=port,
+        command=command,
+        version=storm_version,
+        env={"PISTATS_STORM_CLUSTER_DIR": str(state_dir() / "storm-cluster")},
+        start_timeout=120.0,
+    )
+    if daemon == "supervisor":
+        # The supervisor opens no port of its own until a worker runs: ready means registered.
+        service.running = lambda: _supervisor_registered(ports)  # type: ignore[method-assign]
+    return service
+
+
+def _supervisor_registered(ports: Ports) -> bool:
+    if not port_open(ports.nimbus):
+        return False
+    pid_file = state_dir() / "storm-supervisor" / "pid"
+    if not pid_file.exists():
+        return False
+    try:
+        os.killpg(int(pid_file.read_text()), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    return True
+
+
+SERVICE_GROUPS = {
+    "redis": ["redis"],
+    "clickhouse": ["clickhouse"],
+    "kinesis": ["kinesis"],
+    "storm": ["zookeeper", "storm-nimbus", "storm-supervisor"],
+    "all": ["redis", "clickhouse", "kinesis", "zookeeper", "storm-nimbus", "storm-supervisor"],
+    "test": ["redis", "clickhouse", "kinesis"],
+}
+
+
+def services(ports: Ports | None = None) -> dict[str, Service]:
+    ports = ports or Ports.from_env()
+    return {
+        "redis": redis_service(ports),
+        "clickhouse": clickhouse_service(ports),
+        "kinesis": kinesis_service(ports),
+        "zookeeper": zookeeper_service(ports),
+        "storm-nimbus": storm_daemon_service("nimbus", ports),
+        "storm-supervisor": storm_daemon_service("supervisor", ports),
+    }
+
+
+def resolve(names: list[str]) -> list[str]:
+    resolved: list[str] = []
+    for name in names or ["test"]:
+        if name not in SERVICE_GROUPS and name not in services():
+            raise UserError(
+                f"unknown service {name!r}; choose from {', '.join(sorted({*SERVICE_GROUPS, *services()}))}",
+                exit_code=2,
+            )
+        for member in SERVICE_GROUPS.get(name, [name]):
+            if member not in resolved:
+                resolved.append(member)
+    return resolved
