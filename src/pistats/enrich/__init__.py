@@ -1,0 +1,1 @@
+"""Enrichments: parse/validate, geo, device, bots and sessions, run by one chain."""

@@ -1,0 +1,1 @@
+"""Kinesis: shard reading, checkpoints, recordings and replay (boto3 directly)."""
