@@ -39,7 +39,8 @@ def test_reference_deaggregator_reads_what_we_write(reference_agg):
     _, deaggregator = reference_agg
     inputs = [("a", b"1"), ("b", b"22"), ("a", b"333")]
     wrapped = {"kinesis": {"data": base64.b64encode(aggregate(inputs)).decode(), "partitionKey": "x",
-                           "sequenceNumber": "1", "approximateArrivalTimestamp": 1}}
+                           "sequenceNumber": "1", "approximateArrivalTimestamp": 1,
+                           "kinesisSchemaVersion": "1.0"}}
     out = deaggregator.deaggregate_records([wrapped])
     assert [(r["kinesis"]["partitionKey"], base64.b64decode(r["kinesis"]["data"])) for r in out] == inputs
 
