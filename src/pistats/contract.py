@@ -1,0 +1,411 @@
+"""The event contract (v1): what the SDKs send and what the ingest puts into Kinesis.
+
+One module, shared by the ingest (which builds records) and the topology's parser (which
+decodes them), so both sides agree by construction. See docs/contract.md.
+
+- An *event* is one JSON object sent by an SDK; :func:`validate_event` lists its problems.
+- A *record* is what the ingest writes to Kinesis for an accepted event:
+  ``{"v": 1, "client_id", "received_at", "ip", "user_agent", "event", "clock_skew"}``,
+  built by :func:`build_record`, serialised by :func:`encode_record`, put with
+  :func:`partition_key`, and read back by :func:`decode_record`.
+
+Bad data is a value (a list of :class:`Problem`, or a :class:`ContractError` carrying a reason
+code from :data:`REJECT_REASONS`), never an unexpected exception.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+RECORD_VERSION = 1
+MAX_RECORD_BYTES = 64 * 1024
+EVENT_TYPES = ("register", "subscribe", "unsubscribe", "page_view", "notification_click")
+REJECT_REASONS = ("bad_encoding", "bad_json", "unsupported_version", "schema", "too_large")
+
+# Request limits of POST /v1/events (the ingest enforces them; they are part of the contract).
+MAX_BODY_BYTES = 512 * 1024
+MAX_BATCH_EVENTS = 100
+
+# Clock sanity: an event time outside [now - PAST, now + FUTURE] is kept but flagged.
+CLOCK_SKEW_FUTURE = timedelta(hours=24)
+CLOCK_SKEW_PAST = timedelta(days=30)
+
+EVENT_ID_MAX = 64
+PROPERTY_ID_MAX = 128
+USER_ID_MAX = 128
+CLIENT_ID_MAX = 128
+NOTIFICATION_ID_MAX = 128
+PUSH_TOKEN_MAX_BYTES = 4096
+PROPERTIES_MAX_KEYS = 50
+PROPERTY_KEY_MAX = 128
+PROPERTY_VALUE_MAX = 1024
+# Unknown context keys are kept as they come, within this nesting depth.
+CONTEXT_MAX_DEPTH = 5
+
+REQUIRED_FIELDS = ("event_id", "type", "property_id", "user_id", "timestamp")
+OPTIONAL_FIELDS = ("push_token", "notification_id", "context", "properties")
+EVENT_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
+RECORD_FIELDS = ("v", "client_id", "received_at", "ip", "user_agent", "event", "clock_skew")
+
+# Known context keys and their limits (characters); other context keys are kept unchecked
+# apart from being plain, finite JSON.
+_CONTEXT_TEXT_LIMITS = {
+    "page_url": 4096,
+    "referrer": 4096,
+    "locale": 64,
+    "timezone": 64,
+    "user_agent": 2048,
+}
+_SDK_TEXT_MAX = 64
+_SCREEN_DIMENSION_MAX = 100_000
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,  # \d would otherwise match any Unicode digit
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation problem: ``field`` is a dotted path inside the event ('' for the event itself)."""
+
+    field: str
+    problem: str
+
+    def as_dict(self) -> dict:
+        return {"field": self.field, "problem": self.problem}
+
+
+class ContractError(Exception):
+    """A record that is not a valid v1 record: ``reason`` is one of :data:`REJECT_REASONS`.
+
+    ``field`` names the offending record field (dotted, e.g. ``event.timestamp``) for
+    ``schema`` errors and is None otherwise; ``detail`` is a one-line explanation.
+    """
+
+    def __init__(self, reason: str, detail: str, field: str | None = None):
+        if reason not in REJECT_REASONS:
+            raise ValueError(f"unknown reject reason {reason!r}")
+        self.reason = reason
+        self.field = field
+        self.detail = detail
+        where = f" {field}" if field else ""
+        super().__init__(f"{reason}{where}: {detail}")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Parse an RFC 3339 date-time into an aware UTC datetime.
+
+    Accepts ``T``/``t``, ``Z``/``z`` or a ``±HH:MM`` offset and any number of fraction digits
+    (truncated to microseconds). Raises ValueError for anything else, including leap seconds
+    and dates that leave the datetime range once converted to UTC.
+    """
+    if not isinstance(text, str):
+        raise ValueError("not a string")
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not RFC 3339: {text[:40]!r}")
+    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
+    micros = int((fraction or "0")[:6].ljust(6, "0"))
+    try:
+        if zulu:
+            tz = timezone.utc
+        else:
+            if int(off_h) > 23 or int(off_m) > 59:
+                raise ValueError("offset out of range")
+            offset = timedelta(hours=int(off_h), minutes=int(off_m))
+            tz = timezone(-offset if sign == "-" else offset)
+        local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tz)
+        return local.astimezone(timezone.utc)
+    except (ValueError, OverflowError) as error:
+        raise ValueError(f"not RFC 3339: {error}") from None
+
+
+def format_timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds, e.g. ``2026-11-26T05:36:35.123Z`` (aware input only)."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime")
+    utc = moment.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _is_text(value: object) -> bool:
+    """A str that encodes to UTF-8 (json.loads lets lone surrogates such as "\\ud800" through)."""
+    if type(value) is not str:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_text(value: object, field: str, problems: list[Problem], *, min_len=1, max_len: int) -> None:
+    if type(value) is not str:
+        problems.append(Problem(field, "not a string"))
+    elif not _is_text(value):
+        problems.append(Problem(field, "invalid unicode (lone surrogate)"))
+    elif len(value) < min_len:
+        problems.append(Problem(field, "empty"))
+    elif len(value) > max_len:
+        problems.append(Problem(field, f"longer than {max_len} characters"))
+
+
+def _check_plain_json(value: object, field: str, depth: int, problems: list[Problem]) -> None:
+    """Values kept as they come must still re-encode as strict JSON and stay shallow."""
+    if value is None or type(value) in (bool, int, str):
+        if type(value) is str and not _is_text(value):
+            problems.append(Problem(field, "invalid unicode (lone surrogate)"))
+    elif type(value) is float:
+        if not math.isfinite(value):
+            problems.append(Problem(field, "not a finite number"))
+    elif depth >= CONTEXT_MAX_DEPTH:
+        problems.append(Problem(field, f"nested deeper than {CONTEXT_MAX_DEPTH} levels"))
+    elif type(value) is list:
+        for position, item in enumerate(value):
+            _check_plain_json(item, f"{field}[{position}]", depth + 1, problems)
+    elif type(value) is dict:
+        for key, item in value.items():
+            if not _is_text(key):
+                problems.append(Problem(field, "key with invalid unicode"))
+                continue
+            _check_plain_json(item, f"{field}.{key}", depth + 1, problems)
+    else:
+        problems.append(Problem(field, "not a JSON value"))
+
+
+def _check_context(context: object, problems: list[Problem]) -> None:
+    if type(context) is not dict:
+        problems.append(Problem("context", "not an object"))
+        return
+    for key, value in context.items():
+        if not _is_text(key):
+            problems.append(Problem("context", "key with invalid unicode"))
+            continue
+        field = f"context.{key}"
+        if value is None:
+            continue
+        limit = _CONTEXT_TEXT_LIMITS.get(key)
+        if limit is not None:
+            _check_text(value, field, problems, min_len=0, max_len=limit)
+        elif key == "sdk":
+            if type(value) is not dict:
+                problems.append(Problem(field, "not an object"))
+                continue
+            for sdk_key in ("name", "version"):
+                if value.get(sdk_key) is not None:
+                    _check_text(value[sdk_key], f"{field}.{sdk_key}", problems, max_len=_SDK_TEXT_MAX)
+            rest = {k: v for k, v in value.items() if k not in ("name", "version")}
+            _check_plain_json(rest, field, 1, problems)
+        elif key == "screen":
+            if type(value) is not dict:
+                problems.append(Problem(field, "not an object"))
+                continue
+            for dimension in ("width", "height"):
+                size = value.get(dimension)
+                if size is not None and (type(size) is not int or not 0 <= size <= _SCREEN_DIMENSION_MAX):
+                    problems.append(Problem(f"{field}.{dimension}", f"not an integer in 0..{_SCREEN_DIMENSION_MAX}"))
+            rest = {k: v for k, v in value.items() if k not in ("width", "height")}
+            _check_plain_json(rest, field, 1, problems)
+        else:
+            _check_plain_json(value, field, 1, problems)
+
+
+def _check_properties(properties: object, problems: list[Problem]) -> None:
+    if type(properties) is not dict:
+        problems.append(Problem("properties", "not an object"))
+        return
+    if len(properties) > PROPERTIES_MAX_KEYS:
+        problems.append(Problem("properties", f"more than {PROPERTIES_MAX_KEYS} keys"))
+        return
+    for key, value in properties.items():
+        if not _is_text(key) or not 1 <= len(key) <= PROPERTY_KEY_MAX:
+            problems.append(Problem("properties", f"key not a 1-{PROPERTY_KEY_MAX} character string"))
+            continue
+        field = f"properties.{key}"
+        kind = type(value)
+        if kind is str:
+            _check_text(value, field, problems, min_len=0, max_len=PROPERTY_VALUE_MAX)
+        elif kind is float:
+            if not math.isfinite(value):
+                problems.append(Problem(field, "not a finite number"))
+        elif kind not in (int, bool):
+            problems.append(Problem(field, "not a string, number or boolean"))
+
+
+def validate_event(obj: object) -> list[Problem]:
+    """List the problems of one event as the SDK sent it (already parsed from JSON).
+
+    ``[]`` means valid. Never raises for any value ``json.loads`` can return (including NaN,
+    lone surrogates and deep nesting): every defect becomes a :class:`Problem`. Optional fields
+    may be absent or null; unknown top-level fields are problems, unknown context keys are kept.
+    """
+    if type(obj) is not dict:
+        return [Problem("", "event is not a JSON object")]
+    problems: list[Problem] = []
+    for key in obj:
+        if key not in EVENT_FIELDS:
+            problems.append(Problem(key if _is_text(key) else "?", "unknown field"))
+    for key in REQUIRED_FIELDS:
+        if obj.get(key) is None:
+            problems.append(Problem(key, "required"))
+
+    event_id = obj.get("event_id")
+    if event_id is not None:
+        _check_text(event_id, "event_id", problems, max_len=EVENT_ID_MAX)
+    event_type = obj.get("type")
+    if event_type is not None and (type(event_type) is not str or event_type not in EVENT_TYPES):
+        problems.append(Problem("type", "not one of " + ", ".join(EVENT_TYPES)))
+    property_id = obj.get("property_id")
+    if property_id is not None:
+        _check_text(property_id, "property_id", problems, max_len=PROPERTY_ID_MAX)
+    user_id = obj.get("user_id")
+    if user_id is not None:
+        _check_text(user_id, "user_id", problems, max_len=USER_ID_MAX)
+    timestamp = obj.get("timestamp")
+    if timestamp is not None:
+        if type(timestamp) is not str:
+            problems.append(Problem("timestamp", "not a string"))
+        else:
+            try:
+                parse_timestamp(timestamp)
+            except ValueError:
+                problems.append(Problem("timestamp", "not RFC 3339"))
+
+    push_token = obj.get("push_token")
+    if push_token is not None:
+        if not _is_text(push_token):
+            problems.append(Problem("push_token", "not a string"))
+        elif not push_token:
+            problems.append(Problem("push_token", "empty"))
+        elif len(push_token.encode("utf-8")) > PUSH_TOKEN_MAX_BYTES:
+            problems.append(Problem("push_token", f"longer than {PUSH_TOKEN_MAX_BYTES} bytes"))
+    elif event_type == "subscribe":
+        problems.append(Problem("push_token", "required for subscribe"))
+    notification_id = obj.get("notification_id")
+    if notification_id is not None:
+        _check_text(notification_id, "notification_id", problems, max_len=NOTIFICATION_ID_MAX)
+    elif event_type == "notification_click":
+        problems.append(Problem("notification_id", "required for notification_click"))
+
+    if obj.get("context") is not None:
+        _check_context(obj["context"], problems)
+    if obj.get("properties") is not None:
+        _check_properties(obj["properties"], problems)
+    return problems
+
+
+def is_clock_skewed(event_time: datetime, now: datetime) -> bool:
+    """True when the client time is more than 24 h ahead of or 30 days behind ``now``."""
+    return event_time > now + CLOCK_SKEW_FUTURE or event_time < now - CLOCK_SKEW_PAST
+
+
+def build_record(
+    *,
+    client_id: str,
+    event: dict,
+    received_at: datetime,
+    ip: str | None,
+    user_agent: str | None,
+    now: datetime,
+) -> dict:
+    """The v1 record for one *valid* event (validate it first; ValueError on a bad timestamp).
+
+    ``user_agent`` is the HTTP User-Agent; a non-empty ``context.user_agent`` in the event wins
+    (apps whose HTTP client is not the browser). ``ip`` and ``user_agent`` become '' when unknown.
+    ``clock_skew`` compares the event's ``timestamp`` with ``now``.
+    """
+    context = event.get("context")
+    if type(context) is dict and type(context.get("user_agent")) is str and context["user_agent"]:
+        user_agent = context["user_agent"]
+    return {
+        "v": RECORD_VERSION,
+        "client_id": client_id,
+        "received_at": format_timestamp(received_at),
+        "ip": ip or "",
+        "user_agent": user_agent or "",
+        "event": event,
+        "clock_skew": is_clock_skewed(parse_timestamp(event["timestamp"]), now),
+    }
+
+
+def encode_record(record: dict) -> bytes:
+    """Compact UTF-8 JSON (non-ASCII kept as UTF-8, NaN refused): the Kinesis record data."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def partition_key(client_id: str, user_id: str) -> str:
+    """``<client_id>:<user_id>``: one user's events stay in order within one shard."""
+    return f"{client_id}:{user_id}"
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def validate_record(obj: object) -> list[Problem]:
+    """Problems of a decoded v1 record (fields dotted from the record: ``event.timestamp``).
+
+    The version is not checked here (see :func:`decode_record`).
+    """
+    if type(obj) is not dict:
+        return [Problem("", "record is not a JSON object")]
+    problems: list[Problem] = []
+    for key in obj:
+        if key not in RECORD_FIELDS:
+            problems.append(Problem(key if _is_text(key) else "?", "unknown field"))
+    for key in RECORD_FIELDS:
+        if key not in obj:
+            problems.append(Problem(key, "required"))
+    if "client_id" in obj:
+        _check_text(obj["client_id"], "client_id", problems, max_len=CLIENT_ID_MAX)
+    if "received_at" in obj:
+        try:
+            parse_timestamp(obj["received_at"])
+        except ValueError:
+            problems.append(Problem("received_at", "not RFC 3339"))
+    for key in ("ip", "user_agent"):
+        if key in obj and not _is_text(obj[key]):
+            problems.append(Problem(key, "not a string"))
+    if "clock_skew" in obj and type(obj["clock_skew"]) is not bool:
+        problems.append(Problem("clock_skew", "not a boolean"))
+    if "event" in obj:
+        for problem in validate_event(obj["event"]):
+            field = f"event.{problem.field}" if problem.field else "event"
+            problems.append(Problem(field, problem.problem))
+    return problems
+
+
+def decode_record(data: bytes) -> dict:
+    """Decode and validate one Kinesis record's data into the v1 record dict.
+
+    Raises :class:`ContractError` with reason ``too_large`` (more than MAX_RECORD_BYTES),
+    ``bad_encoding`` (not UTF-8), ``bad_json`` (not strict JSON: NaN/Infinity refused),
+    ``unsupported_version`` (``v`` missing or not 1) or ``schema`` (first problem's field, all
+    problems in the detail). Nothing else escapes for any input bytes.
+    """
+    if len(data) > MAX_RECORD_BYTES:
+        raise ContractError("too_large", f"{len(data)} bytes > {MAX_RECORD_BYTES}")
+    try:
+        text = bytes(data).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ContractError("bad_encoding", f"not UTF-8 at byte {error.start}") from None
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:
+        raise ContractError("bad_json", str(error)[:200]) from None
+    if type(obj) is not dict:
+        raise ContractError("schema", "record is not a JSON object")
+    version = obj.get("v")
+    if type(version) is not int or version != RECORD_VERSION:
+        shown = "missing" if "v" not in obj else f"v={json.dumps(version)[:20]}"
+        raise ContractError("unsupported_version", f"{shown}; this reader understands v={RECORD_VERSION}")
+    problems = validate_record(obj)
+    if problems:
+        detail = "; ".join(f"{p.field}: {p.problem}" if p.field else p.problem for p in problems)
+        raise ContractError("schema", detail[:500], field=problems[0].field or None)
+    return obj
