@@ -1,0 +1,108 @@
+"""Typed configuration of the Kinesis consumer/spout, from config.json or topology options.
+
+Topology options use the ``pistats.kinesis.`` prefix (``pistats.kinesis.stream`` ...).
+Credentials never appear here: boto3 takes them from the standard AWS chain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import urlsplit, urlunsplit
+
+from pistats.kinesis.ledger import RetryPolicy
+
+PREFIX = "pistats.kinesis."
+START_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
+MAX_GET_RECORDS_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class KinesisConfig:
+    """Everything the consumer needs; validated on construction.
+
+    ``start_timestamp`` (ISO 8601 with offset, or epoch milliseconds) is required for
+    ``AT_TIMESTAMP``. ``max_uncommitted`` bounds the records a task holds between fetch and
+    checkpoint (queued + in flight + acked behind an unacked one).
+    """
+
+    stream: str
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    app_name: str = "pistats"
+    start_position: str = "TRIM_HORIZON"
+    start_timestamp: str | int | None = None
+    max_uncommitted: int = 10_000
+    checkpoint_interval_ms: int = 5_000
+    retries: int = 5
+    retry_base_delay_ms: int = 100
+    retry_max_delay_ms: int = 30_000
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    get_records_limit: int = MAX_GET_RECORDS_LIMIT
+    idle_poll_ms: int = 1_000
+    list_shards_interval_ms: int = 10_000
+    lease_ms: int = 30_000
+    emit_batch: int = 100
+    connect_timeout_s: float = 2.0
+    read_timeout_s: float = 5.0
+
+    def __post_init__(self):
+        if not self.stream:
+            raise ValueError("pistats.kinesis.stream is required")
+        if self.start_position not in START_POSITIONS:
+            raise ValueError(f"start_position must be one of {START_POSITIONS}, not {self.start_position!r}")
+        if self.start_position == "AT_TIMESTAMP":
+            self.start_datetime()  # validates
+        if not 1 <= self.get_records_limit <= MAX_GET_RECORDS_LIMIT:
+            raise ValueError(f"get_records_limit must be in 1..{MAX_GET_RECORDS_LIMIT}")
+        for name in ("max_uncommitted", "checkpoint_interval_ms", "idle_poll_ms", "list_shards_interval_ms",
+                     "lease_ms", "emit_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.lease_ms <= self.checkpoint_interval_ms:
+            raise ValueError("lease_ms must exceed checkpoint_interval_ms (checkpoints renew the lease)")
+        self.retry_policy()  # validates
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        shown["redis_url"] = redact_url(self.redis_url)
+        return "KinesisConfig(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.retries, self.retry_base_delay_ms, self.retry_max_delay_ms)
+
+    def start_datetime(self) -> datetime | None:
+        if self.start_timestamp is None:
+            if self.start_position == "AT_TIMESTAMP":
+                raise ValueError("start_timestamp is required for AT_TIMESTAMP")
+            return None
+        if isinstance(self.start_timestamp, (int, float)):
+            return datetime.fromtimestamp(self.start_timestamp / 1000, tz=timezone.utc)
+        parsed = datetime.fromisoformat(str(self.start_timestamp).replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            raise ValueError("start_timestamp needs a UTC offset")
+        return parsed
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "KinesisConfig":
+        """Build from plain keys (``stream``) or prefixed topology keys (``pistats.kinesis.stream``);
+        other prefixed keys are refused, unprefixed foreign keys are not ours and are ignored
+        only when the dict is a whole topology conf (i.e. it holds prefixed keys)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        prefixed = {k[len(PREFIX):]: v for k, v in values.items() if k.startswith(PREFIX)}
+        own = prefixed if prefixed else dict(values)
+        unknown = sorted(set(own) - known)
+        if unknown:
+            raise ValueError(f"unknown Kinesis settings: {', '.join(unknown)}")
+        return cls(**own)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (for reprs and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
