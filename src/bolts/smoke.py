@@ -1,0 +1,13 @@
+"""Smoke-test bolt: adds each word to a Redis set (``pistats.smoke.redis_url`` / ``.redis_key``), then acks."""
+
+import redis
+from streamparse import Bolt
+
+
+class SmokeRedisBolt(Bolt):
+    def initialize(self, storm_conf, context):
+        self.redis = redis.Redis.from_url(storm_conf["pistats.smoke.redis_url"])
+        self.key = storm_conf["pistats.smoke.redis_key"]
+
+    def process(self, tup):
+        self.redis.sadd(self.key, tup.values[0])
