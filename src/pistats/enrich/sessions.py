@@ -1,0 +1,364 @@
+"""Sessions: which visit of a user each event belongs to, kept per user in Redis.
+
+The rule lives in one pure function, ``assign_session(state, event, gap, max_len)``; the batch
+logic with its per-event memo in ``assign_batch``; ``RedisSessionStore`` only moves state in and
+out of Redis. A batch costs two pipelined round trips: one reads the users' states and memo
+entries, one writes them back through a Lua compare-and-set (per user, atomic).
+
+The rule (times are event times, in milliseconds):
+
+- An event joins a session S = [start, last] when ``start - gap < t < last + gap`` and the session
+  including it stays shorter than ``max_len``. A gap of exactly ``gap`` starts a new session.
+- The current session is tried first, then the previous one (so an event late by less than the
+  gap stays in its session, even across a session boundary).
+- An event later than every known session opens the next session; an event older than both,
+  that fits neither, opens a session of its own (counted, but it does not become current).
+- ``session_id`` is a hash of client, user, and the first event's id and time, so replaying the
+  same events in the same order from empty state reproduces every id.
+- An event whose ``event_id`` is in the user's memo gets the memo's fields and changes nothing:
+  a replayed tuple or a client's duplicate is never counted twice. It is still emitted:
+  de-duplication of stored rows is the sink's job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MS = timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True)
+class SessionEvent:
+    """What sessionisation needs from an event; ``time_ms`` is the event time."""
+
+    client_id: str
+    user_id: str
+    event_id: str
+    time_ms: int
+
+    @property
+    def user(self) -> tuple[str, str]:
+        return (self.client_id, self.user_id)
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    index: int
+    start_ms: int
+    last_ms: int
+    events: int
+
+    def fits(self, t: int, gap_ms: int, max_len_ms: int) -> bool:
+        """Whether an event at ``t`` belongs here (see the module docstring)."""
+        if not (self.start_ms - gap_ms < t < self.last_ms + gap_ms):
+            return False
+        return max(self.last_ms, t) - min(self.start_ms, t) < max_len_ms
+
+    def including(self, t: int) -> Session:
+        return replace(
+            self, start_ms=min(self.start_ms, t), last_ms=max(self.last_ms, t), events=self.events + 1
+        )
+
+
+@dataclass(frozen=True)
+class UserState:
+    """One user's sessionisation state. ``version`` counts writes (for compare-and-set)."""
+
+    first_seen_ms: int
+    sessions: int
+    current: Session
+    previous: Session | None = None
+    version: int = 0
+
+    def to_json(self) -> str:
+        def session(s: Session | None) -> list | None:
+            return None if s is None else [s.id, s.index, s.start_ms, s.last_ms, s.events]
+
+        return json.dumps(
+            {"ver": self.version, "first": self.first_seen_ms, "n": self.sessions,
+             "cur": session(self.current), "prev": session(self.previous)},
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> UserState:
+        data = json.loads(text)
+        prev = data.get("prev")
+        return cls(
+            first_seen_ms=data["first"],
+            sessions=data["n"],
+            current=Session(*data["cur"]),
+            previous=Session(*prev) if prev else None,
+            version=data["ver"],
+        )
+
+
+def session_id(event: SessionEvent) -> str:
+    """Deterministic id of the session that ``event`` opens."""
+    key = "\x1f".join((event.client_id, event.user_id, event.event_id, str(event.time_ms)))
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def assign_session(
+    state: UserState | None, event: SessionEvent, gap_ms: int, max_len_ms: int
+) -> tuple[UserState, dict[str, Any]]:
+    """The user's next state and the event's session fields (``first_seen_at`` in ms here).
+
+    Pure: the memo (replays) is handled by ``assign_batch``; here every call counts the event.
+    """
+    t = event.time_ms
+    if state is None:
+        session = Session(session_id(event), 1, t, t, 1)
+        fields = _fields(session, is_new_user=True, first_seen_ms=t)
+        return UserState(first_seen_ms=t, sessions=1, current=session), fields
+
+    first_seen = min(state.first_seen_ms, t)
+    current, previous, sessions = state.current, state.previous, state.sessions
+    if current.fits(t, gap_ms, max_len_ms):
+        current = joined = current.including(t)
+    elif previous is not None and previous.fits(t, gap_ms, max_len_ms):
+        previous = joined = previous.including(t)
+    else:
+        sessions += 1
+        joined = Session(session_id(event), sessions, t, t, 1)
+        if t > current.last_ms:
+            previous, current = current, joined
+        elif previous is None or t > previous.last_ms:
+            previous = joined
+    new_state = UserState(first_seen, sessions, current, previous, state.version)
+    return new_state, _fields(joined, is_new_user=False, first_seen_ms=first_seen)
+
+
+def _fields(session: Session, *, is_new_user: bool, first_seen_ms: int) -> dict[str, Any]:
+    return {
+        "session_id": session.id,
+        "session_index": session.index,
+        "session_event_index": session.events,
+        "is_new_user": is_new_user,
+        "first_seen_at": first_seen_ms,
+    }
+
+
+@dataclass
+class BatchResult:
+    """``fields[i]`` for ``events[i]``; per user the state to write and the new memo entries."""
+
+    fields: list[dict[str, Any]]
+    states: dict[tuple[str, str], UserState]
+    memo: dict[tuple[str, str], dict[str, dict[str, Any]]]
+    replays: int
+
+
+def assign_batch(
+    events: Sequence[SessionEvent],
+    states: Mapping[tuple[str, str], UserState | None],
+    memo: Mapping[tuple[str, str], Mapping[str, dict[str, Any]]],
+    gap_ms: int,
+    max_len_ms: int,
+) -> BatchResult:
+    """Assign ``events`` in order, starting from ``states`` and the known ``memo`` entries.
+
+    Only users whose state changed appear in ``BatchResult.states`` (with ``version`` unchanged:
+    the store bumps it when it writes). An event id seen before (in ``memo`` or earlier in the
+    batch) gets the remembered fields and leaves the state alone.
+    """
+    current: dict[tuple[str, str], UserState | None] = dict(states)
+    new_memo: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    changed: dict[tuple[str, str], UserState] = {}
+    out: list[dict[str, Any]] = []
+    replays = 0
+    for event in events:
+        user = event.user
+        remembered = new_memo.get(user, {}).get(event.event_id) or memo.get(user, {}).get(event.event_id)
+        if remembered is not None:
+            out.append(remembered)
+            replays += 1
+            continue
+        state, fields = assign_session(current.get(user), event, gap_ms, max_len_ms)
+        current[user] = changed[user] = state
+        new_memo.setdefault(user, {})[event.event_id] = fields
+        out.append(fields)
+    return BatchResult(out, changed, new_memo, replays)
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Session rule and Redis layout.
+
+    ``key_prefix`` namespaces every key (tests use a unique one). ``state_ttl_s`` only cleans up
+    users silent that long (they come back as new users); ``memo_ttl_s`` is how long a replayed
+    event id is still recognised (at least this long, at most twice: memo buckets rotate).
+    """
+
+    gap_s: int = 30 * 60
+    max_length_s: int = 24 * 60 * 60
+    key_prefix: str = "pistats:sessions"
+    state_ttl_s: int = 400 * 24 * 60 * 60
+    memo_ttl_s: int = 2 * 24 * 60 * 60
+    max_retries: int = 5
+
+    def __post_init__(self) -> None:
+        for name in ("gap_s", "max_length_s", "state_ttl_s", "memo_ttl_s", "max_retries"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"sessions.{name} must be a positive integer, not {value!r}")
+        if self.max_length_s <= self.gap_s:
+            raise ValueError("sessions.max_length_s must be longer than sessions.gap_s")
+        if self.state_ttl_s <= self.gap_s:
+            raise ValueError("sessions.state_ttl_s must be longer than sessions.gap_s")
+        if not self.key_prefix:
+            raise ValueError("sessions.key_prefix must not be empty")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionConfig:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown sessions settings: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+# KEYS[1] user state, KEYS[2] memo bucket; ARGV: expected version, new state JSON, state TTL,
+# memo TTL, then event_id/fields pairs. Writes only if nobody wrote the state since it was read.
+CAS_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+local version = 0
+if current then version = cjson.decode(current)['ver'] end
+if version ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+if #ARGV > 4 then
+  redis.call('HSET', KEYS[2], unpack(ARGV, 5))
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
+return 1
+"""
+
+
+class SessionConflict(RuntimeError):
+    """Another writer kept changing the same users; raised after ``max_retries`` attempts."""
+
+
+class RedisSessionStore:
+    """Sessionises batches of events against per-user state in Redis.
+
+    ``redis`` is a ``redis.Redis`` client (injected); ``now`` returns the current time (only the
+    memo buckets depend on it). Redis errors propagate: the caller fails the tuples, and since
+    each user's state and memo are written in one atomic script, a retry after a partial batch
+    finds the written users in the memo and gets the same fields.
+    """
+
+    def __init__(self, redis: Any, config: SessionConfig, now: Callable[[], datetime]) -> None:
+        self.redis = redis
+        self.config = config
+        self.now = now
+        self._cas = redis.register_script(CAS_SCRIPT)
+        self.replays = 0
+        self.conflicts = 0
+
+    def _tag(self, user: tuple[str, str]) -> str:
+        client_id, user_id = user
+        # Length-prefixed so ("a:b", "c") and ("a", "b:c") never share a key; braces keep both
+        # keys of a user in one Redis Cluster slot (a script may only touch one slot).
+        return f"{{{len(client_id)}:{client_id}:{user_id}}}"
+
+    def state_key(self, user: tuple[str, str]) -> str:
+        return f"{self.config.key_prefix}:u:{self._tag(user)}"
+
+    def memo_key(self, user: tuple[str, str], bucket: int) -> str:
+        return f"{self.config.key_prefix}:m{bucket}:{self._tag(user)}"
+
+    def assign(self, events: Sequence[SessionEvent]) -> list[dict[str, Any]]:
+        """Session fields for each event, in order, with ``first_seen_at`` as a datetime."""
+        if not events:
+            return []
+        pending = list(range(len(events)))
+        results: list[dict[str, Any] | None] = [None] * len(events)
+        for _attempt in range(self.config.max_retries):
+            fields, conflicted = self._attempt([events[i] for i in pending])
+            for i, assigned in zip(pending, fields):
+                if events[i].user not in conflicted:
+                    results[i] = self._public(assigned)
+            pending = [i for i in pending if results[i] is None]
+            if not pending:
+                return results  # type: ignore[return-value]
+            self.conflicts += len(conflicted)
+        raise SessionConflict(
+            f"{len(pending)} events still conflicting after {self.config.max_retries} attempts"
+        )
+
+    def _attempt(self, events: Sequence[SessionEvent]) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
+        bucket = int((self.now() - EPOCH) / MS) // (self.config.memo_ttl_s * 1000)
+        ids_by_user: dict[tuple[str, str], list[str]] = {}
+        for event in events:
+            ids_by_user.setdefault(event.user, []).append(event.event_id)
+        users = list(ids_by_user)
+        pipe = self.redis.pipeline(transaction=False)
+        for user in users:
+            ids = ids_by_user[user]
+            pipe.get(self.state_key(user))
+            pipe.hmget(self.memo_key(user, bucket), ids)
+            pipe.hmget(self.memo_key(user, bucket - 1), ids)
+        replies = pipe.execute()
+        states: dict[tuple[str, str], UserState | None] = {}
+        memo: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        for n, user in enumerate(users):
+            raw_state, this_bucket, last_bucket = replies[3 * n: 3 * n + 3]
+            states[user] = UserState.from_json(raw_state) if raw_state is not None else None
+            known = {}
+            for event_id, new, old in zip(ids_by_user[user], this_bucket, last_bucket):
+                found = new if new is not None else old
+                if found is not None:
+                    known[event_id] = json.loads(found)
+            memo[user] = known
+        result = assign_batch(events, states, memo, self.config.gap_s * 1000, self.config.max_length_s * 1000)
+        writes = list(result.states.items())
+        if writes:
+            pipe = self.redis.pipeline(transaction=False)
+            for user, state in writes:
+                expected = states[user].version if states[user] is not None else 0
+                args: list[Any] = [
+                    expected, replace(state, version=expected + 1).to_json(),
+                    self.config.state_ttl_s, 2 * self.config.memo_ttl_s,
+                ]
+                for event_id, fields in result.memo.get(user, {}).items():
+                    args += [event_id, json.dumps(fields, separators=(",", ":"))]
+                self._cas(keys=[self.state_key(user), self.memo_key(user, bucket)], args=args, client=pipe)
+            outcomes = pipe.execute()
+        else:
+            outcomes = []
+        conflicted = {user for (user, _), ok in zip(writes, outcomes) if not ok}
+        self.replays += result.replays
+        return result.fields, conflicted
+
+    @staticmethod
+    def _public(fields: dict[str, Any]) -> dict[str, Any]:
+        out = dict(fields)
+        out["first_seen_at"] = EPOCH + fields["first_seen_at"] * MS
+        return out
+
+
+def to_session_event(event: Mapping[str, Any]) -> SessionEvent:
+    """The sessionisation view of an enriched event (``event_time`` an aware datetime)."""
+    return SessionEvent(
+        client_id=event["client_id"],
+        user_id=event["user_id"],
+        event_id=event["event_id"],
+        time_ms=(event["event_time"] - EPOCH) // MS,
+    )
+
+
+class SessionEnrichment:
+    """``enrich_batch(events)`` -> the session fields of each enriched event, via the store."""
+
+    name = "sessions"
+
+    def __init__(self, store: RedisSessionStore) -> None:
+        self.store = store
+
+    def enrich_batch(self, events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        return self.store.assign([to_session_event(event) for event in events])

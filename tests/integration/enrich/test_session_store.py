@@ -1,0 +1,117 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import redis as redis_lib
+
+from pistats.enrich.sessions import RedisSessionStore, SessionConfig, SessionEvent, session_id
+
+T0 = 1_790_000_000_000
+MIN = 60_000
+NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
+
+
+def ev(t, event_id, user="u1", client="c1"):
+    return SessionEvent(client, user, event_id, T0 + t)
+
+
+@pytest.fixture
+def store(redis_client, key_prefix):
+    return RedisSessionStore(redis_client, SessionConfig(key_prefix=key_prefix), now=lambda: NOW)
+
+
+def test_batch_assigns_sessions_and_persists_state(store):
+    fields = store.assign([ev(0, "a"), ev(MIN, "b"), ev(0, "x", user="u2"), ev(3 * 60 * MIN, "c")])
+    assert [(f["session_index"], f["session_event_index"]) for f in fields] == [(1, 1), (1, 2), (1, 1), (2, 1)]
+    assert fields[0]["session_id"] == session_id(ev(0, "a"))
+    assert fields[0]["first_seen_at"] == datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=T0)
+    later = store.assign([ev(3 * 60 * MIN + MIN, "d")])
+    assert (later[0]["session_index"], later[0]["session_event_index"], later[0]["is_new_user"]) == (2, 2, False)
+
+
+def test_replayed_batch_gets_identical_fields_and_is_not_counted(store):
+    batch = [ev(0, "a"), ev(MIN, "b"), ev(2 * MIN, "c")]
+    first = store.assign(batch)
+    again = store.assign(batch)
+    assert again == first
+    assert store.replays == 3
+    after = store.assign([ev(3 * MIN, "d")])
+    assert after[0]["session_event_index"] == 4
+
+
+def test_duplicate_event_id_within_and_across_batches(store):
+    fields = store.assign([ev(0, "a"), ev(0, "a"), ev(MIN, "b")])
+    assert fields[1] == fields[0] and fields[2]["session_event_index"] == 2
+    assert store.assign([ev(0, "a")])[0]["is_new_user"] is True
+
+
+def test_keys_carry_cleanup_ttls(store, redis_client):
+    store.assign([ev(0, "a")])
+    user = ("c1", "u1")
+    state_ttl = redis_client.ttl(store.state_key(user))
+    assert store.config.state_ttl_s - 5 <= state_ttl <= store.config.state_ttl_s
+    bucket = int(NOW.timestamp() * 1000) // (store.config.memo_ttl_s * 1000)
+    memo_ttl = redis_client.ttl(store.memo_key(user, bucket))
+    assert store.config.memo_ttl_s < memo_ttl <= 2 * store.config.memo_ttl_s
+
+
+def test_memo_from_the_previous_bucket_is_still_found(redis_client, key_prefix):
+    config = SessionConfig(key_prefix=key_prefix, memo_ttl_s=3600)
+    clock = [NOW]
+    store = RedisSessionStore(redis_client, config, now=lambda: clock[0])
+    first = store.assign([ev(0, "a")])
+    clock[0] = NOW + timedelta(seconds=3600)
+    assert store.assign([ev(0, "a")]) == first
+    clock[0] = NOW + timedelta(seconds=3 * 3600)
+    assert store.assign([ev(0, "a")])[0]["session_event_index"] == 2  # the memo has expired
+
+
+def test_keys_of_distinct_users_never_collide(store):
+    a = store.assign([ev(0, "e", client="a:b", user="c")])
+    b = store.assign([ev(0, "e", client="a", user="b:c")])
+    assert a[0]["is_new_user"] and b[0]["is_new_user"]
+    assert store.state_key(("a:b", "c")) != store.state_key(("a", "b:c"))
+
+
+class InterferingRedis:
+    """Fault injection: before this client's write pipeline, another writer updates the user."""
+
+    def __init__(self, client, interfere):
+        self.client, self.interfere, self.pipelines = client, interfere, 0
+
+    def register_script(self, script):
+        return self.client.register_script(script)
+
+    def pipeline(self, transaction=False):
+        self.pipelines += 1
+        if self.pipelines == 2:
+            self.interfere()
+        return self.client.pipeline(transaction=transaction)
+
+
+def test_concurrent_writer_is_detected_and_retried(redis_client, key_prefix):
+    config = SessionConfig(key_prefix=key_prefix)
+    other = RedisSessionStore(redis_client, config, now=lambda: NOW)
+    proxy = InterferingRedis(redis_client, lambda: other.assign([ev(0, "first")]))
+    store = RedisSessionStore(proxy, config, now=lambda: NOW)
+    fields = store.assign([ev(MIN, "second")])
+    assert store.conflicts == 1
+    assert (fields[0]["session_event_index"], fields[0]["is_new_user"]) == (2, False)
+    assert fields[0]["session_id"] == session_id(ev(0, "first"))
+
+
+def test_unreachable_redis_raises(key_prefix):
+    dead = redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=None)
+    store = RedisSessionStore(dead, SessionConfig(key_prefix=key_prefix), now=lambda: NOW)
+    with pytest.raises(redis_lib.ConnectionError):
+        store.assign([ev(0, "a")])
+
+
+def test_reconnects_after_the_connection_is_dropped(redis_url, redis_client, key_prefix):
+    # What a Redis restart looks like to the client (the shared server itself is not restarted).
+    client = redis_lib.Redis.from_url(redis_url, single_connection_client=True)
+    store = RedisSessionStore(client, SessionConfig(key_prefix=key_prefix), now=lambda: NOW)
+    store.assign([ev(0, "a")])
+    redis_client.client_kill_filter(_id=client.client_id())
+    fields = store.assign([ev(MIN, "b")])
+    assert fields[0]["session_event_index"] == 2
+    client.close()
