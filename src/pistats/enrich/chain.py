@@ -1,0 +1,151 @@
+"""The enrichment chain: parse, then geo, device and bots, then sessions.
+
+The same chain serves the Storm bolts (each bolt runs one part of it) and ``pistats enrich``
+(which runs all of it in one process). It is built once from an ``EnrichConfig``; the Redis
+client and the clock are injected.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+
+from pistats.enrich.bots import BotsConfig, BotsEnrichment
+from pistats.enrich.device import DeviceConfig, DeviceEnrichment
+from pistats.enrich.geo import GeoConfig, GeoEnrichment
+from pistats.enrich.parse import KinesisRecord, Parser, UndecodableTuple
+from pistats.enrich.sessions import RedisSessionStore, SessionConfig, SessionEnrichment
+
+
+class Enrichment(Protocol):
+    """A per-event enrichment: ``enrich(event)`` returns the fields to set on the event.
+
+    A returned ``enrich_errors`` list is appended to the event's, not substituted.
+    """
+
+    name: str
+
+    def enrich(self, event: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class EnrichConfig:
+    """Settings of every enrichment; ``from_dict`` reads the ``enrich`` section of config.json."""
+
+    geo: GeoConfig = field(default_factory=GeoConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    bots: BotsConfig = field(default_factory=BotsConfig)
+    sessions: SessionConfig = field(default_factory=SessionConfig)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EnrichConfig:
+        unknown = set(data) - {"geo", "device", "bots", "sessions"}
+        if unknown:
+            raise ValueError(f"unknown enrich settings: {', '.join(sorted(unknown))}")
+        return cls(
+            geo=GeoConfig.from_dict(data.get("geo", {})),
+            device=DeviceConfig.from_dict(data.get("device", {})),
+            bots=BotsConfig.from_dict(data.get("bots", {})),
+            sessions=SessionConfig.from_dict(data.get("sessions", {})),
+        )
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Chain:
+    """Runs the enrichments in order.
+
+    - ``parse(record)`` -> ``("event", event)`` or ``("reject", reject)``
+    - ``enrich(event)`` applies geo, device and bots in place and returns the event
+    - ``sessionise(events)`` sets the session fields of a batch; raises on Redis trouble, in
+      which case no event of the batch has session fields (never half-enriched output)
+    - ``run(records)`` all of it for a batch: (events, rejects)
+
+    ``sessions`` is None for a chain without Redis (``sessionise`` then leaves events alone).
+    """
+
+    def __init__(self, parser: Parser, stages: Sequence[Enrichment], sessions: SessionEnrichment | None,
+                 timed: bool = False) -> None:
+        self.parser = parser
+        self.stages = list(stages)
+        self.sessions = sessions
+        self.timed = timed
+        self.seconds: dict[str, float] = {name: 0.0 for name in self.stage_names}
+        self.counts: dict[str, int] = {"records": 0, "events": 0, "rejects": 0}
+
+    @property
+    def stage_names(self) -> list[str]:
+        return ["parse", *(stage.name for stage in self.stages), "sessions"]
+
+    @classmethod
+    def build(cls, config: EnrichConfig, *, redis: Any = None,
+              now: Callable[[], datetime] = utc_now, timed: bool = False) -> Chain:
+        """Open the databases and build every enrichment; ``redis`` None means no sessions."""
+        sessions = None
+        if redis is not None:
+            sessions = SessionEnrichment(RedisSessionStore(redis, config.sessions, now))
+        stages = [GeoEnrichment(config.geo), DeviceEnrichment(config.device), BotsEnrichment(config.bots)]
+        return cls(Parser(now), stages, sessions, timed=timed)
+
+    def stage(self, name: str) -> Any:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(name)
+
+    def parse(self, record: KinesisRecord | UndecodableTuple) -> tuple[str, dict[str, Any]]:
+        started = time.perf_counter() if self.timed else 0.0
+        kind, value = self.parser.parse(record)
+        if self.timed:
+            self.seconds["parse"] += time.perf_counter() - started
+        self.counts["records"] += 1
+        self.counts["events" if kind == "event" else "rejects"] += 1
+        return kind, value
+
+    def enrich(self, event: dict[str, Any]) -> dict[str, Any]:
+        for stage in self.stages:
+            started = time.perf_counter() if self.timed else 0.0
+            fields = stage.enrich(event)
+            errors = fields.pop("enrich_errors", None)
+            event.update(fields)
+            if errors:
+                event["enrich_errors"] = [*event.get("enrich_errors", []), *errors]
+            if self.timed:
+                self.seconds[stage.name] += time.perf_counter() - started
+        return event
+
+    def sessionise(self, events: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
+        if self.sessions is None or not events:
+            return events
+        started = time.perf_counter() if self.timed else 0.0
+        assigned = self.sessions.enrich_batch(events)
+        for event, fields in zip(events, assigned):
+            event.update(fields)
+        if self.timed:
+            self.seconds["sessions"] += time.perf_counter() - started
+        return events
+
+    def run(self, records: Iterable[KinesisRecord | UndecodableTuple]) -> tuple[list[dict], list[dict]]:
+        events, rejects = [], []
+        for record in records:
+            kind, value = self.parse(record)
+            if kind == "event":
+                events.append(self.enrich(value))
+            else:
+                rejects.append(value)
+        self.sessionise(events)
+        return events, rejects
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, cache hit rates and (when timed) seconds per stage."""
+        out: dict[str, Any] = dict(self.counts)
+        out["ua_cache"] = self.stage("device").cache_stats()
+        if self.sessions is not None:
+            out["session_replays"] = self.sessions.store.replays
+        if self.timed:
+            out["seconds"] = {name: round(value, 6) for name, value in self.seconds.items()}
+        return out

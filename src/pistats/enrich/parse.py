@@ -1,0 +1,148 @@
+"""Parse: a Kinesis record becomes the base of an enriched event, or a reject.
+
+Every input gives exactly one of the two, whatever its bytes (a property test holds us to it):
+the record's data is decoded and validated by ``pistats.contract.decode_record``, and a
+``ContractError`` becomes a reject carrying its reason code, the field, the raw payload (base64)
+and the record's provenance, for the dead-letter table.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping, Sequence
+
+from pistats import contract
+from pistats.enrich.device import DEVICE_KEYS
+from pistats.enrich.event import EMPTY_GEO
+
+# The spout's output fields, in order (one Storm tuple per Kinesis user record).
+RECORD_TUPLE_FIELDS = (
+    "shard_id", "sequence_number", "sub_sequence_number", "partition_key", "arrival_ms", "data_b64",
+)
+
+_DEVICE_DEFAULTS = dict(zip(DEVICE_KEYS, ("", "", "", "", "", "", "", "other", False, False)))
+_SESSION_DEFAULTS = {
+    "session_id": None, "session_index": None, "session_event_index": None,
+    "is_new_user": None, "first_seen_at": None,
+}
+
+
+@dataclass(frozen=True)
+class KinesisRecord:
+    """One Kinesis user record with its provenance; ``data`` is the raw payload."""
+
+    shard_id: str
+    sequence_number: str
+    sub_sequence_number: int
+    partition_key: str
+    arrival_ms: int | None
+    data: bytes
+
+
+@dataclass(frozen=True)
+class UndecodableTuple:
+    """A spout tuple whose ``data_b64`` is not base64: rejected ``bad_encoding`` as it came."""
+
+    record: KinesisRecord
+    data_b64: str
+
+
+def record_from_tuple(values: Sequence[Any]) -> KinesisRecord | UndecodableTuple:
+    """The record carried by a spout tuple (values in ``RECORD_TUPLE_FIELDS`` order)."""
+    shard_id, sequence_number, sub_sequence_number, partition_key, arrival_ms, data_b64 = values
+    record = KinesisRecord(
+        str(shard_id), str(sequence_number), int(sub_sequence_number or 0), str(partition_key),
+        arrival_ms, b"",
+    )
+    try:
+        data = base64.b64decode(data_b64, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        return UndecodableTuple(record, str(data_b64))
+    return KinesisRecord(**{**record.__dict__, "data": data})
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _client_id_of(data: bytes) -> str:
+    """Best effort client_id of a rejected record ('' when the payload does not say)."""
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError):
+        return ""
+    client_id = obj.get("client_id") if isinstance(obj, dict) else None
+    return client_id if isinstance(client_id, str) and len(client_id) <= contract.CLIENT_ID_MAX else ""
+
+
+class Parser:
+    """``parse(record)`` -> ``("event", event)`` or ``("reject", reject)``; ``now`` is injected.
+
+    The event has every key of ``EVENT_FIELDS``: the record's fields and provenance are set, the
+    later stages' fields hold their empty defaults. ``ip`` is the IP as received: the geo stage
+    anonymises it, so nothing may store an event that has not been through it.
+    """
+
+    name = "parse"
+
+    def __init__(self, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self.now = now
+
+    def parse(self, record: KinesisRecord | UndecodableTuple) -> tuple[str, dict[str, Any]]:
+        if isinstance(record, UndecodableTuple):
+            return "reject", self._reject(record.record, "bad_encoding", None,
+                                          "tuple data is not base64", record.data_b64)
+        try:
+            decoded = contract.decode_record(record.data)
+        except contract.ContractError as error:
+            raw_b64 = base64.b64encode(record.data).decode("ascii")
+            client_id = "" if error.reason in ("too_large", "bad_encoding", "bad_json") else _client_id_of(record.data)
+            return "reject", self._reject(record, error.reason, error.field, error.detail, raw_b64, client_id)
+        return "event", self._event(record, decoded)
+
+    def _reject(self, record: KinesisRecord, reason: str, field: str | None, detail: str,
+                raw_b64: str, client_id: str = "") -> dict[str, Any]:
+        return {
+            "reason": reason, "stage": self.name, "field": field, "detail": detail, "raw_b64": raw_b64,
+            "kinesis_shard": record.shard_id, "kinesis_seq": record.sequence_number,
+            "kinesis_subseq": record.sub_sequence_number, "client_id": client_id,
+            "rejected_at": self.now(),
+        }
+
+    def _event(self, record: KinesisRecord, decoded: Mapping[str, Any]) -> dict[str, Any]:
+        event = decoded["event"]
+        context = event.get("context") or {}
+        sdk = context.get("sdk") if isinstance(context.get("sdk"), dict) else {}
+        return {
+            "client_id": decoded["client_id"],
+            "property_id": event["property_id"],
+            "event_id": event["event_id"],
+            "event_type": event["type"],
+            "user_id": event["user_id"],
+            "event_time": contract.parse_timestamp(event["timestamp"]),
+            "received_at": contract.parse_timestamp(decoded["received_at"]),
+            "ip": decoded["ip"],
+            "user_agent": decoded["user_agent"],
+            "push_token": event.get("push_token"),
+            "notification_id": event.get("notification_id"),
+            "page_url": _text(context.get("page_url")),
+            "referrer": _text(context.get("referrer")),
+            "locale": _text(context.get("locale")),
+            "sdk_name": _text(sdk.get("name")),
+            "sdk_version": _text(sdk.get("version")),
+            "context_json": json.dumps(context, ensure_ascii=False, separators=(",", ":")),
+            "properties_json": json.dumps(event.get("properties") or {}, ensure_ascii=False, separators=(",", ":")),
+            "clock_skew": decoded["clock_skew"],
+            **EMPTY_GEO,
+            **_DEVICE_DEFAULTS,
+            **_SESSION_DEFAULTS,
+            "enrich_errors": [],
+            "kinesis_shard": record.shard_id,
+            "kinesis_seq": record.sequence_number,
+            "kinesis_subseq": record.sub_sequence_number,
+            "processed_at": self.now(),
+        }

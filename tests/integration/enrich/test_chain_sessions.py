@@ -1,0 +1,40 @@
+from datetime import datetime, timezone
+
+import pytest
+import redis as redis_lib
+
+from pistats import contract
+from pistats.enrich.chain import Chain, EnrichConfig
+from pistats.enrich.parse import KinesisRecord
+from pistats.enrich.sessions import SessionConfig
+
+NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
+
+
+def record(event_id, minute, user="u1", seq=1):
+    ev = {"event_id": event_id, "type": "page_view", "property_id": "p", "user_id": user,
+          "timestamp": f"2026-11-26T05:{minute:02d}:00Z"}
+    data = contract.encode_record(contract.build_record(
+        client_id="c1", event=ev, received_at=NOW, ip="8.8.8.8", user_agent="curl/8", now=NOW))
+    return KinesisRecord("shardId-0", str(seq), 0, f"c1:{user}", None, data)
+
+
+def test_full_chain_with_redis_sessions(redis_client, key_prefix):
+    config = EnrichConfig(sessions=SessionConfig(key_prefix=key_prefix))
+    chain = Chain.build(config, redis=redis_client, now=lambda: NOW)
+    events, _ = chain.run([record("a", 0), record("b", 5), record("x", 1, user="u2"), record("a", 0)])
+    assert [(e["session_index"], e["session_event_index"], e["is_new_user"]) for e in events] == [
+        (1, 1, True), (1, 2, False), (1, 1, True), (1, 1, True)]
+    assert events[3]["session_id"] == events[0]["session_id"]
+    assert events[0]["first_seen_at"] == datetime(2026, 11, 26, 5, 0, tzinfo=timezone.utc)
+    assert events[0]["device_type"] == "bot" and events[0]["geo_country"] == "US"
+    assert chain.summary()["session_replays"] == 1
+
+
+def test_redis_failure_leaves_no_session_fields(key_prefix):
+    dead = redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=None)
+    chain = Chain.build(EnrichConfig(sessions=SessionConfig(key_prefix=key_prefix)), redis=dead, now=lambda: NOW)
+    events = [chain.enrich(chain.parse(record("a", 0))[1])]
+    with pytest.raises(redis_lib.ConnectionError):
+        chain.sessionise(events)
+    assert events[0]["session_id"] is None

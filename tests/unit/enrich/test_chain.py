@@ -1,0 +1,55 @@
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from pistats import contract
+from pistats.enrich.chain import Chain, EnrichConfig
+from pistats.enrich.event import EVENT_FIELDS, from_wire, to_wire
+from pistats.enrich.parse import KinesisRecord
+
+NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+          "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1")
+
+
+def record(event_id, ip="81.2.69.160", ua=IPHONE, seq=1):
+    ev = {"event_id": event_id, "type": "register", "property_id": "p", "user_id": "u1",
+          "timestamp": "2026-11-26T05:00:00Z"}
+    data = contract.encode_record(contract.build_record(
+        client_id="c1", event=ev, received_at=NOW, ip=ip, user_agent=ua, now=NOW))
+    return KinesisRecord("shardId-0", str(seq), 0, "c1:u1", None, data)
+
+
+@pytest.fixture(scope="module")
+def chain():
+    return Chain.build(EnrichConfig(), now=lambda: NOW, timed=True)
+
+
+def test_chain_without_sessions_enriches_every_field(chain):
+    events, rejects = chain.run([record("a"), KinesisRecord("shardId-0", "2", 0, "pk", None, b"{"), record("b", ip="bad")])
+    assert [r["reason"] for r in rejects] == ["bad_json"]
+    first, second = events
+    assert set(first) == set(EVENT_FIELDS)
+    assert (first["geo_country"], first["ip"], first["device_type"], first["is_touch"]) == ("GB", "81.2.69.0", "mobile", True)
+    assert first["session_id"] is None and first["enrich_errors"] == []
+    assert second["enrich_errors"] == ["ip: malformed"] and second["geo_country"] == ""
+    summary = chain.summary()
+    assert (summary["records"], summary["events"], summary["rejects"]) == (3, 2, 1)
+    assert summary["ua_cache"]["hits"] >= 1
+    assert set(summary["seconds"]) == {"parse", "geo", "device", "bots", "sessions"}
+
+
+def test_wire_form_round_trips(chain):
+    (event,), _ = chain.run([record("c")])
+    wire = json.loads(json.dumps(to_wire(event)))
+    assert wire["event_time"] == "2026-11-26T05:00:00.000000Z"
+    assert from_wire(wire) == event
+
+
+def test_config_from_dict():
+    config = EnrichConfig.from_dict({"geo": {"ip_mode": "full"}, "device": {"cache_size": 5},
+                                     "sessions": {"gap_s": 600, "key_prefix": "x"}})
+    assert (config.geo.ip_mode, config.device.cache_size, config.sessions.gap_s) == ("full", 5, 600)
+    with pytest.raises(ValueError, match="unknown enrich settings"):
+        EnrichConfig.from_dict({"session": {}})

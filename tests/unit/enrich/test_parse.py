@@ -1,0 +1,150 @@
+import base64
+import json
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from pistats import contract
+from pistats.enrich.event import EVENT_FIELDS, REJECT_FIELDS
+from pistats.enrich.parse import KinesisRecord, Parser, UndecodableTuple, record_from_tuple
+
+NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
+
+
+def event(**overrides):
+    base = {
+        "event_id": "e-1", "type": "page_view", "property_id": "site-1", "user_id": "u-1",
+        "timestamp": "2026-11-26T05:59:00.250+01:00",
+        "context": {"page_url": "https://example.com/a", "referrer": "https://ref.example/",
+                    "locale": "fr-FR", "sdk": {"name": "pistats-js", "version": "1.2.0"}, "extra": [1, 2]},
+        "properties": {"plan": "pro", "n": 3},
+    }
+    base.update(overrides)
+    return base
+
+
+def record_bytes(ev=None, **overrides):
+    record = contract.build_record(
+        client_id="client-1", event=ev or event(), received_at=NOW, ip="81.2.69.160",
+        user_agent="Mozilla/5.0", now=NOW,
+    )
+    record.update(overrides)
+    return contract.encode_record(record)
+
+
+def kinesis(data, seq="49590338271490256608559692538361571095921575989136588898", sub=0):
+    return KinesisRecord("shardId-000000000001", seq, sub, "client-1:u-1", 1_790_000_000_000, data)
+
+
+@pytest.fixture
+def parser():
+    return Parser(now=lambda: NOW)
+
+
+def test_valid_record_becomes_the_base_event(parser):
+    kind, ev = parser.parse(kinesis(record_bytes()))
+    assert kind == "event"
+    assert set(ev) == set(EVENT_FIELDS)
+    assert (ev["client_id"], ev["event_id"], ev["event_type"], ev["user_id"], ev["property_id"]) == (
+        "client-1", "e-1", "page_view", "u-1", "site-1")
+    assert ev["event_time"] == datetime(2026, 11, 26, 4, 59, 0, 250000, tzinfo=timezone.utc)
+    assert ev["received_at"] == NOW and ev["processed_at"] == NOW
+    assert (ev["page_url"], ev["referrer"], ev["locale"]) == ("https://example.com/a", "https://ref.example/", "fr-FR")
+    assert (ev["sdk_name"], ev["sdk_version"]) == ("pistats-js", "1.2.0")
+    assert json.loads(ev["context_json"])["extra"] == [1, 2]
+    assert json.loads(ev["properties_json"]) == {"plan": "pro", "n": 3}
+    assert ev["clock_skew"] is False and ev["enrich_errors"] == []
+    assert (ev["kinesis_shard"], ev["kinesis_subseq"]) == ("shardId-000000000001", 0)
+    assert ev["kinesis_seq"] == "49590338271490256608559692538361571095921575989136588898"
+    assert ev["push_token"] is None and ev["device_type"] == "other" and ev["session_id"] is None
+
+
+def test_optional_context_absent(parser):
+    ev = event()
+    del ev["context"], ev["properties"]
+    _, out = parser.parse(kinesis(record_bytes(ev)))
+    assert (out["page_url"], out["sdk_name"], out["context_json"], out["properties_json"]) == (None, None, "{}", "{}")
+
+
+@pytest.mark.parametrize(
+    "data, reason, field",
+    [
+        (b"\xff\xfe{}", "bad_encoding", None),
+        (b'{"v": 1, ', "bad_json", None),
+        (b"NaN", "bad_json", None),
+        (json.dumps({"v": 2, "client_id": "client-1"}).encode(), "unsupported_version", None),
+        (b"x" * (contract.MAX_RECORD_BYTES + 1), "too_large", None),
+        (record_bytes(event=event(timestamp="yesterday")), "schema", "event.timestamp"),
+        (record_bytes(event=event(type="buy")), "schema", "event.type"),
+    ],
+)
+def test_bad_records_become_rejects(parser, data, reason, field):
+    kind, reject = parser.parse(kinesis(data, sub=3))
+    assert kind == "reject"
+    assert set(reject) == set(REJECT_FIELDS)
+    assert (reject["reason"], reject["field"], reject["stage"]) == (reason, field, "parse")
+    assert base64.b64decode(reject["raw_b64"]) == data
+    assert (reject["kinesis_shard"], reject["kinesis_subseq"], reject["rejected_at"]) == ("shardId-000000000001", 3, NOW)
+    assert reject["detail"]
+
+
+def test_reject_names_the_client_when_the_payload_does(parser):
+    _, reject = parser.parse(kinesis(record_bytes(event=event(user_id=""))))
+    assert reject["client_id"] == "client-1" and reject["field"] == "event.user_id"
+    _, reject = parser.parse(kinesis(b"[1]"))
+    assert reject["client_id"] == ""
+
+
+def test_tuple_values_are_decoded():
+    data = record_bytes()
+    values = ["shardId-0", "123", 2, "client-1:u-1", 1_790_000_000_000, base64.b64encode(data).decode()]
+    assert record_from_tuple(values) == KinesisRecord("shardId-0", "123", 2, "client-1:u-1", 1_790_000_000_000, data)
+
+
+def test_tuple_with_broken_base64_is_a_bad_encoding_reject(parser):
+    values = ["shardId-0", "123", 0, "pk", None, "not base64!"]
+    record = record_from_tuple(values)
+    assert isinstance(record, UndecodableTuple)
+    kind, reject = parser.parse(record)
+    assert (kind, reject["reason"], reject["raw_b64"], reject["kinesis_seq"]) == ("reject", "bad_encoding", "not base64!", "123")
+
+
+def _check_one_outcome(parser, record):
+    kind, value = parser.parse(record)
+    if kind == "event":
+        assert set(value) == set(EVENT_FIELDS)
+    else:
+        assert kind == "reject" and value["reason"] in contract.REJECT_REASONS
+        assert set(value) == set(REJECT_FIELDS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2048))
+def test_arbitrary_bytes_never_crash(data):
+    _check_one_outcome(Parser(now=lambda: NOW), kinesis(data))
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["v", "client_id", "received_at", "ip", "user_agent", "event",
+                                        "clock_skew", "other"]), JSON, max_size=8),
+       st.dictionaries(st.sampled_from(list(contract.EVENT_FIELDS)), JSON, max_size=9))
+def test_arbitrary_record_shaped_json_never_crashes(record, ev):
+    record.setdefault("v", 1)
+    if "event" not in record:
+        record["event"] = ev
+    data = json.dumps(record, allow_nan=True).encode()
+    _check_one_outcome(Parser(now=lambda: NOW), kinesis(data))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=200))
+def test_arbitrary_tuple_data_never_crashes(data_b64):
+    _check_one_outcome(Parser(now=lambda: NOW), record_from_tuple(["s", "1", 0, "pk", None, data_b64]))
