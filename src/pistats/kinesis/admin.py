@@ -1,0 +1,118 @@
+"""Stream administration helpers: clients, create/wait/delete, the shard map, even hash ranges."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pistats.errors import UserError
+
+HASH_KEY_SPACE = 2**128
+
+
+def make_client(endpoint_url: str | None = None, region: str | None = None, **config: Any):
+    """A boto3 Kinesis client; credentials come from the standard AWS chain only."""
+    import boto3
+
+    session = boto3.session.Session()
+    options = {"retries": {"mode": "standard", "max_attempts": 3}, "connect_timeout": 5, "read_timeout": 30}
+    options.update(config)
+    return session.client(
+        "kinesis",
+        endpoint_url=endpoint_url,
+        region_name=region or session.region_name or "us-east-1",
+        config=Config(**options),
+    )
+
+
+def even_hash_ranges(shard_count: int) -> list[tuple[int, int]]:
+    """The hash key ranges AWS CreateStream gives ``shard_count`` shards: shard i starts at
+    ``i * (2**128 // n)``; the last one ends at ``2**128 - 1``. (kinesis-local uses
+    ``(2**128 - 1) // n``, a boundary one lower for even counts: compare ranges by overlap.)"""
+    if shard_count < 1:
+        raise ValueError("shard_count must be at least 1")
+    width = HASH_KEY_SPACE // shard_count
+    starts = [i * width for i in range(shard_count)]
+    ends = [start - 1 for start in starts[1:]] + [HASH_KEY_SPACE - 1]
+    return list(zip(starts, ends))
+
+
+def error_code(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        return error.response.get("Error", {}).get("Code", "")
+    return ""
+
+
+def stream_status(client, stream: str) -> str | None:
+    """The stream's status, or None if it does not exist."""
+    try:
+        summary = client.describe_stream_summary(StreamName=stream)
+    except ClientError as error:
+        if error_code(error) == "ResourceNotFoundException":
+            return None
+        raise
+    return summary["StreamDescriptionSummary"]["StreamStatus"]
+
+
+def wait_active(
+    client,
+    stream: str,
+    *,
+    timeout: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Wait until the stream is ACTIVE (after CreateStream, SplitShard, MergeShards)."""
+    deadline = clock() + timeout
+    while True:
+        status = stream_status(client, stream)
+        if status == "ACTIVE":
+            return
+        if clock() > deadline:
+            raise UserError(f"stream {stream} is {status or 'missing'} after {timeout:.0f} s, not ACTIVE")
+        sleep(0.1)
+
+
+def create_stream(client, stream: str, shard_count: int, *, timeout: float = 60.0) -> None:
+    try:
+        client.create_stream(StreamName=stream, ShardCount=shard_count)
+    except ClientError as error:
+        if error_code(error) == "ResourceInUseException":
+            raise UserError(f"stream {stream} already exists (drop --create to replay into it)", exit_code=2) from None
+        raise
+    wait_active(client, stream, timeout=timeout)
+
+
+def delete_stream(client, stream: str) -> None:
+    try:
+        client.delete_stream(StreamName=stream, EnforceConsumerDeletion=True)
+    except ClientError as error:
+        if error_code(error) != "ResourceNotFoundException":
+            raise
+
+
+def list_all_shards(client, stream: str) -> list[dict[str, Any]]:
+    """Every shard ListShards reports (open and closed), following NextToken."""
+    shards: list[dict[str, Any]] = []
+    request: dict[str, Any] = {"StreamName": stream}
+    while True:
+        response = client.list_shards(**request)
+        shards.extend(response.get("Shards", []))
+        token = response.get("NextToken")
+        if not token:
+            return shards
+        request = {"NextToken": token}
+
+
+def require_stream(client, stream: str) -> None:
+    """UserError (one line) if the stream is missing or the endpoint is unreachable."""
+    try:
+        status = stream_status(client, stream)
+    except (BotoCoreError, ClientError) as error:
+        raise UserError(f"cannot reach Kinesis: {error}") from None
+    if status is None:
+        raise UserError(f"stream {stream} does not exist (pass --create to create it)")
