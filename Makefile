@@ -1,0 +1,22 @@
+# The two commands of the README's quick start, and a few helpers. Each target bootstraps first
+# (idempotent: installs what is missing, starts Redis, ClickHouse and kinesis-local on 127.0.0.1).
+SHELL := /bin/bash
+export LEIN_ROOT := 1
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+
+.PHONY: demo test unit bootstrap services-stop bench
+
+demo: bootstrap          ## the main job on embedded defaults
+	pistats demo
+
+test: bootstrap          ## every test: unit, integration against real services, real Storm
+	pytest
+
+unit:                    ## fast unit tests only (no services)
+	pytest tests/unit -q
+
+bootstrap:
+	scripts/bootstrap
+
+services-stop:
+	pistats services stop all
