@@ -42,6 +42,7 @@ class KinesisConfig:
     get_records_limit: int = MAX_GET_RECORDS_LIMIT
     idle_poll_ms: int = 1_000
     list_shards_interval_ms: int = 10_000
+    list_shards_page_size: int = 1_000
     lease_ms: int = 30_000
     emit_batch: int = 100
     connect_timeout_s: float = 2.0
@@ -57,7 +58,7 @@ class KinesisConfig:
         if not 1 <= self.get_records_limit <= MAX_GET_RECORDS_LIMIT:
             raise ValueError(f"get_records_limit must be in 1..{MAX_GET_RECORDS_LIMIT}")
         for name in ("max_uncommitted", "checkpoint_interval_ms", "idle_poll_ms", "list_shards_interval_ms",
-                     "lease_ms", "emit_batch"):
+                     "list_shards_page_size", "lease_ms", "emit_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.lease_ms <= self.checkpoint_interval_ms:

@@ -1,0 +1,458 @@
+"""An at-least-once Kinesis consumer with ack-driven checkpoints (no Storm here).
+
+Threads and ownership:
+
+* one **fetcher thread per shard** runs a :class:`ShardReader` and appends records to a
+  shared queue; it only fetches while the task holds fewer than ``max_uncommitted`` records;
+* one **coordinator thread** lists shards (paginated, periodically, so new shards are picked up
+  without a restart), starts a shard once its parents are fully checkpointed at SHARD_END,
+  and writes checkpoints every ``checkpoint_interval_ms`` (retrying when the store is down);
+* the **caller's thread** (Storm's) calls :meth:`Consumer.poll`, :meth:`Consumer.ack` and
+  :meth:`Consumer.fail`, which never block on I/O.
+
+A record leaves the task's books only when the checkpoint passes it: after its ack, or after
+the ack of its dead letter once ``retries`` replays failed. Nothing is acked-and-dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pistats.kinesis.checkpoint import NOT_OWNER, OK, Checkpoint, CheckpointStore
+from pistats.kinesis.config import KinesisConfig
+from pistats.kinesis.ledger import (
+    DeadLetter,
+    KinesisRecord,
+    Position,
+    RetryPolicy,
+    ShardLedger,
+    parse_message_id,
+)
+from pistats.kinesis.shard_reader import ShardReader, StartPosition
+
+log = logging.getLogger(__name__)
+
+_SHARD_NUMBER = re.compile(r"(\d+)$")
+
+
+def assigned_task(shard_id: str, task_count: int) -> int:
+    """The task index (0-based) that reads ``shard_id``: stable across re-listings and restarts.
+
+    Uses the shard's trailing number (Kinesis numbers shards sequentially, so consecutive shards
+    spread evenly), else a CRC32 of the id.
+    """
+    match = _SHARD_NUMBER.search(shard_id)
+    number = int(match.group(1)) if match else zlib.crc32(shard_id.encode())
+    return number % task_count
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One thing to emit: a record, or (with ``dead_letter_reason``) its dead letter."""
+
+    message_id: str
+    record: KinesisRecord
+    dead_letter_reason: str | None = None
+
+
+@dataclass
+class ShardMetrics:
+    read: int = 0
+    emitted: int = 0
+    acked: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    in_flight: int = 0
+    millis_behind_latest: int | None = None
+    last_checkpoint: str = ""
+    throttled: int = 0
+    read_errors: int = 0
+    checkpoint_errors: int = 0
+
+
+WAITING, READING, FINISHING, DONE = "waiting", "reading", "finishing", "done"
+
+
+@dataclass
+class _Shard:
+    shard_id: str
+    parents: list[str]
+    closed: bool
+    state: str = WAITING
+    ledger: ShardLedger | None = None
+    reader: ShardReader | None = None
+    thread: threading.Thread | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    next_call_ms: int = 0
+    fetch_ended: bool = False          # the fetcher queued the shard's last record
+    all_emitted: bool = False          # poll() has taken the end marker off the queue
+    saved: Position | None = None      # last checkpoint written (or loaded)
+    saved_complete: bool = True
+    next_save_ms: int = 0
+    save_failures: int = 0
+    metrics: ShardMetrics = field(default_factory=ShardMetrics)
+
+
+@dataclass(frozen=True)
+class _ShardEnd:
+    shard_id: str
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Consumer:
+    """Reads the shards assigned to task ``task_index`` of ``task_count``.
+
+    ``client`` is a boto3 Kinesis client (built with botocore retries off, see
+    :func:`make_kinesis_client`), ``store`` a checkpoint store, ``now_ms`` a clock in epoch
+    milliseconds. Call :meth:`start` to run the threads, or drive :meth:`coordinate_once` and
+    :meth:`fetch_once` directly (tests do).
+    """
+
+    def __init__(self, config: KinesisConfig, client, store: CheckpointStore, *, task_index: int = 0,
+                 task_count: int = 1, now_ms: Callable[[], int] = _now_ms, owner: str | None = None):
+        if not 0 <= task_index < task_count:
+            raise ValueError(f"task_index {task_index} outside 0..{task_count - 1}")
+        self.config = config
+        self._client = client
+        self._store = store
+        self._task_index = task_index
+        self._task_count = task_count
+        self._now_ms = now_ms
+        self._owner = owner or f"{config.app_name}:task{task_index}:{id(self):x}:{now_ms()}"
+        self._policy: RetryPolicy = config.retry_policy()
+        self._shards: dict[str, _Shard] = {}
+        self._known_shards: set[str] = set()
+        self._lock = threading.Lock()               # guards ledgers, budget and shard states
+        self._queue: deque = deque()                # fetched records and shard-end markers
+        self._dead_letters: deque[Delivery] = deque()
+        self._uncommitted = 0                       # queued + in ledgers + reserved by fetchers
+        self._next_list_ms = 0
+        self._next_log_ms = 0
+        self._stop = threading.Event()
+        self._coordinator: threading.Thread | None = None
+
+    # --- caller's thread: never blocks on I/O -------------------------------------------------
+
+    def poll(self, max_records: int) -> list[Delivery]:
+        """Up to ``max_records`` deliveries: due replays and dead letters first, then new records."""
+        out: list[Delivery] = []
+        now = self._now_ms()
+        with self._lock:
+            while self._dead_letters and len(out) < max_records:
+                out.append(self._dead_letters.popleft())
+            for shard in self._shards.values():
+                ledger = shard.ledger
+                if ledger is None or len(out) >= max_records:
+                    continue
+                due_at = ledger.next_retry_ms()
+                if due_at is not None and due_at <= now:
+                    for item in ledger.due(now):
+                        if isinstance(item, DeadLetter):
+                            out.append(Delivery(item.message_id, item.record, item.reason))
+                        else:
+                            shard.metrics.emitted += 1
+                            out.append(Delivery(item.message_id, item))
+            queue = self._queue
+            while queue and len(out) < max_records:
+                item = queue.popleft()
+                if isinstance(item, _ShardEnd):
+                    shard = self._shards.get(item.shard_id)
+                    if shard is not None:
+                        shard.all_emitted = True
+                    continue
+                shard = self._shards.get(item.shard_id)
+                if shard is None or shard.ledger is None:
+                    self._uncommitted -= 1  # shard dropped (lease lost): the new owner reads it
+                    continue
+                try:
+                    shard.ledger.emit(item)
+                except ValueError:
+                    # Fetched before the shard was dropped and restarted: the new reader has it.
+                    self._uncommitted -= 1
+                    continue
+                shard.metrics.emitted += 1
+                out.append(Delivery(item.message_id, item))
+        return out
+
+    def ack(self, message_id: str) -> None:
+        """A record (or its dead letter, id ending ``|dead``) was fully processed downstream."""
+        shard_id, position = parse_message_id(message_id.removesuffix("|dead"))
+        with self._lock:
+            shard = self._shards.get(shard_id)
+            if shard is None or shard.ledger is None:
+                return
+            passed = shard.ledger.ack(position)
+            self._uncommitted -= passed
+            shard.metrics.acked += 1
+
+    def fail(self, message_id: str) -> None:
+        """A record failed downstream: replay it with backoff, or dead-letter it after the retries."""
+        shard_id, position = parse_message_id(message_id.removesuffix("|dead"))
+        with self._lock:
+            shard = self._shards.get(shard_id)
+            if shard is None or shard.ledger is None:
+                return
+            outcome = shard.ledger.fail(position, self._now_ms())
+            shard.metrics.failed += 1
+            if isinstance(outcome, DeadLetter):
+                shard.metrics.dead_lettered += 1
+                self._dead_letters.append(Delivery(outcome.message_id, outcome.record, outcome.reason))
+
+    @property
+    def uncommitted(self) -> int:
+        return self._uncommitted
+
+    def metrics(self) -> dict[str, ShardMetrics]:
+        with self._lock:
+            for shard in self._shards.values():
+                shard.metrics.in_flight = len(shard.ledger) if shard.ledger is not None else 0
+            return {sid: ShardMetrics(**vars(s.metrics)) for sid, s in self._shards.items()}
+
+    def shard_states(self) -> dict[str, str]:
+        with self._lock:
+            return {sid: s.state for sid, s in self._shards.items()}
+
+    # --- threads ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._coordinator = threading.Thread(target=self._coordinate_loop, name="kinesis-coordinator", daemon=True)
+        self._coordinator.start()
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the threads, write a last checkpoint where possible and release the leases."""
+        self._stop.set()
+        for shard in list(self._shards.values()):
+            shard.stop.set()
+        if self._coordinator is not None:
+            self._coordinator.join(timeout_s)
+        for shard in list(self._shards.values()):
+            if shard.thread is not None:
+                shard.thread.join(timeout_s)
+        try:
+            self._write_checkpoints(self._now_ms(), force=True)
+            for shard in list(self._shards.values()):
+                if shard.state in (READING, FINISHING):
+                    self._store.release(shard.shard_id, self._owner)
+        except Exception as error:  # the store may be down at shutdown; leases then expire
+            log.warning("final checkpoint failed: %s", error)
+
+    def _coordinate_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.coordinate_once()
+            except Exception:
+                log.exception("kinesis coordinator step failed; retrying")
+            self._stop.wait(0.05)
+
+    def _fetch_loop(self, shard: _Shard) -> None:
+        while not (self._stop.is_set() or shard.stop.is_set() or shard.fetch_ended):
+            wait_ms = shard.next_call_ms - self._now_ms()
+            if wait_ms > 0:
+                shard.stop.wait(min(wait_ms, 1000) / 1000)
+                continue
+            if not self.fetch_once(shard.shard_id):
+                shard.stop.wait(0.01)  # at max_uncommitted: wait for acks
+
+    def step(self) -> None:
+        """Single-threaded drive (tests, tools): one coordination pass, then one fetch per shard."""
+        self.coordinate_once()
+        for shard_id, shard in list(self._shards.items()):
+            if shard.state in (READING, FINISHING):
+                self.fetch_once(shard_id)
+
+    # --- fetching -----------------------------------------------------------------------------
+
+    def fetch_once(self, shard_id: str) -> bool:
+        """One GetRecords call for the shard if its pacing and the budget allow; False if not."""
+        shard = self._shards[shard_id]
+        now = self._now_ms()
+        if shard.reader is None or shard.fetch_ended or now < shard.next_call_ms:
+            return False
+        with self._lock:
+            reserve = min(self.config.get_records_limit, self.config.max_uncommitted - self._uncommitted)
+            if reserve <= 0:
+                return False
+            self._uncommitted += reserve
+        fetch = shard.reader.step(reserve)
+        with self._lock:
+            # A KPL aggregate can hold more sub-records than reserved: the bound is then exceeded
+            # by at most one fetch (documented in docs/spout.md).
+            self._uncommitted += len(fetch.records) - reserve
+            shard.next_call_ms = fetch.next_call_ms
+            metrics = shard.metrics
+            metrics.read += len(fetch.records)
+            if fetch.millis_behind is not None:
+                metrics.millis_behind_latest = fetch.millis_behind
+            if fetch.throttled:
+                metrics.throttled += 1
+            elif fetch.error and fetch.error != "ExpiredIteratorException":
+                metrics.read_errors += 1
+            self._queue.extend(fetch.records)
+            if fetch.ended:
+                shard.fetch_ended = True
+                self._queue.append(_ShardEnd(shard_id))
+                if fetch.children:
+                    self._next_list_ms = 0  # pick the children up at once
+        return True
+
+    # --- coordination -------------------------------------------------------------------------
+
+    def coordinate_once(self) -> None:
+        """List shards when due, start ready shards, write due checkpoints, finish ended shards."""
+        now = self._now_ms()
+        if now >= self._next_list_ms:
+            try:
+                self._list_shards()
+                self._next_list_ms = now + self.config.list_shards_interval_ms
+            except Exception as error:
+                log.warning("ListShards failed (%s); retrying", error)
+                self._next_list_ms = now + min(1000, self.config.list_shards_interval_ms)
+        for shard in list(self._shards.values()):
+            if shard.state == WAITING:
+                self._try_start(shard, now)
+        self._write_checkpoints(now)
+        if now >= self._next_log_ms:
+            self._next_log_ms = now + 60_000
+            for shard_id, m in sorted(self.metrics().items()):
+                log.info("shard %s: read=%d emitted=%d acked=%d failed=%d dead=%d in_flight=%d behind_ms=%s "
+                         "checkpoint=%s", shard_id, m.read, m.emitted, m.acked, m.failed, m.dead_lettered,
+                         m.in_flight, m.millis_behind_latest, m.last_checkpoint or "-")
+
+    def _list_shards(self) -> None:
+        listed: list[dict] = []
+        page = self.config.list_shards_page_size
+        kwargs: dict = {"StreamName": self.config.stream, "MaxResults": page}
+        while True:
+            response = self._client.list_shards(**kwargs)
+            listed.extend(response["Shards"])
+            token = response.get("NextToken")
+            if not token:
+                break
+            kwargs = {"NextToken": token, "MaxResults": page}  # AWS refuses StreamName with NextToken
+        self._known_shards = {s["ShardId"] for s in listed}
+        with self._lock:
+            for raw in listed:
+                shard_id = raw["ShardId"]
+                if shard_id in self._shards or assigned_task(shard_id, self._task_count) != self._task_index:
+                    continue
+                parents = [p for p in (raw.get("ParentShardId"), raw.get("AdjacentParentShardId")) if p]
+                closed = "EndingSequenceNumber" in raw.get("SequenceNumberRange", {})
+                self._shards[shard_id] = _Shard(shard_id, parents, closed)
+
+    def _try_start(self, shard: _Shard, now: int) -> None:
+        try:
+            checkpoint = self._store.load(shard.shard_id)
+            if checkpoint is not None and checkpoint.ended:
+                shard.state = DONE
+                shard.saved = checkpoint.position
+                return
+            # A child is read only once every parent (still listed) is checkpointed at SHARD_END.
+            lineage = [self._store.load(p) for p in shard.parents if p in self._known_shards]
+            if any(c is None or not c.ended for c in lineage):
+                return
+            if not self._store.claim(shard.shard_id, self._owner, now, self.config.lease_ms):
+                return
+        except Exception as error:
+            log.warning("shard %s: cannot start yet (%s)", shard.shard_id, error)
+            return
+        start = self._start_position(checkpoint, has_parents=bool(lineage))
+        with self._lock:
+            shard.ledger = ShardLedger(shard.shard_id, self._policy)
+            shard.reader = ShardReader(self._client, self.config.stream, shard.shard_id, start,
+                                       now_ms=self._now_ms, idle_poll_ms=self.config.idle_poll_ms)
+            if checkpoint is not None:
+                shard.saved, shard.saved_complete = checkpoint.position, checkpoint.complete
+                shard.metrics.last_checkpoint = _show(checkpoint.position)
+            shard.next_save_ms = now + self.config.checkpoint_interval_ms
+            shard.state = READING
+        log.info("shard %s: reading from %s", shard.shard_id, start.kind)
+        if self._coordinator is not None and not self._stop.is_set():
+            shard.thread = threading.Thread(target=self._fetch_loop, args=(shard,),
+                                            name=f"kinesis-{shard.shard_id}", daemon=True)
+            shard.thread.start()
+
+    def _start_position(self, checkpoint: Checkpoint | None, has_parents: bool) -> StartPosition:
+        if checkpoint is not None and checkpoint.position is not None:
+            position = checkpoint.position
+            if checkpoint.complete:
+                return StartPosition("AFTER_SEQUENCE_NUMBER", seq=position.seq)
+            return StartPosition("AT_SEQUENCE_NUMBER", seq=position.seq, skip_through=position)
+        if has_parents:
+            return StartPosition("TRIM_HORIZON")
+        return StartPosition(self.config.start_position, timestamp=self.config.start_datetime())
+
+    def _write_checkpoints(self, now: int, force: bool = False) -> None:
+        for shard in list(self._shards.values()):
+            if shard.state not in (READING, FINISHING) or (now < shard.next_save_ms and not force):
+                continue
+            with self._lock:
+                point = shard.ledger.committable()
+                position, complete = point if point is not None else (shard.saved, shard.saved_complete)
+                finished = shard.all_emitted and len(shard.ledger) == 0
+            try:
+                result = self._store.save(shard.shard_id, self._owner, position, complete, ended=finished,
+                                          now_ms=now, lease_ms=self.config.lease_ms)
+            except Exception as error:
+                # Keep every in-flight record and retry soon; the lease outlives a short outage.
+                shard.save_failures += 1
+                shard.metrics.checkpoint_errors += 1
+                shard.next_save_ms = now + min(self.config.checkpoint_interval_ms, 250 * 2 ** min(shard.save_failures, 4))
+                log.warning("shard %s: checkpoint write failed (%s); will retry", shard.shard_id, error)
+                continue
+            shard.save_failures = 0
+            shard.next_save_ms = now + self.config.checkpoint_interval_ms
+            if result == NOT_OWNER:
+                log.error("shard %s: lease taken by another owner; dropping the shard", shard.shard_id)
+                self._drop(shard)
+                continue
+            if result != OK:
+                log.warning("shard %s: checkpoint %s refused (%s)", shard.shard_id, _show(position), result)
+            shard.saved, shard.saved_complete = position, complete
+            shard.metrics.last_checkpoint = _show(position) + (" SHARD_END" if finished else "")
+            if finished and result == OK:
+                shard.state = DONE
+                shard.stop.set()
+                self._next_list_ms = 0
+                log.info("shard %s: finished at SHARD_END", shard.shard_id)
+            elif shard.all_emitted:
+                shard.state = FINISHING
+                shard.next_save_ms = min(shard.next_save_ms, now + 100)
+
+    def _drop(self, shard: _Shard) -> None:
+        shard.stop.set()
+        with self._lock:
+            if shard.ledger is not None:
+                self._uncommitted -= len(shard.ledger)
+            shard.ledger = None
+            shard.reader = None
+            shard.state = WAITING
+            shard.fetch_ended = shard.all_emitted = False
+
+
+def _show(position: Position | None) -> str:
+    return "" if position is None else f"{position.seq}/{position.subseq}"
+
+
+def make_kinesis_client(config: KinesisConfig):
+    """A boto3 Kinesis client with botocore's retries off and short timeouts: the consumer's
+    own per-shard backoff decides. Credentials come from the default AWS chain only."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "kinesis",
+        region_name=config.region,
+        endpoint_url=config.endpoint_url,
+        config=Config(retries={"total_max_attempts": 1}, connect_timeout=config.connect_timeout_s,
+                      read_timeout=config.read_timeout_s, max_pool_connections=64),
+    )
