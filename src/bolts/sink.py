@@ -1,0 +1,46 @@
+"""The ClickHouse sink bolt: stores enriched events and rejects in batches, acks only stored tuples.
+
+Inputs (see docs/store.md):
+- default stream of the sessions bolt: one field ``event``, the enriched event dict
+  (datetimes as RFC 3339 text);
+- stream ``rejects`` (from the parse bolt and the spout): one field ``reject``, the reject dict.
+
+Acks are manual: a tuple is acked after the insert holding its row returned, failed when its
+batch could not be stored within the retry budget. Batches flush on size and, driven by tick
+tuples (enable ``topology.tick.tuple.freq.secs`` for this component), on age. A plain Bolt rather
+than TicklessBatchingBolt, whose flush thread holds a lock that delays heartbeat replies.
+"""
+
+from __future__ import annotations
+
+import os
+
+from streamparse import Bolt
+
+from pistats.store.sink import Settled, sink_from_options
+
+REJECTS_STREAM = "rejects"
+
+
+class StoreSinkBolt(Bolt):
+    auto_ack = False
+    auto_fail = False
+    outputs = []
+
+    def initialize(self, storm_conf, context):
+        self.sink = sink_from_options(storm_conf, os.environ)
+
+    def process(self, tup):
+        if tup.stream == REJECTS_STREAM:
+            self._settle(self.sink.add_reject(tup.id, tup.values[0] if tup.values else None))
+        else:
+            self._settle(self.sink.add_event(tup.id, tup.values[0] if tup.values else None))
+
+    def process_tick(self, tup):
+        self._settle(self.sink.tick())
+
+    def _settle(self, settled: Settled) -> None:
+        for tuple_id in settled.acked:
+            self.ack(tuple_id)
+        for tuple_id in settled.failed:
+            self.fail(tuple_id)

@@ -1,0 +1,275 @@
+"""One store interface over two backends: a ClickHouse server (native protocol) and embedded chdb.
+
+Table names in SQL given to ``query``/``execute`` are qualified with ``store.database``.
+Every failure of the backend (connection refused, timeout, server error) surfaces as
+:class:`StoreError`, an infrastructure error: the sink retries it and finally fails the tuples.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from pistats.store.config import StoreURL
+from pistats.store.features import ServerFeatures, parse_version
+from pistats.store.rows import (
+    BOOL,
+    DT,
+    EVENT_COLUMNS,
+    NF64,
+    NU32,
+    REJECT_COLUMNS,
+    STRARR,
+    U32,
+    Column,
+)
+from pistats.store.schema import EVENTS, REJECTS
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(Exception):
+    """The store could not do what was asked (unreachable, timed out, refused). Never holds secrets."""
+
+
+class Store(Protocol):
+    url: StoreURL
+    database: str
+    features: ServerFeatures
+
+    @property
+    def server_version(self) -> str: ...
+
+    def ensure_database(self) -> None: ...
+
+    def execute(self, sql: str) -> None: ...
+
+    def query(self, sql: str) -> list[tuple]: ...
+
+    def insert(self, table: str, columns: Sequence[Column], rows: Sequence[tuple], dedup_token: str | None) -> None: ...
+
+    def insert_events(self, rows: Sequence[tuple], dedup_token: str | None) -> None: ...
+
+    def insert_rejects(self, rows: Sequence[tuple], dedup_token: str | None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _StoreBase:
+    url: StoreURL
+    database: str
+    features: ServerFeatures
+
+    @property
+    def server_version(self) -> str:
+        return self.features.version_text
+
+    def insert_events(self, rows: Sequence[tuple], dedup_token: str | None) -> None:
+        """Insert rows in ``EVENT_COLUMNS`` order; returns only once the server has stored them."""
+        self.insert(EVENTS, EVENT_COLUMNS, rows, dedup_token)
+
+    def insert_rejects(self, rows: Sequence[tuple], dedup_token: str | None) -> None:
+        """Insert rows in ``REJECT_COLUMNS`` order; returns only once the server has stored them."""
+        self.insert(REJECTS, REJECT_COLUMNS, rows, dedup_token)
+
+    def insert(self, table, columns, rows, dedup_token):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url.redacted!r})"
+
+
+class ClickHouseStore(_StoreBase):
+    """clickhouse-driver over the native protocol: columnar inserts, LZ4 compression."""
+
+    def __init__(self, url: StoreURL, features: ServerFeatures | None = None):
+        from clickhouse_driver import Client
+
+        self.url = url
+        self.database = url.database
+        self._client_options = dict(
+            host=url.host,
+            port=url.port,
+            user=url.user,
+            password=url.password,
+            secure=url.scheme == "clickhouses",
+            compression="lz4",
+            connect_timeout=url.connect_timeout,
+            send_receive_timeout=url.send_receive_timeout,
+            sync_request_timeout=url.send_receive_timeout,
+        )
+        self._client = Client(database=self.database, **self._client_options)
+        self.features = features or ServerFeatures.for_version(self._detect_version())
+
+    def _detect_version(self) -> tuple[int, int, int]:
+        # Asked of the "system" database, which exists before ours does.
+        from clickhouse_driver import Client
+
+        client = Client(database="system", **self._client_options)
+        try:
+            rows = self._run(client.execute, "SELECT version()")
+        finally:
+            client.disconnect()
+        return parse_version(str(rows[0][0]))
+
+    def _run(self, call, *args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except Exception as error:  # the driver raises many kinds: network, socket, server errors
+            raise StoreError(f"{self.url.redacted}: {type(error).__name__}: {_first_line(error)}") from None
+
+    def ensure_database(self) -> None:
+        from clickhouse_driver import Client
+
+        client = Client(database="system", **self._client_options)
+        try:
+            self._run(client.execute, f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        finally:
+            client.disconnect()
+
+    def execute(self, sql: str) -> None:
+        self._run(self._client.execute, sql)
+
+    def query(self, sql: str) -> list[tuple]:
+        return [tuple(row) for row in self._run(self._client.execute, sql)]
+
+    def insert(self, table: str, columns: Sequence[Column], rows: Sequence[tuple], dedup_token: str | None) -> None:
+        if not rows:
+            return
+        names = ", ".join(column.name for column in columns)
+        settings = {}
+        if dedup_token and self.features.insert_deduplication_token:
+            settings["insert_deduplication_token"] = dedup_token
+        data = list(zip(*rows))
+        self._run(
+            self._client.execute,
+            f"INSERT INTO {self.database}.{table} ({names}) VALUES",
+            data,
+            columnar=True,
+            settings=settings,
+        )
+
+    def close(self) -> None:
+        self._client.disconnect()
+
+
+class ChdbStore(_StoreBase):
+    """Embedded chdb (ClickHouse in this process) at a data directory.
+
+    chdb locks its data directory: only one process may open a path at a time, so the sink task
+    that owns it must be the only writer (run the sink with parallelism 1) and the report must
+    run after the topology stopped.
+    """
+
+    def __init__(self, url: StoreURL):
+        import chdb.session
+
+        self.url = url
+        self.database = url.database
+        path = url.path
+        if not os.path.isabs(path):
+            path = os.path.abspath(path)
+        os.makedirs(path, exist_ok=True)
+        try:
+            self._session = chdb.session.Session(path)
+        except Exception as error:
+            raise StoreError(f"{url.redacted}: cannot open: {_first_line(error)}") from None
+        self.features = ServerFeatures.for_version(parse_version(self._query_arrow("SELECT version()").column(0)[0].as_py()))
+
+    def _query_arrow(self, sql: str):
+        try:
+            return self._session.query(sql, "ArrowTable")
+        except Exception as error:
+            raise StoreError(f"{self.url.redacted}: {_first_line(error)}") from None
+
+    def ensure_database(self) -> None:
+        self.execute(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+
+    def execute(self, sql: str) -> None:
+        try:
+            self._session.query(sql, "CSV")
+        except Exception as error:
+            raise StoreError(f"{self.url.redacted}: {_first_line(error)}") from None
+
+    def query(self, sql: str) -> list[tuple]:
+        table = self._query_arrow(sql)
+        if table.num_columns == 0:
+            return []
+        return list(zip(*(column.to_pylist() for column in table.columns)))
+
+    def insert(self, table: str, columns: Sequence[Column], rows: Sequence[tuple], dedup_token: str | None) -> None:
+        import pyarrow as pa
+
+        if not rows:
+            return
+        schema = pa.schema([(column.name, _ARROW_TYPES.get(column.kind, pa.string())) for column in columns])
+        try:
+            arrays = [pa.array(values, type=field.type) for values, field in zip(zip(*rows), schema)]
+            payload = io.BytesIO()
+            with pa.ipc.new_stream(payload, schema) as writer:
+                writer.write_batch(pa.record_batch(arrays, schema=schema))
+        except (pa.ArrowException, TypeError, ValueError, OverflowError) as error:
+            raise StoreError(f"{self.url.redacted}: cannot encode batch for {table}: {_first_line(error)}") from None
+        names = ", ".join(column.name for column in columns)
+        settings = ""
+        if dedup_token and self.features.insert_deduplication_token:
+            settings = f" SETTINGS insert_deduplication_token = '{dedup_token}'"
+        try:
+            with self._session.send_insert(f"INSERT INTO {self.database}.{table} ({names}){settings}", "ArrowStream") as inserter:
+                inserter.append(payload.getvalue())
+                inserter.finish()
+        except Exception as error:
+            raise StoreError(f"{self.url.redacted}: {_first_line(error)}") from None
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def _arrow_types() -> Mapping[str, object]:
+    import pyarrow as pa
+
+    return {
+        DT: pa.timestamp("us", tz="UTC"),
+        BOOL: pa.uint8(),
+        U32: pa.uint32(),
+        NU32: pa.uint32(),
+        NF64: pa.float64(),
+        STRARR: pa.list_(pa.string()),
+    }
+
+
+class _LazyArrowTypes(dict):
+    """pyarrow is imported only when chdb is used."""
+
+    def get(self, key, default=None):
+        if not self:
+            self.update(_arrow_types())
+        return super().get(key, default)
+
+
+_ARROW_TYPES = _LazyArrowTypes()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:500] if text else type(error).__name__
+
+
+def open_store(url: str | StoreURL, env: Mapping[str, str] | None = None) -> Store:
+    """Open the backend a URL names; raises StoreError when it is unreachable."""
+    parsed = url if isinstance(url, StoreURL) else StoreURL.parse(url, os.environ if env is None else env)
+    if parsed.scheme == "chdb":
+        return ChdbStore(parsed)
+    return ClickHouseStore(parsed)

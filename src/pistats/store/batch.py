@@ -1,0 +1,88 @@
+"""The pure core of the sink: an accumulator per table that decides when a batch is flushed.
+
+No I/O and no clock: the caller passes ``now`` (monotonic seconds) in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Hashable
+
+from pistats.store.rows import dedup_token
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Rows for one insert and the tuple ids to ack once it returned (or fail if it never does).
+
+    ``token`` is deterministic in the rows' keys: a retried batch carries the same token, so a
+    server with ``insert_deduplication_token`` drops the second copy of an insert that did land.
+    """
+
+    table: str
+    tuple_ids: tuple
+    rows: tuple
+    token: str
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+@dataclass
+class Accumulator:
+    """Collects rows of one table until ``max_rows`` or ``max_bytes`` is reached or the oldest is ``max_age_s`` old.
+
+    Contract: ``fits(nbytes)`` tells whether one more row may join without exceeding a bound; the
+    caller flushes (``take``) first when it does not. An empty accumulator accepts any single row,
+    so a row larger than ``max_bytes`` travels alone (string truncation bounds its size).
+    """
+
+    table: str
+    max_rows: int
+    max_bytes: int
+    max_age_s: float
+    _ids: list = field(default_factory=list)
+    _rows: list = field(default_factory=list)
+    _keys: list = field(default_factory=list)
+    _bytes: int = 0
+    _opened_at: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def fits(self, nbytes: int) -> bool:
+        if not self._rows:
+            return True
+        return len(self._rows) + 1 <= self.max_rows and self._bytes + nbytes <= self.max_bytes
+
+    def add(self, tuple_id: Hashable, row: tuple, key: str, nbytes: int, now: float) -> None:
+        if not self.fits(nbytes):
+            raise ValueError("accumulator is full: take() the batch first")
+        if not self._rows:
+            self._opened_at = now
+        self._ids.append(tuple_id)
+        self._rows.append(row)
+        self._keys.append(key)
+        self._bytes += nbytes
+
+    @property
+    def full(self) -> bool:
+        return len(self._rows) >= self.max_rows or self._bytes >= self.max_bytes
+
+    def due(self, now: float) -> bool:
+        """True when non-empty and full, or its oldest row waited ``max_age_s`` or longer."""
+        if not self._rows:
+            return False
+        return self.full or now - self._opened_at >= self.max_age_s
+
+    def take(self) -> Batch | None:
+        """Hand over the batch (None when empty) and start a new one."""
+        if not self._rows:
+            return None
+        batch = Batch(self.table, tuple(self._ids), tuple(self._rows), dedup_token(self.table, self._keys))
+        self._ids, self._rows, self._keys, self._bytes, self._opened_at = [], [], [], 0, None
+        return batch

@@ -1,0 +1,160 @@
+"""Typed configuration of the store (which backend, by URL) and of the batching sink."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pistats.errors import UserError
+
+PASSWORD_ENV = "PISTATS_CLICKHOUSE_PASSWORD"
+STORE_URL_ENV = "PISTATS_STORE_URL"
+DEFAULT_STORE_URL = "chdb:///.pistats/chdb"  # relative to the working directory: see docs/store.md
+_DATABASE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class StoreURL:
+    """A parsed store URL. The password is kept out of ``repr`` and ``str`` (use ``redacted``).
+
+    - ``clickhouse://user:pass@host:9000/db`` and ``clickhouses://...`` (TLS, default port 9440):
+      the native protocol through clickhouse-driver. Without a password in the URL the environment
+      variable ``PISTATS_CLICKHOUSE_PASSWORD`` is used. Query options: ``connect_timeout``,
+      ``send_receive_timeout`` (seconds).
+    - ``chdb:///absolute/dir`` or ``chdb://./relative/dir``: embedded chdb at that data path; the
+      database is ``pistats`` unless ``?database=NAME``.
+    """
+
+    scheme: str
+    host: str = ""
+    port: int = 0
+    user: str = "default"
+    password: str = field(default="", repr=False)
+    database: str = "default"
+    path: str = ""
+    connect_timeout: float = 3.0
+    send_receive_timeout: float = 10.0
+
+    @classmethod
+    def parse(cls, url: str, env: Mapping[str, str] | None = None) -> "StoreURL":
+        env = {} if env is None else env
+        parts = urlsplit(url)
+        options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        if parts.scheme in ("clickhouse", "clickhouses"):
+            secure = parts.scheme == "clickhouses"
+            try:
+                port = parts.port or (9440 if secure else 9000)
+            except ValueError:
+                raise UserError(f"store URL has a bad port: {_redact(url)}", exit_code=2) from None
+            database = unquote(parts.path.lstrip("/")) or "default"
+            password = unquote(parts.password) if parts.password else env.get(PASSWORD_ENV, "")
+            result = cls(
+                scheme=parts.scheme,
+                host=parts.hostname or "127.0.0.1",
+                port=port,
+                user=unquote(parts.username) if parts.username else "default",
+                password=password,
+                database=database,
+                connect_timeout=_seconds(options, "connect_timeout", 3.0, url),
+                send_receive_timeout=_seconds(options, "send_receive_timeout", 10.0, url),
+            )
+        elif parts.scheme == "chdb":
+            path = unquote(parts.netloc + parts.path)
+            if not path:
+                raise UserError(f"chdb store URL needs a data path: {url}", exit_code=2)
+            result = cls(scheme="chdb", path=path, database=options.get("database", "pistats"))
+        else:
+            raise UserError(
+                f"unsupported store URL {_redact(url)!r}: use clickhouse://, clickhouses:// or chdb:///path",
+                exit_code=2,
+            )
+        if not _DATABASE.match(result.database):
+            raise UserError(f"bad database name {result.database!r} in store URL", exit_code=2)
+        return result
+
+    @property
+    def redacted(self) -> str:
+        """The URL for logs and messages: never contains the password."""
+        if self.scheme == "chdb":
+            return f"chdb://{self.path if self.path.startswith('/') else '/' + self.path}?database={self.database}"
+        secret = ":***" if self.password else ""
+        return f"{self.scheme}://{self.user}{secret}@{self.host}:{self.port}/{self.database}"
+
+    def __str__(self) -> str:
+        return self.redacted
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
+
+
+def _seconds(options: Mapping[str, str], name: str, default: float, url: str) -> float:
+    if name not in options:
+        return default
+    try:
+        value = float(options[name])
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise UserError(f"store URL option {name} must be a positive number: {_redact(url)}", exit_code=2)
+    return value
+
+
+def store_url_from(explicit: str | None, env: Mapping[str, str]) -> str:
+    """The store URL to use: the explicit one, else ``PISTATS_STORE_URL``, else the local chdb default."""
+    return explicit or env.get(STORE_URL_ENV) or DEFAULT_STORE_URL
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    """Batching and retry settings of the sink (topology option ``pistats.sink``).
+
+    ``retry_budget_s`` bounds how long one flush may keep retrying a failed insert while holding
+    its batch; together with one insert's own timeout it must stay below Storm's
+    ``topology.subprocess.timeout.secs`` (30 s by default), because the bolt does not answer
+    heartbeats while it is inserting.
+    """
+
+    max_rows: int = 5000
+    max_bytes: int = 32 * 1024 * 1024
+    max_age_s: float = 1.0
+    retry_budget_s: float = 10.0
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 2.0
+    max_string_chars: int = 256 * 1024
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.max_rows < 1:
+            problems.append("max_rows must be >= 1")
+        if self.max_bytes < 1024:
+            problems.append("max_bytes must be >= 1024")
+        if self.max_age_s <= 0:
+            problems.append("max_age_s must be > 0")
+        if self.retry_budget_s < 0:
+            problems.append("retry_budget_s must be >= 0")
+        if not 0 < self.backoff_initial_s <= self.backoff_max_s:
+            problems.append("need 0 < backoff_initial_s <= backoff_max_s")
+        if self.max_string_chars < 1:
+            problems.append("max_string_chars must be >= 1")
+        if problems:
+            raise UserError("bad sink config: " + "; ".join(problems), exit_code=2)
+
+    @classmethod
+    def from_dict(cls, data: Mapping | None) -> "SinkConfig":
+        data = dict(data or {})
+        known = {item.name: item for item in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise UserError(f"bad sink config: unknown keys {', '.join(unknown)}", exit_code=2)
+        values = {}
+        for name, value in data.items():
+            expected = int if known[name].type == "int" else float
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UserError(f"bad sink config: {name} must be a number", exit_code=2)
+            if expected is int and not isinstance(value, int):
+                raise UserError(f"bad sink config: {name} must be an integer", exit_code=2)
+            values[name] = expected(value)
+        return cls(**values)

@@ -1,0 +1,327 @@
+"""Enriched events and rejects -> table rows: one column list per table, deliberate handling of bad values.
+
+A row is a tuple in the order of ``EVENT_COLUMNS`` / ``REJECT_COLUMNS``. Conversion never raises for
+odd *values* it can repair, and records each repair in the row instead of hiding it:
+
+- a string longer than ``max_string_chars`` is cut to that length (noted ``store:truncated:<field>``
+  in ``enrich_errors`` for events, appended to ``detail`` for rejects);
+- a string that is not encodable as UTF-8 (lone surrogates) is stored with "?" in place of the bad code points
+  (noted ``store:bad_unicode:<field>``);
+- NaN, infinite or out-of-range coordinates become NULL (noted ``store:bad_coordinate:<field>``);
+- NUL bytes are legal in ClickHouse ``String`` and are stored unchanged.
+
+An event that cannot be stored at all (missing ``event_id``, a timestamp that is not RFC 3339, a
+number where text is expected, ...) raises :class:`RowError`; the sink turns it into a reject
+(``reason="schema"``, ``stage="sink"``) so the data failure is a stored value, never a crash.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+# Column kinds; their SQL types per server are in pistats.store.schema.
+STR, LC, DT, BOOL, U32, NF64, NU32, STRARR = "str", "lc", "dt", "bool", "u32", "nf64", "nu32", "strarr"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str
+
+
+EVENT_COLUMNS: tuple[Column, ...] = tuple(
+    Column(name, kind)
+    for name, kind in (
+        ("client_id", LC),
+        ("property_id", LC),
+        ("event_id", STR),
+        ("event_type", LC),
+        ("user_id", STR),
+        ("event_time", DT),
+        ("received_at", DT),
+        ("ip", STR),
+        ("user_agent", STR),
+        ("push_token", STR),
+        ("notification_id", STR),
+        ("page_url", STR),
+        ("referrer", STR),
+        ("locale", LC),
+        ("sdk_name", LC),
+        ("sdk_version", LC),
+        ("context_json", STR),
+        ("properties_json", STR),
+        ("clock_skew", BOOL),
+        ("geo_country", LC),
+        ("geo_country_name", LC),
+        ("geo_region", LC),
+        ("geo_city", LC),
+        ("geo_postal", LC),
+        ("geo_lat", NF64),
+        ("geo_lon", NF64),
+        ("geo_accuracy_km", NU32),
+        ("geo_timezone", LC),
+        ("geo_continent", LC),
+        ("geo_asn", NU32),
+        ("geo_org", LC),
+        ("ua_browser", LC),
+        ("ua_browser_version", LC),
+        ("ua_os", LC),
+        ("ua_os_version", LC),
+        ("ua_device_family", LC),
+        ("ua_device_brand", LC),
+        ("ua_device_model", LC),
+        ("device_type", LC),
+        ("is_touch", BOOL),
+        ("is_bot", BOOL),
+        ("session_id", STR),
+        ("session_index", U32),
+        ("session_event_index", U32),
+        ("is_new_user", BOOL),
+        ("first_seen_at", DT),
+        ("enrich_errors", STRARR),
+        ("kinesis_shard", LC),
+        ("kinesis_seq", STR),
+        ("kinesis_subseq", U32),
+        ("processed_at", DT),
+    )
+)
+
+REJECT_COLUMNS: tuple[Column, ...] = tuple(
+    Column(name, kind)
+    for name, kind in (
+        ("client_id", LC),
+        ("reason", LC),
+        ("stage", LC),
+        ("field", LC),
+        ("detail", STR),
+        ("raw_b64", STR),
+        ("kinesis_shard", LC),
+        ("kinesis_seq", STR),
+        ("kinesis_subseq", U32),
+        ("rejected_at", DT),
+    )
+)
+
+EVENT_COLUMN_NAMES = tuple(column.name for column in EVENT_COLUMNS)
+REJECT_COLUMN_NAMES = tuple(column.name for column in REJECT_COLUMNS)
+_EVENT_INDEX = {name: index for index, name in enumerate(EVENT_COLUMN_NAMES)}
+_REJECT_INDEX = {name: index for index, name in enumerate(REJECT_COLUMN_NAMES)}
+
+# Oldest and newest instants that fit every server's DateTime (UInt32 seconds since the epoch).
+_MIN_TIME = datetime(1970, 1, 2, tzinfo=timezone.utc)
+_MAX_TIME = datetime(2105, 12, 31, tzinfo=timezone.utc)
+_U32_MAX = 2**32 - 1
+_COORDINATE_LIMIT = {"geo_lat": 90.0, "geo_lon": 180.0}
+# Fields whose absence makes an event meaningless; everything else has a default.
+_REQUIRED_EVENT_FIELDS = ("client_id", "event_id", "event_type", "user_id", "event_time")
+_FIXED_COST = 8  # rough bytes for a non-string value when bounding a batch
+
+
+class RowError(ValueError):
+    """An event that cannot become a row; ``field`` names the culprit."""
+
+    def __init__(self, field: str, detail: str):
+        super().__init__(f"{field}: {detail}")
+        self.field = field
+        self.detail = detail
+
+
+def parse_time(value: object, field: str) -> datetime:
+    """An aware datetime or RFC 3339 text (the multilang form) -> aware UTC datetime in DateTime range."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise RowError(field, "not RFC 3339") from None
+    if not isinstance(value, datetime):
+        raise RowError(field, f"expected a timestamp, got {type(value).__name__}")
+    if value.tzinfo is None:
+        raise RowError(field, "timestamp without a time zone")
+    value = value.astimezone(timezone.utc)
+    if not _MIN_TIME <= value < _MAX_TIME:
+        raise RowError(field, "timestamp outside 1970-01-02..2105-12-31")
+    return value
+
+
+class _Converter:
+    """Converts one mapping into a row; collects repair notes and a byte-size estimate."""
+
+    def __init__(self, max_string_chars: int):
+        self.max_string_chars = max_string_chars
+        self.notes: list[str] = []
+        self.size = 0
+
+    def text(self, value: object, field: str, strict: bool) -> str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            if strict or isinstance(value, (dict, list)):
+                raise RowError(field, f"expected text, got {type(value).__name__}")
+            value = str(value)
+        if len(value) > self.max_string_chars:
+            value = value[: self.max_string_chars]
+            self.notes.append(f"store:truncated:{field}")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                value = value.encode("utf-8", "replace").decode("utf-8")
+                self.notes.append(f"store:bad_unicode:{field}")
+        self.size += len(value) + 2
+        return value
+
+    def flag(self, value: object, field: str) -> int:
+        self.size += 1
+        if value is None:
+            return 0
+        if isinstance(value, bool) or value in (0, 1):
+            return int(value)
+        raise RowError(field, f"expected a boolean, got {value!r:.40}")
+
+    def count(self, value: object, field: str, nullable: bool) -> int | None:
+        self.size += _FIXED_COST
+        if value is None:
+            return None if nullable else 0
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _U32_MAX:
+            raise RowError(field, f"expected an integer in 0..2^32-1, got {value!r:.40}")
+        return value
+
+    def coordinate(self, value: object, field: str) -> float | None:
+        self.size += _FIXED_COST
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RowError(field, f"expected a number, got {type(value).__name__}")
+        value = float(value)
+        limit = _COORDINATE_LIMIT.get(field, math.inf)
+        if not math.isfinite(value) or abs(value) > limit:
+            self.notes.append(f"store:bad_coordinate:{field}")
+            return None
+        return value
+
+    def texts(self, value: object, field: str) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, (list, tuple)):
+            raise RowError(field, f"expected a list of text, got {type(value).__name__}")
+        return [self.text(item, field, strict=False) for item in value]
+
+
+def event_row(event: Mapping, max_string_chars: int) -> tuple[tuple, int]:
+    """One enriched event (as the brief's contract, datetimes as objects or RFC 3339 text) -> (row, bytes).
+
+    Raises :class:`RowError` when the event cannot be stored; repairs are noted in ``enrich_errors``.
+    """
+    if not isinstance(event, Mapping):
+        raise RowError("event", f"expected an object, got {type(event).__name__}")
+    for field in _REQUIRED_EVENT_FIELDS:
+        if event.get(field) in (None, ""):
+            raise RowError(field, "missing")
+    convert = _Converter(max_string_chars)
+    row: list = []
+    for column in EVENT_COLUMNS:
+        name, kind = column.name, column.kind
+        value = event.get(name)
+        if kind in (STR, LC):
+            row.append(convert.text(value, name, strict=False))
+        elif kind == DT:
+            if value is None and name == "first_seen_at":
+                value = event.get("event_time")
+            elif value is None and name in ("received_at", "processed_at"):
+                value = event.get("event_time")
+            convert.size += _FIXED_COST
+            row.append(parse_time(value, name))
+        elif kind == BOOL:
+            row.append(convert.flag(value, name))
+        elif kind == U32:
+            row.append(convert.count(value, name, nullable=False))
+        elif kind == NU32:
+            row.append(convert.count(value, name, nullable=True))
+        elif kind == NF64:
+            row.append(convert.coordinate(value, name))
+        else:
+            row.append(convert.texts(value, name))
+    if convert.notes:
+        errors_index = _EVENT_INDEX["enrich_errors"]
+        row[errors_index] = row[errors_index] + convert.notes
+    return tuple(row), convert.size
+
+
+def reject_row(reject: Mapping, max_string_chars: int, now: datetime) -> tuple[tuple, int]:
+    """One reject (dead letter) -> (row, bytes). Never raises: a reject is already the failure path.
+
+    Missing or odd fields are stored as text ('' for None); a bad ``rejected_at`` becomes ``now``.
+    """
+    if not isinstance(reject, Mapping):
+        reject = {"reason": "schema", "stage": "sink", "detail": f"reject was {type(reject).__name__}"}
+    convert = _Converter(max_string_chars)
+    row: list = []
+    for column in REJECT_COLUMNS:
+        name = column.name
+        value = reject.get(name)
+        if column.kind == U32:
+            try:
+                row.append(convert.count(value, name, nullable=False))
+            except RowError:
+                convert.notes.append(f"store:bad_value:{name}")
+                row.append(0)
+        elif column.kind == DT:
+            try:
+                row.append(parse_time(value, name))
+            except RowError:
+                row.append(now)
+        else:
+            try:
+                row.append(convert.text(value, name, strict=False))
+            except RowError:
+                row.append(convert.text(json.dumps(value, default=str), name, strict=False))
+    if convert.notes:
+        detail_index = _REJECT_INDEX["detail"]
+        row[detail_index] = " ".join([row[detail_index], *convert.notes]).strip()
+    return tuple(row), convert.size
+
+
+def reject_for_event(event: object, error: RowError, now: datetime) -> dict:
+    """The dead letter for an event the store cannot hold: the whole event kept as base64 JSON."""
+    mapping = event if isinstance(event, Mapping) else {}
+    raw = json.dumps(event, default=str, ensure_ascii=False).encode("utf-8", "replace")
+    return {
+        "reason": "schema",
+        "stage": "sink",
+        "field": error.field,
+        "detail": error.detail,
+        "raw_b64": base64.b64encode(raw).decode("ascii"),
+        "kinesis_shard": mapping.get("kinesis_shard"),
+        "kinesis_seq": mapping.get("kinesis_seq"),
+        "kinesis_subseq": mapping.get("kinesis_subseq"),
+        "client_id": mapping.get("client_id") if isinstance(mapping.get("client_id"), str) else "",
+        "rejected_at": now,
+    }
+
+
+def event_key(row: tuple) -> str:
+    """The identity ReplacingMergeTree collapses on: (client_id, event_id)."""
+    return f"{row[_EVENT_INDEX['client_id']]}\x1f{row[_EVENT_INDEX['event_id']]}"
+
+
+def reject_key(row: tuple) -> str:
+    """A reject is identified by the record it came from and where it failed."""
+    return "\x1f".join(
+        str(row[_REJECT_INDEX[name]])
+        for name in ("client_id", "reason", "stage", "kinesis_shard", "kinesis_seq", "kinesis_subseq", "raw_b64")
+    )
+
+
+def dedup_token(table: str, keys: list[str]) -> str:
+    """Deterministic token of a batch: the same rows in the same order give the same token on retry."""
+    digest = hashlib.sha256(table.encode("utf-8"))
+    for key in keys:
+        digest.update(b"\x1e")
+        digest.update(key.encode("utf-8", "replace"))
+    return digest.hexdigest()[:40]

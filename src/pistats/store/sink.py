@@ -1,0 +1,175 @@
+"""The batching sink: events and rejects in, batched inserts out, and which tuples to ack or fail.
+
+Ack contract: a tuple id appears in ``Settled.acked`` only after the insert holding its row
+returned; if the insert keeps failing for ``retry_budget_s`` the whole batch's ids appear in
+``Settled.failed`` (the spout replays them). A replayed or retried row collapses in the
+ReplacingMergeTree (``FINAL``), and on servers with ``insert_deduplication_token`` a retried batch
+is not even stored twice.
+
+An event the store cannot hold (see ``pistats.store.rows``) is stored as a reject instead and its
+tuple is acked with the rejects batch: a data failure is a value, not a replay loop.
+
+Retries block the caller: the bolt answers no heartbeat while a flush retries, so
+``retry_budget_s`` plus one insert's timeout must stay below Storm's subprocess timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from pistats.store.backends import Store, StoreError
+from pistats.store.batch import Accumulator, Batch
+from pistats.store.config import SinkConfig
+from pistats.store.rows import RowError, event_key, event_row, reject_for_event, reject_key, reject_row
+from pistats.store.schema import EVENTS, REJECTS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Settled:
+    """Tuple ids to ack (their rows are stored) and to fail (their batch could not be stored)."""
+
+    acked: list = field(default_factory=list)
+    failed: list = field(default_factory=list)
+
+    def extend(self, other: "Settled") -> "Settled":
+        self.acked.extend(other.acked)
+        self.failed.extend(other.failed)
+        return self
+
+
+@dataclass
+class SinkStats:
+    rows_inserted: int = 0
+    batches_inserted: int = 0
+    batches_failed: int = 0
+    insert_errors: int = 0
+    events_rejected_by_sink: int = 0
+
+
+class Sink:
+    """Two accumulators (events, rejects) in front of a store.
+
+    ``now`` is a monotonic clock in seconds (batch age, retry budget); ``wall_clock`` gives the
+    ``rejected_at`` of rejects the sink creates; ``sleep`` waits between retries.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        config: SinkConfig | None = None,
+        now: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ):
+        self.store = store
+        self.config = config or SinkConfig()
+        self._now = now
+        self._sleep = sleep
+        self._wall_clock = wall_clock
+        self.stats = SinkStats()
+        self._accumulators = {
+            table: Accumulator(table, self.config.max_rows, self.config.max_bytes, self.config.max_age_s)
+            for table in (EVENTS, REJECTS)
+        }
+
+    def pending(self, table: str) -> int:
+        return len(self._accumulators[table])
+
+    def add_event(self, tuple_id: Hashable, event: Mapping) -> Settled:
+        """Queue one enriched event; returns what got settled by flushes this caused."""
+        try:
+            row, nbytes = event_row(event, self.config.max_string_chars)
+        except RowError as error:
+            self.stats.events_rejected_by_sink += 1
+            log.warning("event not storable (%s): stored as a reject", error)
+            return self.add_reject(tuple_id, reject_for_event(event, error, self._wall_clock()))
+        return self._add(EVENTS, tuple_id, row, event_key(row), nbytes)
+
+    def add_reject(self, tuple_id: Hashable, reject: Mapping) -> Settled:
+        """Queue one reject (dead letter); returns what got settled by flushes this caused."""
+        row, nbytes = reject_row(reject, self.config.max_string_chars, self._wall_clock())
+        return self._add(REJECTS, tuple_id, row, reject_key(row), nbytes)
+
+    def _add(self, table: str, tuple_id: Hashable, row: tuple, key: str, nbytes: int) -> Settled:
+        accumulator = self._accumulators[table]
+        settled = Settled()
+        if not accumulator.fits(nbytes):
+            settled.extend(self._flush(accumulator))
+        accumulator.add(tuple_id, row, key, nbytes, self._now())
+        if accumulator.full:
+            settled.extend(self._flush(accumulator))
+        return settled
+
+    def tick(self) -> Settled:
+        """Flush every table whose batch is old enough (call on each tick tuple)."""
+        settled = Settled()
+        now = self._now()
+        for accumulator in self._accumulators.values():
+            if accumulator.due(now):
+                settled.extend(self._flush(accumulator))
+        return settled
+
+    def flush_all(self) -> Settled:
+        """Flush everything pending, whatever its age (shutdown, tests, the CLI)."""
+        settled = Settled()
+        for accumulator in self._accumulators.values():
+            settled.extend(self._flush(accumulator))
+        return settled
+
+    def _flush(self, accumulator: Accumulator) -> Settled:
+        batch = accumulator.take()
+        if batch is None:
+            return Settled()
+        if self._write(batch):
+            self.stats.rows_inserted += len(batch)
+            self.stats.batches_inserted += 1
+            return Settled(acked=list(batch.tuple_ids))
+        self.stats.batches_failed += 1
+        return Settled(failed=list(batch.tuple_ids))
+
+    def _write(self, batch: Batch) -> bool:
+        """Insert with exponential backoff until it returns or the retry budget is spent."""
+        insert = self.store.insert_events if batch.table == EVENTS else self.store.insert_rejects
+        deadline = self._now() + self.config.retry_budget_s
+        delay = self.config.backoff_initial_s
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                insert(batch.rows, batch.token)
+                return True
+            except StoreError as error:
+                self.stats.insert_errors += 1
+                remaining = deadline - self._now()
+                if remaining <= 0:
+                    log.error("insert of %d rows into %s failed %d times, failing tuples: %s",
+                              len(batch), batch.table, attempt, error)
+                    return False
+                log.warning("insert of %d rows into %s failed (attempt %d), retrying: %s",
+                            len(batch), batch.table, attempt, error)
+                self._sleep(min(delay, remaining))
+                delay = min(delay * 2, self.config.backoff_max_s)
+
+
+STORE_URL_OPTION = "pistats.store.url"
+SINK_OPTION = "pistats.sink"
+
+
+def sink_from_options(options: Mapping, env: Mapping[str, str]) -> Sink:
+    """Open the store named by topology options (``pistats.store.url``, else ``PISTATS_STORE_URL``),
+    bring its schema up to date and return a sink configured by ``pistats.sink``."""
+    from pistats.store.backends import open_store
+    from pistats.store.config import store_url_from
+    from pistats.store.schema import migrate
+
+    config = SinkConfig.from_dict(options.get(SINK_OPTION))
+    store = open_store(store_url_from(options.get(STORE_URL_OPTION), env), env)
+    migrate(store)
+    log.info("sink writing to %s (server %s)", store.url.redacted, store.server_version)
+    return Sink(store, config)

@@ -1,0 +1,55 @@
+import pytest
+
+from pistats.store.batch import Accumulator
+
+
+def accumulator(**overrides):
+    options = {"table": "events", "max_rows": 3, "max_bytes": 100, "max_age_s": 1.0, **overrides}
+    return Accumulator(**options)
+
+
+def test_full_on_rows():
+    acc = accumulator()
+    for index in range(3):
+        assert not acc.full
+        acc.add(index, (index,), f"k{index}", 1, now=0.0)
+    assert acc.full and acc.due(0.0) and not acc.fits(1)
+    batch = acc.take()
+    assert batch.tuple_ids == (0, 1, 2) and batch.rows == ((0,), (1,), (2,))
+    assert len(acc) == 0 and acc.take() is None
+
+
+def test_bytes_bound_refuses_the_row_that_would_overflow():
+    acc = accumulator(max_rows=100)
+    acc.add("a", ("a",), "a", 60, now=0.0)
+    assert not acc.fits(41) and acc.fits(40)
+    with pytest.raises(ValueError):
+        acc.add("b", ("b",), "b", 41, now=0.0)
+
+
+def test_oversized_row_travels_alone():
+    acc = accumulator()
+    assert acc.fits(1000)
+    acc.add("big", ("big",), "big", 1000, now=0.0)
+    assert acc.full and not acc.fits(1)
+
+
+def test_due_by_age_of_the_oldest_row():
+    acc = accumulator()
+    assert not acc.due(100.0)
+    acc.add(1, (1,), "1", 1, now=10.0)
+    acc.add(2, (2,), "2", 1, now=10.9)
+    assert not acc.due(10.99)
+    assert acc.due(11.0)
+    acc.take()
+    acc.add(3, (3,), "3", 1, now=20.0)
+    assert not acc.due(20.5)
+
+
+def test_token_follows_keys():
+    first, second = accumulator(), accumulator()
+    for acc in (first, second):
+        acc.add(1, ("row",), "key-1", 1, now=0.0)
+    other = accumulator()
+    other.add(1, ("row",), "key-2", 1, now=0.0)
+    assert first.take().token == second.take().token != other.take().token

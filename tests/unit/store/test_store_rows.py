@@ -1,0 +1,140 @@
+import math
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from store_fakes import make_event, make_reject
+
+from pistats.store.rows import (
+    EVENT_COLUMN_NAMES,
+    REJECT_COLUMN_NAMES,
+    RowError,
+    dedup_token,
+    event_key,
+    event_row,
+    reject_for_event,
+    reject_key,
+    reject_row,
+)
+
+LIMIT = 1000
+NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
+
+
+def as_dict(row):
+    return dict(zip(EVENT_COLUMN_NAMES, row))
+
+
+def test_event_row_converts_text_times_and_defaults():
+    row, size = event_row(make_event(3), LIMIT)
+    values = as_dict(row)
+    assert values["event_time"] == datetime(2026, 11, 25, 10, 0, 0, 250000, tzinfo=timezone.utc)
+    assert values["push_token"] == "" and values["notification_id"] == ""
+    assert values["is_new_user"] == 0 and values["clock_skew"] == 0
+    assert values["geo_lat"] == 52.5 and values["session_event_index"] == 3
+    assert size > len("Mozilla/5.0")
+
+
+def test_datetime_objects_are_accepted_and_normalised_to_utc():
+    from datetime import timedelta
+
+    local = datetime(2026, 11, 25, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    values = as_dict(event_row(make_event(event_time=local), LIMIT)[0])
+    assert values["event_time"] == datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("coordinate", [math.nan, math.inf, -math.inf, 91.0])
+def test_bad_latitude_becomes_null_with_a_note(coordinate):
+    values = as_dict(event_row(make_event(geo_lat=coordinate), LIMIT)[0])
+    assert values["geo_lat"] is None
+    assert values["enrich_errors"] == ["store:bad_coordinate:geo_lat"]
+
+
+def test_long_strings_are_truncated_with_a_note():
+    values = as_dict(event_row(make_event(user_agent="x" * 5000, enrich_errors=["geo:miss"]), LIMIT)[0])
+    assert values["user_agent"] == "x" * LIMIT
+    assert values["enrich_errors"] == ["geo:miss", "store:truncated:user_agent"]
+
+
+def test_nul_bytes_are_kept():
+    values = as_dict(event_row(make_event(user_agent="a\x00b", page_url="\x00"), LIMIT)[0])
+    assert values["user_agent"] == "a\x00b" and values["page_url"] == "\x00"
+
+
+def test_lone_surrogates_are_replaced_with_a_note():
+    values = as_dict(event_row(make_event(referrer="bad\ud800"), LIMIT)[0])
+    assert values["referrer"] == "bad?"
+    assert values["enrich_errors"] == ["store:bad_unicode:referrer"]
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"event_id": None}, "event_id"),
+        ({"client_id": ""}, "client_id"),
+        ({"event_time": "yesterday"}, "event_time"),
+        ({"event_time": "2026-11-25T10:00:00"}, "event_time"),
+        ({"event_time": "1900-01-01T00:00:00Z"}, "event_time"),
+        ({"session_index": -1}, "session_index"),
+        ({"geo_asn": "3320"}, "geo_asn"),
+        ({"is_bot": "yes"}, "is_bot"),
+        ({"user_agent": {"nested": 1}}, "user_agent"),
+        ({"enrich_errors": "oops"}, "enrich_errors"),
+    ],
+)
+def test_unstorable_events_raise_row_error_naming_the_field(overrides, field):
+    with pytest.raises(RowError) as caught:
+        event_row(make_event(**overrides), LIMIT)
+    assert caught.value.field == field
+
+
+def test_non_mapping_event_is_a_row_error():
+    with pytest.raises(RowError):
+        event_row(["not", "a", "dict"], LIMIT)
+
+
+def test_reject_for_event_keeps_provenance_and_payload():
+    event = make_event(7, event_time="never")
+    reject = reject_for_event(event, RowError("event_time", "not RFC 3339"), NOW)
+    assert (reject["reason"], reject["stage"], reject["field"]) == ("schema", "sink", "event_time")
+    assert reject["kinesis_seq"] == event["kinesis_seq"] and reject["client_id"] == "client-a"
+    row = dict(zip(REJECT_COLUMN_NAMES, reject_row(reject, LIMIT, NOW)[0]))
+    assert row["rejected_at"] == NOW and row["raw_b64"]
+
+
+def test_reject_row_with_bad_time_uses_now():
+    row = dict(zip(REJECT_COLUMN_NAMES, reject_row(make_reject(rejected_at="bad"), LIMIT, NOW)[0]))
+    assert row["rejected_at"] == NOW and row["field"] == "" and row["reason"] == "bad_json"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(st.dictionaries(st.sampled_from(REJECT_COLUMN_NAMES + ("extra",)), json_values) | json_values)
+def test_reject_row_never_raises(reject):
+    row, size = reject_row(reject, LIMIT, NOW)
+    assert len(row) == len(REJECT_COLUMN_NAMES) and size >= 0
+
+
+@given(st.dictionaries(st.sampled_from(EVENT_COLUMN_NAMES), json_values))
+def test_event_row_either_converts_or_raises_row_error(overrides):
+    try:
+        row, _ = event_row(make_event(**overrides), LIMIT)
+    except RowError:
+        return
+    assert len(row) == len(EVENT_COLUMN_NAMES)
+
+
+def test_dedup_token_is_deterministic_and_content_sensitive():
+    rows = [event_row(make_event(i), LIMIT)[0] for i in range(3)]
+    keys = [event_key(row) for row in rows]
+    assert dedup_token("events", keys) == dedup_token("events", list(keys))
+    assert dedup_token("events", keys) != dedup_token("events", keys[:2])
+    assert dedup_token("events", keys) != dedup_token("events_rejected", keys)
+    reject = reject_row(make_reject(), LIMIT, NOW)[0]
+    assert reject_key(reject) != reject_key(reject_row(make_reject(1), LIMIT, NOW)[0])

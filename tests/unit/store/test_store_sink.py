@@ -1,0 +1,104 @@
+from datetime import datetime, timezone
+
+from store_fakes import ManualClock, MemoryStore, make_event, make_reject
+
+from pistats.store.config import SinkConfig
+from pistats.store.sink import Sink
+
+NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
+
+
+def sink_for(store, clock, **config):
+    options = {"max_rows": 3, "max_age_s": 1.0, "retry_budget_s": 5.0, "backoff_initial_s": 0.5, "backoff_max_s": 2.0}
+    options.update(config)
+    return Sink(store, SinkConfig(**options), now=clock, sleep=clock.sleep, wall_clock=lambda: NOW)
+
+
+def test_size_flush_acks_only_after_the_insert():
+    store, clock = MemoryStore(), ManualClock()
+    sink = sink_for(store, clock)
+    assert sink.add_event("t0", make_event(0)).acked == []
+    assert sink.add_event("t1", make_event(1)).acked == []
+    assert store.inserts == []
+    settled = sink.add_event("t2", make_event(2))
+    assert settled.acked == ["t0", "t1", "t2"] and settled.failed == []
+    assert len(store.rows("events")) == 3
+
+
+def test_age_flush_on_tick():
+    store, clock = MemoryStore(), ManualClock()
+    sink = sink_for(store, clock)
+    sink.add_event("t0", make_event(0))
+    clock.now += 0.5
+    sink.add_reject("r0", make_reject(0))
+    clock.now += 0.4
+    assert sink.tick().acked == []
+    clock.now += 0.1
+    assert sink.tick().acked == ["t0"]
+    assert sink.pending("events_rejected") == 1
+    clock.now += 0.5
+    assert sink.tick().acked == ["r0"]
+
+
+def test_bytes_bound_flushes_before_overflow():
+    store, clock = MemoryStore(), ManualClock()
+    sink = sink_for(store, clock, max_rows=100, max_bytes=4096, max_string_chars=1500)
+    acked = []
+    for index in range(6):
+        acked += sink.add_event(index, make_event(index, context_json="c" * 1500)).acked
+    assert acked and all(len(rows) * 1500 <= 4096 for _, rows, _ in store.inserts)
+
+
+def test_retries_with_backoff_then_acks():
+    store, clock = MemoryStore(fail_next=3), ManualClock()
+    sink = sink_for(store, clock)
+    settled = Settled_of(sink, 3)
+    assert settled.acked == [0, 1, 2] and settled.failed == []
+    assert clock.sleeps == [0.5, 1.0, 2.0]
+    assert sink.stats.insert_errors == 3
+
+
+def Settled_of(sink, count):
+    from pistats.store.sink import Settled
+
+    settled = Settled()
+    for index in range(count):
+        settled.extend(sink.add_event(index, make_event(index)))
+    return settled
+
+
+def test_fails_the_batch_when_the_retry_budget_is_spent():
+    store, clock = MemoryStore(fail_next=100), ManualClock()
+    sink = sink_for(store, clock)
+    settled = Settled_of(sink, 3)
+    assert settled.acked == [] and settled.failed == [0, 1, 2]
+    assert sum(clock.sleeps) <= 5.0 + 1e-9
+    assert sink.stats.batches_failed == 1 and sink.pending("events") == 0
+
+
+def test_retry_after_a_landed_insert_reuses_the_token():
+    store, clock = MemoryStore(fail_next=1, fail_after_storing=True), ManualClock()
+    sink = sink_for(store, clock)
+    settled = Settled_of(sink, 3)
+    assert settled.acked == [0, 1, 2]
+    (_, first_rows, first_token), (_, second_rows, second_token) = store.inserts
+    assert first_rows == second_rows and first_token == second_token
+
+
+def test_unstorable_event_becomes_an_acked_reject():
+    store, clock = MemoryStore(), ManualClock()
+    sink = sink_for(store, clock, max_rows=1)
+    settled = sink.add_event("bad", make_event(0, event_time="not a time"))
+    assert settled.acked == ["bad"]
+    (reject,) = store.rows("events_rejected")
+    assert reject[1:4] == ("schema", "sink", "event_time")
+    assert store.rows("events") == [] and sink.stats.events_rejected_by_sink == 1
+
+
+def test_flush_all_settles_everything_pending():
+    store, clock = MemoryStore(), ManualClock()
+    sink = sink_for(store, clock)
+    sink.add_event("e", make_event(0))
+    sink.add_reject("r", make_reject(0))
+    assert sorted(sink.flush_all().acked) == ["e", "r"]
+    assert sink.flush_all().acked == []
