@@ -19,6 +19,11 @@ from pistats.enrich.parse import KinesisRecord, Parser, UndecodableTuple
 from pistats.enrich.sessions import RedisSessionStore, SessionConfig, SessionEnrichment
 
 
+ENRICH_OPTION = "pistats.enrich"
+REDIS_URL_OPTION = "pistats.redis.url"
+REDIS_URL_ENV = "PISTATS_REDIS_URL"
+
+
 class Enrichment(Protocol):
     """A per-event enrichment: ``enrich(event)`` returns the fields to set on the event.
 
@@ -82,14 +87,39 @@ class Chain:
         return ["parse", *(stage.name for stage in self.stages), "sessions"]
 
     @classmethod
-    def build(cls, config: EnrichConfig, *, redis: Any = None,
-              now: Callable[[], datetime] = utc_now, timed: bool = False) -> Chain:
-        """Open the databases and build every enrichment; ``redis`` None means no sessions."""
+    def build(cls, config: EnrichConfig, *, redis: Any = None, now: Callable[[], datetime] = utc_now,
+              timed: bool = False, with_stages: bool = True) -> Chain:
+        """Open the databases and build every enrichment.
+
+        ``redis`` None means no sessions; ``with_stages`` False skips geo, device and bots (for
+        the sessions bolt, which needs none of their files).
+        """
         sessions = None
         if redis is not None:
             sessions = SessionEnrichment(RedisSessionStore(redis, config.sessions, now))
-        stages = [GeoEnrichment(config.geo), DeviceEnrichment(config.device), BotsEnrichment(config.bots)]
+        stages: list[Enrichment] = []
+        if with_stages:
+            stages = [GeoEnrichment(config.geo), DeviceEnrichment(config.device), BotsEnrichment(config.bots)]
         return cls(Parser(now), stages, sessions, timed=timed)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str], *, sessions: bool,
+                     with_stages: bool = True) -> Chain:
+        """The chain a bolt runs, from topology options.
+
+        ``pistats.enrich`` holds the ``EnrichConfig`` dict; the Redis URL (sessions only) is
+        ``pistats.redis.url``, else the ``PISTATS_REDIS_URL`` environment variable.
+        """
+        config = EnrichConfig.from_dict(options.get(ENRICH_OPTION) or {})
+        redis = None
+        if sessions:
+            url = options.get(REDIS_URL_OPTION) or env.get(REDIS_URL_ENV)
+            if not url:
+                raise ValueError(f"sessions need {REDIS_URL_OPTION} or {REDIS_URL_ENV}")
+            import redis as redis_lib
+
+            redis = redis_lib.Redis.from_url(url)
+        return cls.build(config, redis=redis, with_stages=with_stages)
 
     def stage(self, name: str) -> Any:
         for stage in self.stages:
@@ -143,7 +173,8 @@ class Chain:
     def summary(self) -> dict[str, Any]:
         """Counts, cache hit rates and (when timed) seconds per stage."""
         out: dict[str, Any] = dict(self.counts)
-        out["ua_cache"] = self.stage("device").cache_stats()
+        if any(stage.name == "device" for stage in self.stages):
+            out["ua_cache"] = self.stage("device").cache_stats()
         if self.sessions is not None:
             out["session_replays"] = self.sessions.store.replays
         if self.timed:

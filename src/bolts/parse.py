@@ -1,0 +1,28 @@
+"""Parse bolt: Kinesis record tuples in, base events (default stream) or rejects (``rejects``) out.
+
+Input: the spout's fields ``shard_id, sequence_number, sub_sequence_number, partition_key,
+arrival_ms, data_b64``. Output: ``["event"]`` on the default stream, ``["reject"]`` on
+``rejects`` (dicts, datetimes as RFC 3339 text). Both are anchored, so a reject is acked only
+once the sink has stored it.
+"""
+
+from streamparse import Bolt, Stream
+
+from pistats.enrich.event import to_wire
+from pistats.enrich.parse import Parser, record_from_tuple
+
+REJECTS_STREAM = "rejects"
+
+
+class ParseBolt(Bolt):
+    outputs = [Stream(fields=["event"]), Stream(fields=["reject"], name=REJECTS_STREAM)]
+
+    def initialize(self, storm_conf, context):
+        self.parser = Parser()
+
+    def process(self, tup):
+        kind, value = self.parser.parse(record_from_tuple(tup.values))
+        if kind == "event":
+            self.emit([to_wire(value)])
+        else:
+            self.emit([to_wire(value)], stream=REJECTS_STREAM)

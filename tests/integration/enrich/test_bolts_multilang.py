@@ -1,0 +1,97 @@
+"""The bolts driven through Storm's multilang protocol (pystorm over byte streams)."""
+
+import base64
+import json
+from io import BytesIO
+
+from pistats import contract
+from pistats.enrich.event import EVENT_FIELDS, REJECT_FIELDS
+from datetime import datetime, timezone
+
+from bolts.enrich import EnrichBolt
+from bolts.parse import ParseBolt
+from bolts.sessions import SessionsBolt
+
+NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
+ANDROID = ("Mozilla/5.0 (Linux; Android 13; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
+           "Chrome/120.0.6099.144 Mobile Safari/537.36")
+
+
+def message(obj) -> bytes:
+    return json.dumps(obj).encode() + b"\nend\n"
+
+
+def drive(bolt_class, conf, tuples, tmp_path):
+    """Handshake, then one ``_run`` per tuple as ``Component.run`` would; returns sent messages."""
+    stream = message({"conf": conf, "context": {"taskid": 3, "componentid": bolt_class.__name__,
+                                                "task->component": {}}, "pidDir": str(tmp_path)})
+    for n, values in enumerate(tuples):
+        stream += message({"id": f"t{n}", "comp": "upstream", "stream": "default", "task": 1, "tuple": values})
+    output = BytesIO()
+    bolt = bolt_class(input_stream=BytesIO(stream), output_stream=output)
+    storm_conf, context = bolt.read_handshake()
+    bolt._setup_component(storm_conf, context)
+    bolt.initialize(storm_conf, context)
+    for _ in tuples:
+        try:
+            bolt._run()
+        except Exception as error:  # what Component.run does before it would exit
+            bolt._handle_run_exception(error)
+    chunks = output.getvalue().decode().split("\nend\n")
+    return [json.loads(chunk) for chunk in chunks if chunk.strip()]
+
+
+def spout_tuple(data: bytes, seq: str):
+    return ["shardId-000000000000", seq, 0, "c1:u1", 1_790_000_000_000, base64.b64encode(data).decode()]
+
+
+def record(event_id, minute):
+    ev = {"event_id": event_id, "type": "page_view", "property_id": "p", "user_id": "u1",
+          "timestamp": f"2026-11-26T05:{minute:02d}:00Z"}
+    return contract.encode_record(contract.build_record(
+        client_id="c1", event=ev, received_at=NOW, ip="89.160.20.112", user_agent=ANDROID, now=NOW))
+
+
+def commands(messages, name):
+    return [m for m in messages if m.get("command") == name]
+
+
+def test_parse_bolt_emits_events_and_rejects(tmp_path):
+    sent = drive(ParseBolt, {}, [spout_tuple(record("a", 0), "1"), spout_tuple(b"\xff", "2")], tmp_path)
+    assert sent[0] == {"pid": sent[0]["pid"]}
+    emits = commands(sent, "emit")
+    assert [e.get("stream", "default") for e in emits] == ["default", "rejects"]
+    event, reject = emits[0]["tuple"][0], emits[1]["tuple"][0]
+    assert set(event) == set(EVENT_FIELDS) and event["event_time"] == "2026-11-26T05:00:00.000000Z"
+    assert set(reject) == set(REJECT_FIELDS) and reject["reason"] == "bad_encoding"
+    assert [e["anchors"] for e in emits] == [["t0"], ["t1"]]
+    assert [a["id"] for a in commands(sent, "ack")] == ["t0", "t1"]
+
+
+def test_enrich_then_sessions_bolts(tmp_path, redis_url, key_prefix):
+    parsed = drive(ParseBolt, {}, [spout_tuple(record("a", 0), "1"), spout_tuple(record("b", 3), "2")], tmp_path)
+    enrich_in = [e["tuple"] for e in commands(parsed, "emit")]
+    enriched = drive(EnrichBolt, {}, enrich_in, tmp_path)
+    outputs = [e["tuple"] for e in commands(enriched, "emit")]
+    assert [o[1:] for o in outputs] == [["c1", "u1"], ["c1", "u1"]]
+    assert (outputs[0][0]["geo_country"], outputs[0][0]["ip"], outputs[0][0]["device_type"]) == ("SE", "89.160.20.0", "mobile")
+    conf = {"pistats.redis.url": redis_url, "pistats.enrich": {"sessions": {"key_prefix": key_prefix}}}
+    sessions = drive(SessionsBolt, conf, outputs + [outputs[0]], tmp_path)
+    events = [e["tuple"][0] for e in commands(sessions, "emit")]
+    assert [(e["session_index"], e["session_event_index"], e["is_new_user"]) for e in events] == [
+        (1, 1, True), (1, 2, False), (1, 1, True)]
+    assert events[2]["session_id"] == events[0]["session_id"]
+    assert events[0]["first_seen_at"] == "2026-11-26T05:00:00.000000Z"
+    assert [a["id"] for a in commands(sessions, "ack")] == ["t0", "t1", "t2"]
+    assert commands(sessions, "fail") == []
+
+
+def test_sessions_bolt_fails_the_tuple_when_redis_is_down(tmp_path, key_prefix):
+    parsed = drive(ParseBolt, {}, [spout_tuple(record("a", 0), "1")], tmp_path)
+    enriched = drive(EnrichBolt, {}, [e["tuple"] for e in commands(parsed, "emit")], tmp_path)
+    conf = {"pistats.redis.url": "redis://127.0.0.1:1/0?socket_connect_timeout=0.2",
+            "pistats.enrich": {"sessions": {"key_prefix": key_prefix}}}
+    sent = drive(SessionsBolt, conf, [e["tuple"] for e in commands(enriched, "emit")] * 2, tmp_path)
+    assert commands(sent, "emit") == []
+    assert [f["id"] for f in commands(sent, "fail")] == ["t0", "t1"]
+    assert commands(sent, "ack") == []
