@@ -1,0 +1,141 @@
+"""AWS Lambda entry points: API Gateway REST (v1 payload), HTTP API (v2 payload) and ALB.
+
+Configure the function's handler as one of
+
+- ``pistats.ingest.lambda_handler.handler`` (detects the event format), or explicitly
+- ``pistats.ingest.lambda_handler.apigw_v1_handler`` / ``apigw_v2_handler`` / ``alb_handler``.
+
+The service (boto3 client, Redis connection) is built from environment variables on the first
+invocation and reused by every later invocation of the same container.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import threading
+
+from pistats.ingest.api import IngestRequest, IngestResponse, error_response
+
+log = logging.getLogger(__name__)
+
+APIGW_V1, APIGW_V2, ALB = "apigw_v1", "apigw_v2", "alb"
+
+_service = None
+_service_lock = threading.Lock()
+
+
+def detect_kind(event: dict) -> str:
+    """The payload format of a Lambda event; ValueError for anything else."""
+    context = event.get("requestContext") or {}
+    if event.get("version") == "2.0" and "http" in context:
+        return APIGW_V2
+    if "elb" in context:
+        return ALB
+    if "httpMethod" in event:
+        return APIGW_V1
+    raise ValueError("not an API Gateway or ALB event")
+
+
+def _body(event: dict) -> bytes:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        return base64.b64decode(body, validate=True)
+    return body.encode("utf-8", "surrogatepass")
+
+
+def _headers(event: dict):
+    # API Gateway v1 sends both forms; the multi-value one keeps repeated headers.
+    return event.get("multiValueHeaders") or event.get("headers") or {}
+
+
+def request_from_event(event: dict, kind: str) -> IngestRequest:
+    """Translate one Lambda event into an :class:`IngestRequest` (ValueError on a bad body encoding)."""
+    try:
+        body = _body(event)
+    except (binascii.Error, ValueError):
+        raise ValueError("the body is not valid base64") from None
+    if kind == APIGW_V2:
+        http = event["requestContext"]["http"]
+        return IngestRequest.build(http["method"], event.get("rawPath") or http.get("path") or "/",
+                                   event.get("headers") or {}, body, http.get("sourceIp"))
+    if kind == APIGW_V1:
+        identity = (event.get("requestContext") or {}).get("identity") or {}
+        return IngestRequest.build(event["httpMethod"], event.get("path") or "/", _headers(event), body,
+                                   identity.get("sourceIp"))
+    if kind == ALB:
+        request = IngestRequest.build(event["httpMethod"], event.get("path") or "/", _headers(event), body)
+        # The ALB appends the peer it saw to X-Forwarded-For: that last entry is the source IP,
+        # the rest is what the caller (or proxies before the ALB) claimed.
+        hops = [h.strip() for h in (request.header("x-forwarded-for") or "").split(",") if h.strip()]
+        headers = dict(request.headers)
+        if hops:
+            headers["x-forwarded-for"] = ", ".join(hops[:-1])
+            if not hops[:-1]:
+                del headers["x-forwarded-for"]
+        return IngestRequest(request.method, request.path, headers, body, hops[-1] if hops else None)
+    raise ValueError(f"unknown event kind {kind!r}")
+
+
+def response_to_event(response: IngestResponse, kind: str, multi_value: bool = False) -> dict:
+    """The Lambda result for ``kind``; ``multi_value`` when the request used multi-value headers
+    (ALB then requires ``multiValueHeaders`` in the answer)."""
+    headers = response.all_headers()
+    result: dict = {"statusCode": response.status, "body": response.body_bytes().decode("ascii"),
+                    "isBase64Encoded": False}
+    if kind == ALB:
+        result["statusDescription"] = f"{response.status} {response.reason}".strip()
+    if multi_value and kind in (ALB, APIGW_V1):
+        grouped: dict[str, list[str]] = {}
+        for name, value in headers:
+            grouped.setdefault(name, []).append(value)
+        result["multiValueHeaders"] = grouped
+    else:
+        result["headers"] = dict(headers)
+    return result
+
+
+def handle_event(service, event: dict, kind: str | None = None) -> dict:
+    """Answer one Lambda event with ``service``; unexpected errors become a logged 500."""
+    kind = kind or detect_kind(event)
+    multi_value = "multiValueHeaders" in event and kind == ALB
+    try:
+        request = request_from_event(event, kind)
+    except ValueError as error:
+        return response_to_event(error_response(400, str(error)), kind, multi_value)
+    try:
+        response = service.handle(request)
+    except Exception:
+        log.exception("ingest failed on %r", request)
+        response = error_response(500, "internal error")
+    return response_to_event(response, kind, multi_value)
+
+
+def default_service():
+    """The container's service, built from the environment once."""
+    global _service
+    if _service is None:
+        with _service_lock:
+            if _service is None:
+                from pistats.ingest.config import IngestConfig
+                from pistats.ingest.service import build_service
+
+                _service = build_service(IngestConfig.from_env())
+    return _service
+
+
+def handler(event, context):
+    return handle_event(default_service(), event)
+
+
+def apigw_v1_handler(event, context):
+    return handle_event(default_service(), event, APIGW_V1)
+
+
+def apigw_v2_handler(event, context):
+    return handle_event(default_service(), event, APIGW_V2)
+
+
+def alb_handler(event, context):
+    return handle_event(default_service(), event, ALB)

@@ -1,0 +1,164 @@
+"""PutRecords with partial-failure retry.
+
+PutRecords accepts at most 500 entries and 5 MiB per call and may accept some entries while
+refusing others (each refused entry carries an ``ErrorCode``, e.g. throttling). The putter
+retries only the refused entries, after a full-jitter exponential backoff, a bounded number of
+times, and reports which entries stayed refused so the caller can tell the client to retry
+exactly those.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+MAX_RECORDS_PER_CALL = 500
+MAX_BYTES_PER_CALL = 5 * 1024 * 1024
+
+# Whole-call errors worth another attempt; any other ClientError (missing stream, access denied,
+# validation) will not heal within one request.
+RETRIABLE_CALL_ERRORS = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "LimitExceededException",
+        "KMSThrottlingException",
+        "InternalFailure",
+        "InternalFailureException",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+    }
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PutEntry:
+    data: bytes
+    partition_key: str
+
+    @property
+    def size(self) -> int:
+        """What counts against the 5 MiB request limit: data plus partition key."""
+        return len(self.data) + len(self.partition_key.encode("utf-8"))
+
+
+@dataclass
+class PutResult:
+    """``accepted``: index -> (shard_id, sequence_number); ``failed``: index -> last error code."""
+
+    accepted: dict[int, tuple[str, str]] = field(default_factory=dict)
+    failed: dict[int, str] = field(default_factory=dict)
+    calls: int = 0
+
+
+def chunk_entries(
+    sizes: Sequence[int], max_records: int = MAX_RECORDS_PER_CALL, max_bytes: int = MAX_BYTES_PER_CALL
+) -> list[list[int]]:
+    """Split entry indexes (in order) into calls of at most ``max_records`` entries and
+    ``max_bytes`` bytes. An entry larger than ``max_bytes`` goes alone (and Kinesis refuses it)."""
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    current_bytes = 0
+    for index, size in enumerate(sizes):
+        if current and (len(current) >= max_records or current_bytes + size > max_bytes):
+            chunks.append(current)
+            current, current_bytes = [], 0
+        current.append(index)
+        current_bytes += size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def backoff_delay(retry: int, base_s: float, max_s: float, rng: random.Random) -> float:
+    """Full jitter: uniform in [0, min(max_s, base_s * 2**(retry - 1))] for retry 1, 2, ..."""
+    return rng.uniform(0.0, min(max_s, base_s * (2 ** (retry - 1))))
+
+
+class RecordPutter:
+    """Puts entries into one stream through an injected boto3 Kinesis client."""
+
+    def __init__(
+        self,
+        client,
+        stream: str,
+        attempts: int = 4,
+        base_delay_s: float = 0.05,
+        max_delay_s: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ):
+        if attempts < 1:
+            raise ValueError("attempts must be >= 1")
+        self._client = client
+        self._stream = stream
+        self._attempts = attempts
+        self._base_delay_s = base_delay_s
+        self._max_delay_s = max_delay_s
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    def check(self) -> None:
+        """Raise the client's error unless the stream exists and is reachable."""
+        self._client.describe_stream_summary(StreamName=self._stream)
+
+    def put(self, entries: Sequence[PutEntry]) -> PutResult:
+        """Put every entry, retrying refused ones; never raises for Kinesis errors (they are
+        reported in ``failed``)."""
+        result = PutResult()
+        pending = list(range(len(entries)))
+        for attempt in range(1, self._attempts + 1):
+            if attempt > 1:
+                self._sleep(backoff_delay(attempt - 1, self._base_delay_s, self._max_delay_s, self._rng))
+            refused: dict[int, str] = {}
+            give_up = False
+            for chunk in chunk_entries([entries[i].size for i in pending]):
+                indexes = [pending[position] for position in chunk]
+                result.calls += 1
+                code = self._put_chunk(entries, indexes, result, refused)
+                if code is not None and code not in RETRIABLE_CALL_ERRORS and not code.startswith("BotoCore:"):
+                    give_up = True
+            result.failed = refused
+            pending = sorted(refused)
+            if not pending or give_up:
+                break
+            log.info("PutRecords refused %d of %d entries (attempt %d): %s",
+                     len(pending), len(entries), attempt, sorted(set(refused.values())))
+        return result
+
+    def _put_chunk(
+        self, entries: Sequence[PutEntry], indexes: list[int], result: PutResult, refused: dict[int, str]
+    ) -> str | None:
+        """One PutRecords call; returns the whole-call error code, if the call itself failed."""
+        try:
+            response = self._client.put_records(
+                StreamName=self._stream,
+                Records=[{"Data": entries[i].data, "PartitionKey": entries[i].partition_key} for i in indexes],
+            )
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code") or "ClientError"
+            log.warning("PutRecords failed for %d entries: %s", len(indexes), code)
+            refused.update((i, code) for i in indexes)
+            return code
+        except BotoCoreError as error:
+            code = f"BotoCore:{type(error).__name__}"
+            log.warning("PutRecords failed for %d entries: %s", len(indexes), code)
+            refused.update((i, code) for i in indexes)
+            return code
+        outcomes = response.get("Records") or []
+        for position, index in enumerate(indexes):
+            outcome = outcomes[position] if position < len(outcomes) else {"ErrorCode": "MissingResult"}
+            if outcome.get("ErrorCode"):
+                refused[index] = outcome["ErrorCode"]
+            else:
+                result.accepted[index] = (outcome.get("ShardId", ""), outcome.get("SequenceNumber", ""))
+        return None

@@ -1,0 +1,257 @@
+"""The ingest: one HTTP request in, validated events put into Kinesis, one response out.
+
+Statuses (see docs/ingest.md): 404/405 for other routes and methods, 413 for a body over
+512 KiB, 401 for a missing or unknown write key, 403 for a disabled one, 400 for a body that is
+not a JSON event or batch or whose events are all invalid, 207 when a batch is partly invalid,
+503 (with Retry-After) when the write key store is down or Kinesis refused some events, and 200
+otherwise (including duplicates).
+
+Redis trouble around idempotency marks is not fatal: events are put without the duplicate check
+(the topology deduplicates too) rather than refused. Redis trouble while resolving the write key
+is: the request is refused with 503.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from redis.exceptions import RedisError
+
+from pistats.contract import (
+    MAX_BODY_BYTES,
+    MAX_RECORD_BYTES,
+    Problem,
+    build_record,
+    encode_record,
+    partition_key,
+    validate_event,
+)
+from pistats.ingest.api import (
+    EVENTS_PATH,
+    KEY_HEADER,
+    PREFLIGHT_HEADERS,
+    IngestRequest,
+    IngestResponse,
+    error_response,
+)
+from pistats.ingest.body import ParsedBody, client_ip, parse_body
+from pistats.ingest.keys import WriteKeyStore
+from pistats.ingest.marks import IdempotencyMarks
+from pistats.ingest.putter import PutEntry, RecordPutter
+
+log = logging.getLogger(__name__)
+
+ACCEPTED, DUPLICATE, INVALID, NOT_ACCEPTED = "accepted", "duplicate", "invalid", "not_accepted"
+
+
+@dataclass
+class EventOutcome:
+    """What became of one event of a request."""
+
+    index: int
+    event_id: str | None
+    status: str = ACCEPTED
+    problems: list[Problem] = field(default_factory=list)
+    error_code: str | None = None
+
+
+def _event_id_of(event: object) -> str | None:
+    if type(event) is dict and type(event.get("event_id")) is str:
+        return event["event_id"]
+    return None
+
+
+def summarise(outcomes: list[EventOutcome], is_batch: bool, retry_after_s: int) -> IngestResponse:
+    """The response for a request's outcomes (pure).
+
+    503 if any event was not accepted by Kinesis (listed under ``retry``), else 400 if every
+    event is invalid, else 207 if some are, else 200.
+    """
+    counts = {status: 0 for status in (ACCEPTED, DUPLICATE, INVALID, NOT_ACCEPTED)}
+    for outcome in outcomes:
+        counts[outcome.status] += 1
+    body: dict = {
+        "accepted": counts[ACCEPTED],
+        "duplicates": counts[DUPLICATE],
+        "invalid": counts[INVALID],
+        "not_accepted": counts[NOT_ACCEPTED],
+        "results": [{"index": o.index, "event_id": o.event_id, "status": o.status} for o in outcomes],
+        "errors": [
+            {"index": o.index, "field": p.field, "problem": p.problem} for o in outcomes for p in o.problems
+        ],
+    }
+    if not is_batch:
+        body["duplicate"] = counts[DUPLICATE] == 1
+    headers: tuple[tuple[str, str], ...] = ()
+    if counts[NOT_ACCEPTED]:
+        status = 503
+        body["error"] = f"{counts[NOT_ACCEPTED]} event(s) not accepted; retry those listed in 'retry'"
+        body["retry"] = [
+            {"index": o.index, "event_id": o.event_id} for o in outcomes if o.status == NOT_ACCEPTED
+        ]
+        headers = (("Retry-After", str(retry_after_s)),)
+    elif counts[INVALID] == len(outcomes):
+        status = 400
+        body["error"] = "invalid event" if not is_batch else "every event is invalid"
+    elif counts[INVALID]:
+        status = 207
+    else:
+        status = 200
+    return IngestResponse(status, body, headers)
+
+
+class IngestService:
+    """Handles ingest requests with injected write keys, idempotency marks, putter and clock."""
+
+    def __init__(
+        self,
+        *,
+        keys: WriteKeyStore,
+        marks: IdempotencyMarks,
+        putter: RecordPutter,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        trusted_hops: int = 0,
+        retry_after_s: int = 1,
+    ):
+        self._keys = keys
+        self._marks = marks
+        self._putter = putter
+        self._now = now
+        self._trusted_hops = trusted_hops
+        self._retry_after_s = retry_after_s
+
+    def check(self) -> None:
+        """Raise the client's error if the stream or Redis cannot be reached (for startup)."""
+        self._putter.check()
+        self._keys.ping()
+
+    def handle(self, request: IngestRequest) -> IngestResponse:
+        """Answer one request. Raises only for programming errors (adapters answer 500)."""
+        # API Gateway may keep a stage or base path in front of the route.
+        if not request.path.rstrip("/").endswith(EVENTS_PATH):
+            return error_response(404, f"not found; events go to POST {EVENTS_PATH}")
+        if request.method == "OPTIONS":
+            return IngestResponse(204, {}, PREFLIGHT_HEADERS)
+        if request.method != "POST":
+            return error_response(405, "method not allowed; use POST", headers=[("Allow", "POST, OPTIONS")])
+        if len(request.body) > MAX_BODY_BYTES:
+            return error_response(413, f"body larger than {MAX_BODY_BYTES} bytes")
+
+        key = request.header(KEY_HEADER)
+        if not key:
+            return error_response(401, "missing write key (X-Pistats-Key header)")
+        try:
+            lookup = self._keys.resolve(key)
+        except (RedisError, OSError) as error:
+            log.error("write key store unavailable: %s", type(error).__name__)
+            return error_response(
+                503, "write key store unavailable", headers=[("Retry-After", str(self._retry_after_s))]
+            )
+        if lookup.status == "unknown":
+            return error_response(401, "unknown write key")
+        if lookup.status == "disabled":
+            return error_response(403, "write key disabled")
+
+        parsed = parse_body(request.header("content-type"), request.body)
+        if isinstance(parsed, IngestResponse):
+            return parsed
+        ip = client_ip(request.source_ip, request.header("x-forwarded-for"), self._trusted_hops)
+        outcomes = self.ingest(lookup.client_id, parsed, ip=ip, user_agent=request.header("user-agent") or "")
+        return summarise(outcomes, parsed.is_batch, self._retry_after_s)
+
+    def ingest(self, client_id: str, parsed: ParsedBody, *, ip: str, user_agent: str) -> list[EventOutcome]:
+        """Validate, deduplicate and put the events of one authenticated request."""
+        now = self._now()
+        outcomes: list[EventOutcome] = []
+        entries: dict[int, PutEntry] = {}
+        first_in_request: set[str] = set()
+        for index, event in enumerate(parsed.events):
+            outcome = EventOutcome(index, _event_id_of(event))
+            outcomes.append(outcome)
+            problems = validate_event(event)
+            if not problems:
+                record = build_record(
+                    client_id=client_id, event=event, received_at=now, ip=ip, user_agent=user_agent, now=now
+                )
+                data = encode_record(record)
+                if len(data) > MAX_RECORD_BYTES:
+                    problems = [Problem("", f"event too large: its record has {len(data)} bytes > {MAX_RECORD_BYTES}")]
+            if problems:
+                outcome.status, outcome.problems = INVALID, problems
+            elif outcome.event_id in first_in_request:
+                outcome.status = DUPLICATE
+            else:
+                first_in_request.add(outcome.event_id)
+                entries[index] = PutEntry(data, partition_key(client_id, event["user_id"]))
+
+        if entries:
+            try:
+                already = self._marks.seen(client_id, [outcomes[i].event_id for i in entries])
+            except (RedisError, OSError) as error:
+                log.warning("idempotency marks unavailable, putting without the check: %s", type(error).__name__)
+                already = set()
+            for index in [i for i in entries if outcomes[i].event_id in already]:
+                outcomes[index].status = DUPLICATE
+                del entries[index]
+
+        if entries:
+            order = sorted(entries)
+            result = self._putter.put([entries[i] for i in order])
+            for position, code in result.failed.items():
+                outcome = outcomes[order[position]]
+                outcome.status, outcome.error_code = NOT_ACCEPTED, code
+            put_ids = [outcomes[order[position]].event_id for position in result.accepted]
+            try:
+                self._marks.mark(client_id, put_ids)
+            except (RedisError, OSError) as error:
+                log.warning("could not set %d idempotency marks: %s", len(put_ids), type(error).__name__)
+            if result.failed:
+                log.warning(
+                    "client %s: %d of %d events not accepted by Kinesis (%s)",
+                    client_id, len(result.failed), len(order), sorted(set(result.failed.values())),
+                )
+        return outcomes
+
+
+def build_service(config, *, kinesis_client=None, redis=None, now=None) -> IngestService:
+    """The service for a config, creating the boto3 client and Redis connection unless given.
+
+    Call once per process (Lambda container, server): clients are reused across requests.
+    """
+    import boto3
+    import redis as redis_lib
+    from botocore.config import Config
+
+    if kinesis_client is None:
+        kinesis_client = boto3.client(
+            "kinesis",
+            region_name=config.region,
+            endpoint_url=config.endpoint_url,
+            # Our own loop retries failed entries; botocore's retries would multiply the latency.
+            config=Config(
+                retries={"total_max_attempts": 1},
+                connect_timeout=config.connect_timeout_s,
+                read_timeout=config.read_timeout_s,
+            ),
+        )
+    if redis is None:
+        redis = redis_lib.Redis.from_url(
+            config.redis_url, socket_timeout=config.read_timeout_s, socket_connect_timeout=config.connect_timeout_s
+        )
+    return IngestService(
+        keys=WriteKeyStore(redis, config.key_prefix, config.key_cache_s),
+        marks=IdempotencyMarks(redis, config.key_prefix, config.dedup_ttl_s),
+        putter=RecordPutter(
+            kinesis_client,
+            config.stream,
+            attempts=config.put_attempts,
+            base_delay_s=config.backoff_base_ms / 1000,
+            max_delay_s=config.backoff_max_ms / 1000,
+        ),
+        now=now or (lambda: datetime.now(timezone.utc)),
+        trusted_hops=config.trusted_hops,
+        retry_after_s=config.retry_after_s,
+    )
