@@ -1,0 +1,121 @@
+"""``pistats enrich``: run parse, geo, device, bots and sessions over a recording or JSON lines.
+
+The same chain the bolts run, in one process: one JSON line per enriched event on stdout, one
+per reject on ``--rejects`` (default stderr), and with ``--json-summary`` a last JSON line on
+stderr with the counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+from pistats.enrich.chain import REDIS_URL_ENV, Chain, EnrichConfig
+from pistats.enrich.geo import GeoConfig
+from pistats.enrich.run import records_from_lines, records_from_recording, run_chain, write_json_line
+from pistats.enrich.sessions import SessionConfig
+from pistats.errors import DataError, UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "enrich",
+        help="enrich a recording or JSON lines of Kinesis records (the topology's chain, in one process)",
+        description=(
+            "Run parse, geo, device, bots and sessions over Kinesis records in shard order. "
+            "Writes one JSON line per event to stdout and one per reject to --rejects (default stderr). "
+            "--input lines are v1 record payloads, spout tuple objects or recording shard lines."
+        ),
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--recording", metavar="DIR", help="a kinesis-shards-jsonl/1 recording")
+    source.add_argument("--input", metavar="FILE", help="JSON lines ('-' for stdin)")
+    source.add_argument("stdin", nargs="?", choices=["-"], help="read JSON lines from stdin")
+    parser.add_argument("--redis-url", help=f"Redis for sessions (default ${REDIS_URL_ENV}; none: no sessions)")
+    parser.add_argument("--session-prefix", metavar="PREFIX",
+                        help="Redis key prefix for session state, kept after the run "
+                             "(default: a fresh prefix, deleted at the end)")
+    parser.add_argument("--geoip-db", metavar="PATH", help="GeoIP2/GeoLite2 City database (default: shipped 2018 GeoLite2)")
+    parser.add_argument("--asn-db", metavar="PATH", help="GeoIP2/GeoLite2 ASN database")
+    parser.add_argument("--ip-mode", choices=["anonymised", "full", "none"], default="anonymised")
+    parser.add_argument("--rejects", metavar="FILE", help="write rejects here (default stderr)")
+    parser.add_argument("--json-summary", action="store_true", help="print counts as JSON on stderr at the end")
+    parser.add_argument("--batch-size", type=int, default=500, help="records per batch (one Redis round trip pair)")
+    parser.set_defaults(func=main)
+
+
+def _redacted(url: str) -> str:
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise UserError("--batch-size must be at least 1", exit_code=2)
+    redis_url = args.redis_url or os.environ.get(REDIS_URL_ENV)
+    prefix = args.session_prefix or f"pistats:enrich-run:{uuid.uuid4().hex[:12]}"
+    try:
+        config = EnrichConfig(
+            geo=GeoConfig(city_db=args.geoip_db, asn_db=args.asn_db, ip_mode=args.ip_mode),
+            sessions=SessionConfig(key_prefix=prefix),
+        )
+        redis = None
+        if redis_url:
+            import redis as redis_lib
+
+            redis = redis_lib.Redis.from_url(redis_url)
+            redis.ping()
+        chain = Chain.build(config, redis=redis)
+    except ValueError as error:
+        raise UserError(str(error), exit_code=2) from None
+    except Exception as error:  # redis-py raises its own ConnectionError family
+        if type(error).__module__.startswith("redis"):
+            raise UserError(f"cannot reach Redis at {_redacted(redis_url)}: {error}") from None
+        raise
+    if redis is None:
+        print("pistats enrich: no Redis URL: session fields stay empty", file=sys.stderr)
+
+    with ExitStack() as stack:
+        if args.recording:
+            records = records_from_recording(args.recording)
+        elif args.input and args.input != "-":
+            path = Path(args.input)
+            if not path.is_file():
+                raise DataError("no such file", str(path))
+            records = records_from_lines(stack.enter_context(path.open("rb")), str(path))
+        else:
+            records = records_from_lines(sys.stdin.buffer, "stdin")
+        rejects_out = stack.enter_context(open(args.rejects, "w", encoding="utf-8")) if args.rejects else sys.stderr
+        from tqdm import tqdm
+
+        bar = stack.enter_context(tqdm(unit=" records", file=sys.stderr, disable=None, leave=False))
+        try:
+            totals = run_chain(chain, records, write_json_line(sys.stdout), write_json_line(rejects_out),
+                               batch_size=args.batch_size, progress=bar.update)
+        except Exception as error:
+            if type(error).__module__.startswith("redis"):
+                raise UserError(f"Redis failed during the run: {error}") from None
+            raise
+        finally:
+            if redis is not None and not args.session_prefix:
+                _delete_prefix(redis, prefix)
+    sys.stdout.flush()
+    if args.json_summary:
+        print(json.dumps(totals.as_dict(chain), separators=(",", ":")), file=sys.stderr)
+    return 0
+
+
+def _delete_prefix(redis, prefix: str) -> None:
+    try:
+        keys = list(redis.scan_iter(match=f"{prefix}:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            redis.delete(*keys[start:start + 1000])
+    except Exception:  # cleanup is best effort: the keys carry TTLs anyway
+        pass
