@@ -22,10 +22,6 @@ log = logging.getLogger(__name__)
 
 APIGW_V1, APIGW_V2, ALB = "apigw_v1", "apigw_v2", "alb"
 
-_service = None
-_service_lock = threading.Lock()
-
-
 def detect_kind(event: dict) -> str:
     """The payload format of a Lambda event; ValueError for anything else."""
     context = event.get("requestContext") or {}
@@ -112,30 +108,44 @@ def handle_event(service, event: dict, kind: str | None = None) -> dict:
     return response_to_event(response, kind, multi_value)
 
 
-def default_service():
-    """The container's service, built from the environment once."""
-    global _service
-    if _service is None:
-        with _service_lock:
-            if _service is None:
-                from pistats.ingest.config import IngestConfig
-                from pistats.ingest.service import build_service
+class LambdaApp:
+    """The entry points of one container: the service is built by ``service_factory`` on the
+    first invocation and reused by every later one."""
 
-                _service = build_service(IngestConfig.from_env())
-    return _service
+    def __init__(self, service_factory):
+        self._factory = service_factory
+        self._service = None
+        self._lock = threading.Lock()
+
+    def service(self):
+        if self._service is None:
+            with self._lock:
+                if self._service is None:
+                    self._service = self._factory()
+        return self._service
+
+    def handler(self, event, context):
+        return handle_event(self.service(), event)
+
+    def apigw_v1(self, event, context):
+        return handle_event(self.service(), event, APIGW_V1)
+
+    def apigw_v2(self, event, context):
+        return handle_event(self.service(), event, APIGW_V2)
+
+    def alb(self, event, context):
+        return handle_event(self.service(), event, ALB)
 
 
-def handler(event, context):
-    return handle_event(default_service(), event)
+def service_from_env():
+    from pistats.ingest.config import IngestConfig
+    from pistats.ingest.service import build_service
+
+    return build_service(IngestConfig.from_env())
 
 
-def apigw_v1_handler(event, context):
-    return handle_event(default_service(), event, APIGW_V1)
-
-
-def apigw_v2_handler(event, context):
-    return handle_event(default_service(), event, APIGW_V2)
-
-
-def alb_handler(event, context):
-    return handle_event(default_service(), event, ALB)
+app = LambdaApp(service_from_env)
+handler = app.handler
+apigw_v1_handler = app.apigw_v1
+apigw_v2_handler = app.apigw_v2
+alb_handler = app.alb
