@@ -86,6 +86,14 @@ class KinesisConfig:
         return parsed
 
     @classmethod
+    def from_topology_conf(cls, conf: dict) -> "KinesisConfig":
+        """Build from a Storm topology conf: only its ``pistats.kinesis.*`` keys are read."""
+        own = {k: v for k, v in conf.items() if k.startswith(PREFIX)}
+        if PREFIX + "stream" not in own:
+            raise ValueError("pistats.kinesis.stream is required in the topology conf")
+        return cls.from_dict(own)
+
+    @classmethod
     def from_dict(cls, values: dict) -> "KinesisConfig":
         """Build from plain keys (``stream``) or prefixed topology keys (``pistats.kinesis.stream``);
         other prefixed keys are refused, unprefixed foreign keys are not ours and are ignored
