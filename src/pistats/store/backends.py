@@ -263,8 +263,9 @@ _ARROW_TYPES = _LazyArrowTypes()
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:500] if text else type(error).__name__
+    """The error's message on one line, without the server's stack trace."""
+    text = " ".join(str(error).split()).split(" Stack trace:")[0]
+    return text[:400] or type(error).__name__
 
 
 def open_store(url: str | StoreURL, env: Mapping[str, str] | None = None) -> Store:
