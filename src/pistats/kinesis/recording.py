@@ -431,6 +431,11 @@ class RecordingWriter:
         if kind is not None or not self._done:
             self.abort()
 
+    @property
+    def staging(self) -> Path:
+        """The temporary directory being written: extra files put here are committed with it."""
+        return self._temp
+
     def add_shard(self, shard: ShardInfo) -> None:
         """Declare a shard (its manifest entry); may be replaced later, e.g. once it closes."""
         self._shards[shard.shard_id] = shard
