@@ -40,8 +40,10 @@ def main(args: argparse.Namespace) -> int:
     from pistats.ingest.service import build_service
     from pistats.ingest.wsgi import make_ingest_server
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+    # Our own messages at INFO; libraries (botocore announces its credentials source) only warn.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pistats").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         config = IngestConfig.from_env(
             stream=args.stream, endpoint_url=args.endpoint_url, region=args.region, redis_url=args.redis_url,
