@@ -1,0 +1,91 @@
+"""The real KinesisSpout (`streamparse_run spouts.kinesis.KinesisSpout`) over multilang, reading
+kinesis-local and checkpointing in Redis; killed and restarted as Storm would."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from pistats.kinesis.config import KinesisConfig
+from pistats.kinesis.consumer import make_kinesis_client
+
+_spec = importlib.util.spec_from_file_location(
+    "spout_multilang", Path(__file__).resolve().parents[2] / "unit" / "kinesis" / "test_spout_multilang.py")
+multilang = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(multilang)
+
+pytestmark = pytest.mark.integration
+SHARD = "shardId-000000000000"
+
+
+@pytest.fixture
+def stream(kinesis_endpoint, unique_name):
+    client = make_kinesis_client(KinesisConfig(stream=unique_name, endpoint_url=kinesis_endpoint))
+    client.create_stream(StreamName=unique_name, ShardCount=1)
+    while client.describe_stream_summary(StreamName=unique_name)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+        time.sleep(0.05)
+    yield client, unique_name
+    client.delete_stream(StreamName=unique_name, EnforceConsumerDeletion=True)
+
+
+@pytest.fixture
+def redis_client(redis_url, unique_name):
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    for key in client.scan_iter(f"pistats:ckpt:{unique_name}:*"):
+        client.delete(key)
+    client.close()
+
+
+def spout_conf(stream, endpoint, redis_url, app):
+    return {"topology.name": "t", "topology.debug": False, "topology.max.spout.pending": 1000,
+            "pistats.kinesis.stream": stream, "pistats.kinesis.region": "us-east-1",
+            "pistats.kinesis.endpoint_url": endpoint, "pistats.kinesis.app_name": app,
+            "pistats.kinesis.redis_url": redis_url, "pistats.kinesis.start_position": "TRIM_HORIZON",
+            "pistats.kinesis.checkpoint_interval_ms": 200, "pistats.kinesis.lease_ms": 1500,
+            "pistats.kinesis.idle_poll_ms": 100, "pistats.kinesis.max_uncommitted": 100}
+
+
+def test_spout_emits_acks_checkpoints_and_resumes_after_a_kill(stream, kinesis_endpoint, redis_url, redis_client,
+                                                               unique_name):
+    client, name = stream
+    response = client.put_records(StreamName=name, Records=[
+        {"PartitionKey": f"user{i}", "Data": f"r{i}".encode()} for i in range(4)])
+    seqs = [r["SequenceNumber"] for r in response["Records"]]
+    conf = spout_conf(name, kinesis_endpoint, redis_url, unique_name)
+    key = f"pistats:ckpt:{unique_name}:{name}:{SHARD}"
+
+    spout = multilang.MultilangSpout("spouts.kinesis.KinesisSpout", conf)
+    try:
+        assert spout.command("activate") == []
+        emits = spout.next_until(4)
+        assert [e["tuple"][1] for e in emits] == seqs
+        assert [base64.b64decode(e["tuple"][5]) for e in emits] == [b"r0", b"r1", b"r2", b"r3"]
+        assert emits[0]["id"] == f"{SHARD}|{seqs[0]}|0"
+        for e in emits[:2]:
+            spout.command("ack", id=e["id"])
+        spout.command("fail", id=emits[2]["id"])
+        replay = spout.next_until(1)
+        assert [e["id"] for e in replay] == [emits[2]["id"]]
+        spout.command("ack", id=emits[2]["id"])
+        deadline = time.time() + 5
+        while redis_client.hget(key, "seq") != seqs[2].encode():
+            assert time.time() < deadline, "checkpoint not written"
+            spout.command("next")
+            time.sleep(0.05)
+    finally:
+        spout.close()  # like a worker dying: r3 is in flight, no final checkpoint runs
+
+    time.sleep(1.6)  # the dead task's lease expires
+    client.put_records(StreamName=name, Records=[{"PartitionKey": "user9", "Data": b"r4"}])
+    again = multilang.MultilangSpout("spouts.kinesis.KinesisSpout", conf)
+    try:
+        emits = again.next_until(2)
+        assert [base64.b64decode(e["tuple"][5]) for e in emits] == [b"r3", b"r4"]
+    finally:
+        again.close()
