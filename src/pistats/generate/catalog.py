@@ -1,8 +1,11 @@
 """Reference data for generated traffic: real-world User-Agent strings, sites, locales, networks.
 
 The User-Agent strings are typical of 2023-2025 traffic (browsers, phones, tablets, in-app
-webviews, crawlers, HTTP libraries) plus the empty and garbage values real collectors see. The
-weights say how often a *user* carries each kind, not each string.
+webviews, crawlers) plus the empty and garbage values real collectors see. The weights say how
+often a *user* carries each kind, not each string.
+
+HTTP-library agents (curl, python-requests) are left out on purpose: user-agents calls them
+``other`` while pistats' bot patterns call them bots, and generated data must have one answer.
 """
 
 from __future__ import annotations
@@ -69,8 +72,7 @@ USER_AGENTS = {
         "Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)",
         "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
         "Mozilla/5.0 (compatible; SemrushBot/7~bl; +http://www.semrush.com/bot.html)",
-        "python-requests/2.31.0",
-        "curl/8.5.0",
+        "Mozilla/5.0 (compatible; DotBot/1.2; +https://opensiteexplorer.org/dotbot; help@moz.com)",
     ),
     "empty": ("",),
     "garbage": (
