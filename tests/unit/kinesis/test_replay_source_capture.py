@@ -1,0 +1,61 @@
+"""capture_stream reading from a ReplaySource: the sample comes back whole, through faults."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pistats.kinesis.recording import Recording, RecordingWriter
+from pistats.kinesis.replay_source import Fault, ReplaySource
+from pistats.kinesis.stream_replay import capture_stream
+
+SAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "sample_recording"
+
+
+class Clock:
+    """Fake time: sleeping advances it, so idle timeouts pass instantly."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _contents(recording: Recording) -> dict:
+    return {s.shard_id: [(r.sequence_number, r.partition_key, r.data) for r in recording.records(s.shard_id)] for s in recording.shards}
+
+
+def test_capture_through_throttling_expiry_and_small_batches(tmp_path):
+    sample = Recording.open(SAMPLE)
+    clock = Clock()
+    source = ReplaySource.from_recording(sample, now=clock)
+    source.inject(Fault("GetRecords", "ProvisionedThroughputExceededException", shard_id="shardId-000000000000", times=3, skip=1))
+    source.inject(Fault("GetRecords", "ExpiredIteratorException", shard_id="shardId-000000000003", skip=2))
+    with RecordingWriter(tmp_path / "copy", stream=sample.manifest.stream, captured_at=datetime(2026, 11, 26, tzinfo=timezone.utc)) as writer:
+        report = capture_stream(source, sample.manifest.stream, writer, limit=200, until_idle=1.0, sleep=clock.sleep, clock=clock)
+        writer.commit()
+
+    copy = Recording.open(tmp_path / "copy")
+    assert report.records == 3000 and report.shards == 6 and report.closed_shards == 2
+    assert _contents(copy) == _contents(sample)
+    for shard in sample.shards:
+        assert copy.manifest.shard(shard.shard_id) == shard
+        assert copy.read_shard(shard.shard_id).end == sample.read_shard(shard.shard_id).end
+    outcomes = [c.outcome for c in source.calls]
+    assert outcomes.count("ProvisionedThroughputExceededException") == 3
+    assert outcomes.count("ExpiredIteratorException") == 1
+
+
+def test_max_records_stops_early(tmp_path):
+    clock = Clock()
+    source = ReplaySource.from_recording(SAMPLE, now=clock)
+    with RecordingWriter(tmp_path / "part", stream=source.stream, captured_at=datetime(2026, 11, 26, tzinfo=timezone.utc)) as writer:
+        report = capture_stream(source, source.stream, writer, max_records=250, limit=100, sleep=clock.sleep, clock=clock)
+        writer.commit()
+    assert report.records == 250
+    part = Recording.open(tmp_path / "part")
+    assert sum(len(list(part.records(s.shard_id))) for s in part.shards) == 250
