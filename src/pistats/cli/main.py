@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"pistats {args.command}: {error}", file=sys.stderr)
         return error.exit_code
+    except OSError as error:
+        # Unreachable services (Redis, ClickHouse, Kinesis) surface as OSError subclasses or
+        # wrap them; name the problem in one line rather than a traceback.
+        print(f"pistats {args.command}: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"pistats {args.command}: interrupted", file=sys.stderr)
         return 130

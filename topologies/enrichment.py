@@ -1,0 +1,48 @@
+"""The pistats enrichment topology: Kinesis -> parse -> geo/device/bots -> sessions -> ClickHouse.
+
+    kinesis ──default──> parse ──default──> enrich ──fields(client_id, user_id)──> sessions ──> sink
+       │                   │                                                                  ▲
+       └──rejects──────────┴──rejects─────────────────────────────────────────────────────────┘
+
+One Kinesis record per tuple, anchored end to end: a tuple tree completes only when the sink
+has stored the event (or the reject) in ClickHouse, and only then may the spout's checkpoint
+pass the record. Parallelism per environment (``sparse run -e local`` / ``sparse submit -e
+cluster``); the sink stays at one task where the store is embedded chdb (one writer per data
+path) and may grow with a ClickHouse server.
+"""
+
+from bolts.enrich import EnrichBolt
+from bolts.parse import ParseBolt
+from bolts.sessions import SessionsBolt
+from bolts.sink import StoreSinkBolt
+from spouts.kinesis import KinesisSpout
+from streamparse import Grouping, Topology
+
+
+class Enrichment(Topology):
+    config = {
+        # In-flight tuples per spout task (Storm's own bound, on top of max_uncommitted).
+        "topology.max.spout.pending": 2000,
+        # Above the sink's worst case: max_age 1 s + retry budget 10 s + one insert's timeout.
+        "topology.message.timeout.secs": 90,
+        # Python subprocesses must answer heartbeats within this; the sink inserts < 30 s.
+        "topology.subprocess.timeout.secs": 60,
+        "topology.shellbolt.max.pending": 1000,
+    }
+
+    kinesis = KinesisSpout.spec(par={"local": 1, "cluster": 2, "prod": 4})
+    parse = ParseBolt.spec(inputs={kinesis: Grouping.SHUFFLE}, par={"local": 1, "cluster": 2, "prod": 4})
+    enrich = EnrichBolt.spec(inputs={parse: Grouping.SHUFFLE}, par={"local": 1, "cluster": 2, "prod": 8})
+    # One task owns a user: per-user order and the session state stay consistent.
+    sessions = SessionsBolt.spec(
+        inputs={enrich: Grouping.fields("client_id", "user_id")}, par={"local": 1, "cluster": 2, "prod": 4}
+    )
+    sink = StoreSinkBolt.spec(
+        inputs={
+            sessions: Grouping.SHUFFLE,
+            parse["rejects"]: Grouping.SHUFFLE,
+            kinesis["rejects"]: Grouping.SHUFFLE,
+        },
+        par={"local": 1, "cluster": 1, "prod": 2},
+        config={"topology.tick.tuple.freq.secs": 1},
+    )
