@@ -137,6 +137,8 @@ def _is_text(value: object) -> bool:
     """A str that encodes to UTF-8 (json.loads lets lone surrogates such as "\\ud800" through)."""
     if type(value) is not str:
         return False
+    if value.isascii():
+        return True
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
