@@ -15,7 +15,7 @@ import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
-from pistats.enrich.chain import REDIS_URL_ENV, Chain, EnrichConfig
+from pistats.enrich.chain import REDIS_URL_ENV, Chain, EnrichConfig, connect_redis
 from pistats.enrich.geo import GeoConfig
 from pistats.enrich.run import records_from_lines, records_from_recording, run_chain, write_json_line
 from pistats.enrich.sessions import SessionConfig
@@ -68,9 +68,7 @@ def main(args: argparse.Namespace) -> int:
         )
         redis = None
         if redis_url:
-            import redis as redis_lib
-
-            redis = redis_lib.Redis.from_url(redis_url)
+            redis = connect_redis(redis_url)
             redis.ping()
         chain = Chain.build(config, redis=redis)
     except ValueError as error:

@@ -57,6 +57,22 @@ class EnrichConfig:
         )
 
 
+def connect_redis(url: str, **options: Any) -> Any:
+    """A Redis client that retries a command a few times on a dropped connection (e.g. a Redis
+    restart), so one blip does not fail a tuple. Retrying the session script is safe: a write
+    that did land shows up as a version conflict, and the retry then finds it in the memo."""
+    import redis as redis_lib
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    return redis_lib.Redis.from_url(
+        url,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+        retry_on_error=[redis_lib.ConnectionError, redis_lib.TimeoutError],
+        **options,
+    )
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -116,9 +132,7 @@ class Chain:
             url = options.get(REDIS_URL_OPTION) or env.get(REDIS_URL_ENV)
             if not url:
                 raise ValueError(f"sessions need {REDIS_URL_OPTION} or {REDIS_URL_ENV}")
-            import redis as redis_lib
-
-            redis = redis_lib.Redis.from_url(url)
+            redis = connect_redis(url)
         return cls.build(config, redis=redis, with_stages=with_stages)
 
     def stage(self, name: str) -> Any:
@@ -175,6 +189,8 @@ class Chain:
         out: dict[str, Any] = dict(self.counts)
         if any(stage.name == "device" for stage in self.stages):
             out["ua_cache"] = self.stage("device").cache_stats()
+        if any(stage.name == "geo" for stage in self.stages):
+            out["ip_cache"] = self.stage("geo").cache_stats()
         if self.sessions is not None:
             out["session_replays"] = self.sessions.store.replays
         if self.timed:

@@ -2,8 +2,8 @@
 
 The rule lives in one pure function, ``assign_session(state, event, gap, max_len)``; the batch
 logic with its per-event memo in ``assign_batch``; ``RedisSessionStore`` only moves state in and
-out of Redis. A batch costs two pipelined round trips: one reads the users' states and memo
-entries, one writes them back through a Lua compare-and-set (per user, atomic).
+out of Redis. A batch costs two round trips: one pipelined read of the users' states and memo
+entries, one Lua script call that writes them back with a per-user compare-and-set.
 
 The rule (times are event times, in milliseconds):
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -61,8 +61,8 @@ class Session:
         return max(self.last_ms, t) - min(self.start_ms, t) < max_len_ms
 
     def including(self, t: int) -> Session:
-        return replace(
-            self, start_ms=min(self.start_ms, t), last_ms=max(self.last_ms, t), events=self.events + 1
+        return Session(
+            self.id, self.index, min(self.start_ms, t), max(self.last_ms, t), self.events + 1
         )
 
 
@@ -76,14 +76,17 @@ class UserState:
     previous: Session | None = None
     version: int = 0
 
-    def to_json(self) -> str:
-        def session(s: Session | None) -> list | None:
-            return None if s is None else [s.id, s.index, s.start_ms, s.last_ms, s.events]
+    def to_json(self, version: int | None = None) -> str:
+        """Compact JSON; ``version`` overrides ``self.version`` (the store writes the next one).
 
-        return json.dumps(
-            {"ver": self.version, "first": self.first_seen_ms, "n": self.sessions,
-             "cur": session(self.current), "prev": session(self.previous)},
-            separators=(",", ":"),
+        Formatted by hand: every value is an int or a hex id, and this runs once per user per batch.
+        """
+        def session(s: Session | None) -> str:
+            return "null" if s is None else f'["{s.id}",{s.index},{s.start_ms},{s.last_ms},{s.events}]'
+
+        return (
+            f'{{"ver":{self.version if version is None else version},"first":{self.first_seen_ms},'
+            f'"n":{self.sessions},"cur":{session(self.current)},"prev":{session(self.previous)}}}'
         )
 
     @classmethod
@@ -193,7 +196,8 @@ class SessionConfig:
 
     ``key_prefix`` namespaces every key (tests use a unique one). ``state_ttl_s`` only cleans up
     users silent that long (they come back as new users); ``memo_ttl_s`` is how long a replayed
-    event id is still recognised (at least this long, at most twice: memo buckets rotate).
+    event id is at least still recognised (memo buckets rotate every ``memo_ttl_s`` and expire
+    ``2 * memo_ttl_s`` after their last write).
     """
 
     gap_s: int = 30 * 60
@@ -223,19 +227,48 @@ class SessionConfig:
         return cls(**data)
 
 
-# KEYS[1] user state, KEYS[2] memo bucket; ARGV: expected version, new state JSON, state TTL,
-# memo TTL, then event_id/fields pairs. Writes only if nobody wrote the state since it was read.
-CAS_SCRIPT = """
-local current = redis.call('GET', KEYS[1])
-local version = 0
-if current then version = cjson.decode(current)['ver'] end
-if version ~= tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-if #ARGV > 4 then
-  redis.call('HSET', KEYS[2], unpack(ARGV, 5))
-  redis.call('EXPIRE', KEYS[2], ARGV[4])
+# Both scripts take the batch as one JSON argument: redis-py packs each argument in Python, and
+# thousands of small arguments per batch cost more than the whole Lua run.
+#
+# READ_SCRIPT: KEYS = the users' state keys; ARGV[1] = JSON [memo key now, memo key before,
+# [memo fields]]. Returns {states, memo now, memo before}, a missing value as nil.
+READ_SCRIPT = """
+local request = cjson.decode(ARGV[1])
+local fields = request[3]
+local states = redis.call('MGET', unpack(KEYS))
+local now, before = {}, {}
+if #fields > 0 then
+  now = redis.call('HMGET', request[1], unpack(fields))
+  before = redis.call('HMGET', request[2], unpack(fields))
 end
-return 1
+return {states, now, before}
+"""
+
+# WRITE_SCRIPT: KEYS[1] = the memo bucket, KEYS[1 + i] = user i's state. ARGV[1] = JSON
+# [state TTL, memo TTL, [[expected version, new state JSON, [field, value, ...]], ...]].
+# A user whose state changed since it was read (version differs) is skipped, state and memo
+# alike, and its position is returned for a retry; every other user is written.
+WRITE_SCRIPT = """
+local request = cjson.decode(ARGV[1])
+local state_ttl, memo_ttl, users = request[1], request[2], request[3]
+local conflicts = {}
+local memo_written = false
+for i, user in ipairs(users) do
+  local current = redis.call('GET', KEYS[i + 1])
+  local version = 0
+  if current then version = cjson.decode(current)['ver'] end
+  if version == user[1] then
+    redis.call('SET', KEYS[i + 1], user[2], 'EX', state_ttl)
+    if #user[3] > 0 then
+      redis.call('HSET', KEYS[1], unpack(user[3]))
+      memo_written = true
+    end
+  else
+    conflicts[#conflicts + 1] = i
+  end
+end
+if memo_written then redis.call('EXPIRE', KEYS[1], memo_ttl) end
+return conflicts
 """
 
 
@@ -246,31 +279,37 @@ class SessionConflict(RuntimeError):
 class RedisSessionStore:
     """Sessionises batches of events against per-user state in Redis.
 
+    Layout: ``<prefix>:u:<user>`` holds a user's state (JSON, with a version for compare-and-set);
+    ``<prefix>:memo:<bucket>`` is a hash of ``<user><event_id>`` -> fields, one per ``memo_ttl_s``
+    of processing time, read for the current and previous bucket. A batch is one pipelined read
+    (MGET + two HMGET) and one script call that writes all users atomically.
+
     ``redis`` is a ``redis.Redis`` client (injected); ``now`` returns the current time (only the
-    memo buckets depend on it). Redis errors propagate: the caller fails the tuples, and since
-    each user's state and memo are written in one atomic script, a retry after a partial batch
-    finds the written users in the memo and gets the same fields.
+    memo buckets depend on it). Redis errors propagate: the caller fails the tuples. A user's
+    state and memo entries are written together, so a retry finds what was written in the memo
+    and gets the same fields.
     """
 
     def __init__(self, redis: Any, config: SessionConfig, now: Callable[[], datetime]) -> None:
         self.redis = redis
         self.config = config
         self.now = now
-        self._cas = redis.register_script(CAS_SCRIPT)
+        self._read = redis.register_script(READ_SCRIPT)
+        self._write = redis.register_script(WRITE_SCRIPT)
         self.replays = 0
         self.conflicts = 0
 
-    def _tag(self, user: tuple[str, str]) -> str:
+    @staticmethod
+    def user_tag(user: tuple[str, str]) -> str:
+        # Length-prefixed so ("a:b", "c") and ("a", "b:c") never share a key or a memo field.
         client_id, user_id = user
-        # Length-prefixed so ("a:b", "c") and ("a", "b:c") never share a key; braces keep both
-        # keys of a user in one Redis Cluster slot (a script may only touch one slot).
-        return f"{{{len(client_id)}:{client_id}:{user_id}}}"
+        return f"{len(client_id)}:{client_id}:{len(user_id)}:{user_id}:"
 
     def state_key(self, user: tuple[str, str]) -> str:
-        return f"{self.config.key_prefix}:u:{self._tag(user)}"
+        return f"{self.config.key_prefix}:u:{self.user_tag(user)}"
 
-    def memo_key(self, user: tuple[str, str], bucket: int) -> str:
-        return f"{self.config.key_prefix}:m{bucket}:{self._tag(user)}"
+    def memo_key(self, bucket: int) -> str:
+        return f"{self.config.key_prefix}:memo:{bucket}"
 
     def assign(self, events: Sequence[SessionEvent]) -> list[dict[str, Any]]:
         """Session fields for each event, in order, with ``first_seen_at`` as a datetime."""
@@ -293,45 +332,45 @@ class RedisSessionStore:
 
     def _attempt(self, events: Sequence[SessionEvent]) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
         bucket = int((self.now() - EPOCH) / MS) // (self.config.memo_ttl_s * 1000)
-        ids_by_user: dict[tuple[str, str], list[str]] = {}
-        for event in events:
-            ids_by_user.setdefault(event.user, []).append(event.event_id)
-        users = list(ids_by_user)
-        pipe = self.redis.pipeline(transaction=False)
-        for user in users:
-            ids = ids_by_user[user]
-            pipe.get(self.state_key(user))
-            pipe.hmget(self.memo_key(user, bucket), ids)
-            pipe.hmget(self.memo_key(user, bucket - 1), ids)
-        replies = pipe.execute()
-        states: dict[tuple[str, str], UserState | None] = {}
+        users = list(dict.fromkeys(event.user for event in events))
+        tags = {user: self.user_tag(user) for user in users}
+        memo_fields = list(dict.fromkeys(tags[e.user] + e.event_id for e in events))
+        raw_states, this_bucket, last_bucket = self._read(
+            keys=[self.state_key(user) for user in users],
+            args=[json.dumps([self.memo_key(bucket), self.memo_key(bucket - 1), memo_fields])],
+        )
+        states = {
+            user: UserState.from_json(raw.decode()) if raw is not None else None
+            for user, raw in zip(users, raw_states)
+        }
+        found = {
+            name: decode_memo(new if new is not None else old)
+            for name, new, old in zip(memo_fields, this_bucket or [None] * len(memo_fields),
+                                      last_bucket or [None] * len(memo_fields))
+            if new is not None or old is not None
+        }
         memo: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
-        for n, user in enumerate(users):
-            raw_state, this_bucket, last_bucket = replies[3 * n: 3 * n + 3]
-            states[user] = UserState.from_json(raw_state) if raw_state is not None else None
-            known = {}
-            for event_id, new, old in zip(ids_by_user[user], this_bucket, last_bucket):
-                found = new if new is not None else old
-                if found is not None:
-                    known[event_id] = json.loads(found)
-            memo[user] = known
+        if found:
+            for event in events:
+                remembered = found.get(tags[event.user] + event.event_id)
+                if remembered is not None:
+                    memo.setdefault(event.user, {})[event.event_id] = remembered
         result = assign_batch(events, states, memo, self.config.gap_s * 1000, self.config.max_length_s * 1000)
         writes = list(result.states.items())
+        conflicted: set[tuple[str, str]] = set()
         if writes:
-            pipe = self.redis.pipeline(transaction=False)
+            keys = [self.memo_key(bucket)]
+            payload = []
             for user, state in writes:
                 expected = states[user].version if states[user] is not None else 0
-                args: list[Any] = [
-                    expected, replace(state, version=expected + 1).to_json(),
-                    self.config.state_ttl_s, 2 * self.config.memo_ttl_s,
-                ]
+                entries: list[str] = []
                 for event_id, fields in result.memo.get(user, {}).items():
-                    args += [event_id, json.dumps(fields, separators=(",", ":"))]
-                self._cas(keys=[self.state_key(user), self.memo_key(user, bucket)], args=args, client=pipe)
-            outcomes = pipe.execute()
-        else:
-            outcomes = []
-        conflicted = {user for (user, _), ok in zip(writes, outcomes) if not ok}
+                    entries += [tags[user] + event_id, encode_memo(fields)]
+                keys.append(self.state_key(user))
+                payload.append([expected, state.to_json(version=expected + 1), entries])
+            request = json.dumps([self.config.state_ttl_s, 2 * self.config.memo_ttl_s, payload],
+                                 separators=(",", ":"))
+            conflicted = {writes[i - 1][0] for i in self._write(keys=keys, args=[request])}
         self.replays += result.replays
         return result.fields, conflicted
 
@@ -340,6 +379,20 @@ class RedisSessionStore:
         out = dict(fields)
         out["first_seen_at"] = EPOCH + fields["first_seen_at"] * MS
         return out
+
+
+def encode_memo(fields: Mapping[str, Any]) -> str:
+    """A memo entry: ``[session_id, session_index, session_event_index, is_new_user, first_seen_ms]``."""
+    return (
+        f'["{fields["session_id"]}",{fields["session_index"]},{fields["session_event_index"]},'
+        f'{"true" if fields["is_new_user"] else "false"},{fields["first_seen_at"]}]'
+    )
+
+
+def decode_memo(raw: bytes | str) -> dict[str, Any]:
+    session, index, event_index, is_new_user, first_seen_ms = json.loads(raw)
+    return {"session_id": session, "session_index": index, "session_event_index": event_index,
+            "is_new_user": is_new_user, "first_seen_at": first_seen_ms}
 
 
 def to_session_event(event: Mapping[str, Any]) -> SessionEvent:

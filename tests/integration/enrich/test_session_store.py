@@ -3,7 +3,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import redis as redis_lib
 
-from pistats.enrich.sessions import RedisSessionStore, SessionConfig, SessionEvent, session_id
+from pistats.enrich.chain import connect_redis
+from pistats.enrich.sessions import READ_SCRIPT, RedisSessionStore, SessionConfig, SessionEvent, session_id
 
 T0 = 1_790_000_000_000
 MIN = 60_000
@@ -50,7 +51,7 @@ def test_keys_carry_cleanup_ttls(store, redis_client):
     state_ttl = redis_client.ttl(store.state_key(user))
     assert store.config.state_ttl_s - 5 <= state_ttl <= store.config.state_ttl_s
     bucket = int(NOW.timestamp() * 1000) // (store.config.memo_ttl_s * 1000)
-    memo_ttl = redis_client.ttl(store.memo_key(user, bucket))
+    memo_ttl = redis_client.ttl(store.memo_key(bucket))
     assert store.config.memo_ttl_s < memo_ttl <= 2 * store.config.memo_ttl_s
 
 
@@ -72,20 +73,36 @@ def test_keys_of_distinct_users_never_collide(store):
     assert store.state_key(("a:b", "c")) != store.state_key(("a", "b:c"))
 
 
+def test_conflict_on_one_user_does_not_hold_back_the_others(redis_client, key_prefix):
+    config = SessionConfig(key_prefix=key_prefix)
+    other = RedisSessionStore(redis_client, config, now=lambda: NOW)
+    proxy = InterferingRedis(redis_client, lambda: other.assign([ev(0, "first", user="busy")]))
+    store = RedisSessionStore(proxy, config, now=lambda: NOW)
+    fields = store.assign([ev(MIN, "q", user="quiet"), ev(MIN, "b", user="busy")])
+    assert store.conflicts == 1
+    assert [(f["session_event_index"], f["is_new_user"]) for f in fields] == [(1, True), (2, False)]
+    assert store.assign([ev(2 * MIN, "q2", user="quiet")])[0]["session_event_index"] == 2
+
+
 class InterferingRedis:
-    """Fault injection: before this client's write pipeline, another writer updates the user."""
+    """Fault injection: right after the first read, another writer updates the same user."""
 
     def __init__(self, client, interfere):
-        self.client, self.interfere, self.pipelines = client, interfere, 0
+        self.client, self.interfere, self.reads = client, interfere, 0
 
-    def register_script(self, script):
-        return self.client.register_script(script)
+    def register_script(self, text):
+        script = self.client.register_script(text)
+        if text != READ_SCRIPT:
+            return script
 
-    def pipeline(self, transaction=False):
-        self.pipelines += 1
-        if self.pipelines == 2:
-            self.interfere()
-        return self.client.pipeline(transaction=transaction)
+        def read_then_interfere(**kwargs):
+            replies = script(**kwargs)
+            self.reads += 1
+            if self.reads == 1:
+                self.interfere()
+            return replies
+
+        return read_then_interfere
 
 
 def test_concurrent_writer_is_detected_and_retried(redis_client, key_prefix):
@@ -106,12 +123,15 @@ def test_unreachable_redis_raises(key_prefix):
         store.assign([ev(0, "a")])
 
 
-def test_reconnects_after_the_connection_is_dropped(redis_url, redis_client, key_prefix):
+def test_reconnects_after_the_connections_are_dropped(redis_url, redis_client, key_prefix, unique_name):
     # What a Redis restart looks like to the client (the shared server itself is not restarted).
-    client = redis_lib.Redis.from_url(redis_url, single_connection_client=True)
+    client = connect_redis(redis_url, client_name=unique_name)
     store = RedisSessionStore(client, SessionConfig(key_prefix=key_prefix), now=lambda: NOW)
     store.assign([ev(0, "a")])
-    redis_client.client_kill_filter(_id=client.client_id())
+    ours = [c["id"] for c in redis_client.client_list() if c.get("name") == unique_name]
+    assert ours
+    for client_id in ours:
+        redis_client.client_kill_filter(_id=client_id)
     fields = store.assign([ev(MIN, "b")])
     assert fields[0]["session_event_index"] == 2
     client.close()

@@ -128,11 +128,11 @@ def test_arbitrary_bytes_never_crash(data):
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
-    max_leaves=20,
+    max_leaves=8,
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.dictionaries(st.sampled_from(["v", "client_id", "received_at", "ip", "user_agent", "event",
                                         "clock_skew", "other"]), JSON, max_size=8),
        st.dictionaries(st.sampled_from(list(contract.EVENT_FIELDS)), JSON, max_size=9))
@@ -148,3 +148,12 @@ def test_arbitrary_record_shaped_json_never_crashes(record, ev):
 @given(st.text(max_size=200))
 def test_arbitrary_tuple_data_never_crashes(data_b64):
     _check_one_outcome(Parser(now=lambda: NOW), record_from_tuple(["s", "1", 0, "pk", None, data_b64]))
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-11-26T05:59:00Z", "2026-11-26t05:59:00.1234567z", "2026-11-26T06:29:00.5+00:30",
+             "2026-11-25T23:59:59.999999-06:00", "2026-11-26T05:59:00.123456789Z"],
+)
+def test_event_time_matches_the_contract_parser(parser, text):
+    _, ev = parser.parse(kinesis(record_bytes(event=event(timestamp=text))))
+    assert ev["event_time"] == contract.parse_timestamp(text)

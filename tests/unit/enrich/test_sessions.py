@@ -1,9 +1,11 @@
 import itertools
+import json
 
 import pytest
 
 from pistats.enrich.sessions import (
-    SessionConfig, SessionEvent, UserState, assign_batch, assign_session, session_id,
+    SessionConfig, SessionEvent, UserState, assign_batch, assign_session, decode_memo, encode_memo,
+    session_id,
 )
 
 MIN = 60_000
@@ -133,6 +135,16 @@ def test_jitter_under_a_minute_never_splits_a_visit(order):
 def test_state_round_trips_through_json():
     state, _ = run([0, 2 * HOUR, 10 * MIN])
     assert UserState.from_json(state.to_json()) == state
+    assert json.loads(state.to_json(version=7))["ver"] == 7
+    fresh, _ = run([0])
+    assert UserState.from_json(fresh.to_json()) == fresh and fresh.previous is None
+
+
+def test_memo_entries_round_trip():
+    _, fields = run([0, MIN])
+    for f in fields:
+        assert decode_memo(encode_memo(f)) == f
+        assert decode_memo(encode_memo(f).encode()) == f
 
 
 def test_batch_replays_use_the_memo_and_count_once():
