@@ -41,6 +41,8 @@ def main(args: argparse.Namespace) -> int:
     if args.speed is not None and args.speed <= 0:
         raise UserError("--speed must be positive", exit_code=2)
     recording = Recording.open(args.recording)
+    # Read it all before touching the stream: a damaged recording must not half-replay.
+    counts = recording.validate()
     client = admin.make_client(args.endpoint_url, args.region)
     try:
         if args.create:
@@ -49,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
         else:
             admin.require_stream(client, args.stream)
         replayer = StreamReplayer(client, args.stream, speed=args.speed, progress=not args.no_progress)
-        report = replayer.replay(recording)
+        report = replayer.replay(recording, counts)
     except BotoCoreError as error:
         raise UserError(f"Kinesis: {error}") from None
     for warning in report.warnings:

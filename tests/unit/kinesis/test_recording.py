@@ -73,6 +73,7 @@ def test_round_trip_keeps_bytes_order_and_shard_end(tmp_path, compress):
     assert [r.sequence_number for r in child.records] == [str(10**30)]
     assert child.end is None
     assert recording.read_shard("shardId-000000000002").records == []
+    assert recording.validate() == {"shardId-000000000000": 2, "shardId-000000000001": 1, "shardId-000000000002": 0}
     suffix = ".jsonl.gz" if compress else ".jsonl"
     assert recording.shard_file("shardId-000000000001").name == "shardId-000000000001" + suffix
 
