@@ -389,19 +389,19 @@ def _check_outcome(value) -> None:
             assert decode_record(data) == json.loads(data)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_values)
 def test_random_json_never_raises(value):
     _check_outcome(value)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(near_events)
 def test_near_valid_events_never_raise_and_valid_ones_round_trip(value):
     _check_outcome(value)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode()))
 def test_decode_random_bytes_raises_only_contract_errors(data):
     try:
