@@ -153,6 +153,11 @@ class ClickHouseStore(_StoreBase):
         if dedup_token and self.features.insert_deduplication_token:
             settings["insert_deduplication_token"] = dedup_token
         data = list(zip(*rows))
+        if not self.features.datetime64:
+            # Rows carry epoch milliseconds; DateTime takes seconds.
+            for index, column in enumerate(columns):
+                if column.kind == DT:
+                    data[index] = [milliseconds // 1000 for milliseconds in data[index]]
         self._run(
             self._client.execute,
             f"INSERT INTO {self.database}.{table} ({names}) VALUES",
@@ -216,7 +221,10 @@ class ChdbStore(_StoreBase):
             return
         schema = pa.schema([(column.name, _ARROW_TYPES.get(column.kind, pa.string())) for column in columns])
         try:
-            arrays = [pa.array(values, type=field.type) for values, field in zip(zip(*rows), schema)]
+            arrays = [
+                pa.array(values, type=pa.int64()).cast(field.type) if column.kind == DT else pa.array(values, type=field.type)
+                for values, field, column in zip(zip(*rows), schema, columns)
+            ]
             payload = io.BytesIO()
             with pa.ipc.new_stream(payload, schema) as writer:
                 writer.write_batch(pa.record_batch(arrays, schema=schema))
@@ -241,7 +249,7 @@ def _arrow_types() -> Mapping[str, object]:
     import pyarrow as pa
 
     return {
-        DT: pa.timestamp("us", tz="UTC"),
+        DT: pa.timestamp("ms", tz="UTC"),
         BOOL: pa.uint8(),
         U32: pa.uint32(),
         NU32: pa.uint32(),

@@ -23,7 +23,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 # Column kinds; their SQL types per server are in pistats.store.schema.
 STR, LC, DT, BOOL, U32, NF64, NU32, STRARR = "str", "lc", "dt", "bool", "u32", "nf64", "nu32", "strarr"
@@ -114,12 +114,16 @@ _EVENT_INDEX = {name: index for index, name in enumerate(EVENT_COLUMN_NAMES)}
 _REJECT_INDEX = {name: index for index, name in enumerate(REJECT_COLUMN_NAMES)}
 
 # Oldest and newest instants that fit every server's DateTime (UInt32 seconds since the epoch).
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MIN_TIME = datetime(1970, 1, 2, tzinfo=timezone.utc)
 _MAX_TIME = datetime(2105, 12, 31, tzinfo=timezone.utc)
+_MILLISECOND = timedelta(milliseconds=1)
 _U32_MAX = 2**32 - 1
 _COORDINATE_LIMIT = {"geo_lat": 90.0, "geo_lon": 180.0}
 # Fields whose absence makes an event meaningless; everything else has a default.
 _REQUIRED_EVENT_FIELDS = ("client_id", "event_id", "event_type", "user_id", "event_time")
+# Times that default to the event time when absent.
+_DEFAULTS_TO_EVENT_TIME = ("received_at", "first_seen_at", "processed_at")
 _FIXED_COST = 8  # rough bytes for a non-string value when bounding a batch
 
 
@@ -149,19 +153,31 @@ def parse_time(value: object, field: str) -> datetime:
     return value
 
 
+def epoch_ms(value: object, field: str) -> int:
+    """Row form of a timestamp: integer milliseconds since the Unix epoch (UTC).
+
+    Integers travel to both backends without per-value time-zone conversions.
+    """
+    return (parse_time(value, field) - _EPOCH) // _MILLISECOND
+
+
+def from_epoch_ms(milliseconds: int) -> datetime:
+    return _EPOCH + milliseconds * _MILLISECOND
+
+
 class _Converter:
-    """Converts one mapping into a row; collects repair notes and a byte-size estimate."""
+    """Converts values the fast path did not accept; collects repair notes and a byte-size estimate."""
 
     def __init__(self, max_string_chars: int):
         self.max_string_chars = max_string_chars
         self.notes: list[str] = []
         self.size = 0
 
-    def text(self, value: object, field: str, strict: bool) -> str:
+    def text(self, value: object, field: str) -> str:
         if value is None:
             return ""
         if not isinstance(value, str):
-            if strict or isinstance(value, (dict, list)):
+            if isinstance(value, (dict, list, tuple, set)):
                 raise RowError(field, f"expected text, got {type(value).__name__}")
             value = str(value)
         if len(value) > self.max_string_chars:
@@ -177,15 +193,13 @@ class _Converter:
         return value
 
     def flag(self, value: object, field: str) -> int:
-        self.size += 1
         if value is None:
             return 0
-        if isinstance(value, bool) or value in (0, 1):
+        if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
             return int(value)
         raise RowError(field, f"expected a boolean, got {value!r:.40}")
 
     def count(self, value: object, field: str, nullable: bool) -> int | None:
-        self.size += _FIXED_COST
         if value is None:
             return None if nullable else 0
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _U32_MAX:
@@ -193,7 +207,6 @@ class _Converter:
         return value
 
     def coordinate(self, value: object, field: str) -> float | None:
-        self.size += _FIXED_COST
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -210,47 +223,65 @@ class _Converter:
             return []
         if not isinstance(value, (list, tuple)):
             raise RowError(field, f"expected a list of text, got {type(value).__name__}")
-        return [self.text(item, field, strict=False) for item in value]
+        return [self.text(item, field) for item in value]
+
+    def convert(self, kind: str, value: object, field: str):
+        if kind in (STR, LC):
+            return self.text(value, field)
+        self.size += _FIXED_COST
+        if kind == DT:
+            return epoch_ms(value, field)
+        if kind == BOOL:
+            return self.flag(value, field)
+        if kind == U32:
+            return self.count(value, field, nullable=False)
+        if kind == NU32:
+            return self.count(value, field, nullable=True)
+        if kind == NF64:
+            return self.coordinate(value, field)
+        return self.texts(value, field)
+
+
+_EVENT_PLAN = tuple((column.name, column.kind in (STR, LC), column.kind) for column in EVENT_COLUMNS)
+_ERRORS_INDEX = _EVENT_INDEX["enrich_errors"]
 
 
 def event_row(event: Mapping, max_string_chars: int) -> tuple[tuple, int]:
-    """One enriched event (as the brief's contract, datetimes as objects or RFC 3339 text) -> (row, bytes).
+    """One enriched event (the brief's contract; datetimes as objects or RFC 3339 text) -> (row, bytes).
 
-    Raises :class:`RowError` when the event cannot be stored; repairs are noted in ``enrich_errors``.
+    Timestamps become epoch milliseconds (``from_epoch_ms`` turns them back). Raises
+    :class:`RowError` when the event cannot be stored; repairs are noted in ``enrich_errors``.
     """
     if not isinstance(event, Mapping):
         raise RowError("event", f"expected an object, got {type(event).__name__}")
+    get = event.get
     for field in _REQUIRED_EVENT_FIELDS:
-        if event.get(field) in (None, ""):
+        if get(field) in (None, ""):
             raise RowError(field, "missing")
-    convert = _Converter(max_string_chars)
+    slow = _Converter(max_string_chars)
     row: list = []
-    for column in EVENT_COLUMNS:
-        name, kind = column.name, column.kind
-        value = event.get(name)
-        if kind in (STR, LC):
-            row.append(convert.text(value, name, strict=False))
-        elif kind == DT:
-            if value is None and name == "first_seen_at":
-                value = event.get("event_time")
-            elif value is None and name in ("received_at", "processed_at"):
-                value = event.get("event_time")
-            convert.size += _FIXED_COST
-            row.append(parse_time(value, name))
-        elif kind == BOOL:
-            row.append(convert.flag(value, name))
-        elif kind == U32:
-            row.append(convert.count(value, name, nullable=False))
-        elif kind == NU32:
-            row.append(convert.count(value, name, nullable=True))
-        elif kind == NF64:
-            row.append(convert.coordinate(value, name))
-        else:
-            row.append(convert.texts(value, name))
-    if convert.notes:
-        errors_index = _EVENT_INDEX["enrich_errors"]
-        row[errors_index] = row[errors_index] + convert.notes
-    return tuple(row), convert.size
+    append = row.append
+    size = 0
+    for name, textual, kind in _EVENT_PLAN:
+        value = get(name)
+        # Fast path for the common case: plain ASCII text within the limit, a real bool or int.
+        if textual:
+            if value.__class__ is str and len(value) <= max_string_chars and value.isascii():
+                size += len(value) + 2
+                append(value)
+                continue
+        elif kind == BOOL and value.__class__ is bool:
+            append(int(value))
+            continue
+        elif kind == U32 and value.__class__ is int and 0 <= value <= _U32_MAX:
+            append(value)
+            continue
+        elif kind == DT and value is None and name in _DEFAULTS_TO_EVENT_TIME:
+            value = get("event_time")
+        append(slow.convert(kind, value, name))
+    if slow.notes:
+        row[_ERRORS_INDEX] = row[_ERRORS_INDEX] + slow.notes
+    return tuple(row), size + slow.size + _FIXED_COST * len(_EVENT_PLAN)
 
 
 def reject_row(reject: Mapping, max_string_chars: int, now: datetime) -> tuple[tuple, int]:
@@ -273,18 +304,18 @@ def reject_row(reject: Mapping, max_string_chars: int, now: datetime) -> tuple[t
                 row.append(0)
         elif column.kind == DT:
             try:
-                row.append(parse_time(value, name))
+                row.append(epoch_ms(value, name))
             except RowError:
-                row.append(now)
+                row.append(epoch_ms(now, name))
         else:
             try:
-                row.append(convert.text(value, name, strict=False))
+                row.append(convert.text(value, name))
             except RowError:
-                row.append(convert.text(json.dumps(value, default=str), name, strict=False))
+                row.append(convert.text(json.dumps(value, default=str), name))
     if convert.notes:
         detail_index = _REJECT_INDEX["detail"]
         row[detail_index] = " ".join([row[detail_index], *convert.notes]).strip()
-    return tuple(row), convert.size
+    return tuple(row), convert.size + _FIXED_COST * len(REJECT_COLUMNS)
 
 
 def reject_for_event(event: object, error: RowError, now: datetime) -> dict:

@@ -27,6 +27,7 @@ from pistats.store.rows import (
     STRARR,
     U32,
     Column,
+    epoch_ms,
 )
 
 if TYPE_CHECKING:
@@ -108,10 +109,10 @@ MIGRATIONS: tuple[Migration, ...] = (
 _MIGRATION_COLUMNS = (Column("version", U32), Column("name", STR), Column("applied_at", DT))
 
 
-def _create_migrations_table(database: str) -> str:
+def _create_migrations_table(database: str, features: ServerFeatures) -> str:
     return (
         f"CREATE TABLE IF NOT EXISTS {database}.{MIGRATIONS_TABLE} "
-        "(version UInt32, name String, applied_at DateTime('UTC')) "
+        f"(version UInt32, name String, applied_at {column_type(DT, features)}) "
         "ENGINE = ReplacingMergeTree ORDER BY version"
     )
 
@@ -126,7 +127,7 @@ def migrate(store: "Store", now: Callable[[], datetime] | None = None) -> list[i
     now = now or (lambda: datetime.now(timezone.utc))
     database = store.database
     store.ensure_database()
-    store.execute(_create_migrations_table(database))
+    store.execute(_create_migrations_table(database, store.features))
     done = applied_versions(store)
     applied = []
     for migration in MIGRATIONS:
@@ -134,7 +135,7 @@ def migrate(store: "Store", now: Callable[[], datetime] | None = None) -> list[i
             continue
         for statement in migration.statements(database, store.features):
             store.execute(statement)
-        stamp = now().astimezone(timezone.utc).replace(microsecond=0)
+        stamp = epoch_ms(now(), "applied_at")
         store.insert(MIGRATIONS_TABLE, _MIGRATION_COLUMNS, [(migration.version, migration.name, stamp)], None)
         applied.append(migration.version)
     return applied

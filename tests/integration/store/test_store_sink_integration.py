@@ -175,3 +175,16 @@ def test_bad_rows_are_stored_or_rejected_deliberately(store):
     assert [(stage, field) for stage, field, _ in rejects] == [
         ("parse", ""), ("sink", "event"), ("sink", "event_id"), ("sink", "event_time")]
     assert rejects[0][2] < 2100  # truncated detail plus the repair notes
+
+
+def test_times_round_trip_at_the_server_precision(store):
+    migrate(store)
+    sink = make_sink(store, Clock())
+    sink.add_event("t", make_event(0, event_time="2026-11-25T12:00:00.250+02:00", received_at=None))
+    assert sink.flush_all().acked == ["t"]
+    ((event_time, received_at, as_text),) = store.query(
+        f"SELECT toUnixTimestamp(event_time), toUnixTimestamp(received_at), toString(event_time) FROM {store.database}.events"
+    )
+    assert event_time == received_at == int(datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc).timestamp())
+    expected_text = "2026-11-25 10:00:00.250" if store.features.datetime64 else "2026-11-25 10:00:00"
+    assert as_text == expected_text

@@ -13,6 +13,7 @@ from pistats.store.rows import (
     dedup_token,
     event_key,
     event_row,
+    from_epoch_ms,
     reject_for_event,
     reject_key,
     reject_row,
@@ -29,7 +30,8 @@ def as_dict(row):
 def test_event_row_converts_text_times_and_defaults():
     row, size = event_row(make_event(3), LIMIT)
     values = as_dict(row)
-    assert values["event_time"] == datetime(2026, 11, 25, 10, 0, 0, 250000, tzinfo=timezone.utc)
+    assert from_epoch_ms(values["event_time"]) == datetime(2026, 11, 25, 10, 0, 0, 250000, tzinfo=timezone.utc)
+    assert from_epoch_ms(values["first_seen_at"]) == datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
     assert values["push_token"] == "" and values["notification_id"] == ""
     assert values["is_new_user"] == 0 and values["clock_skew"] == 0
     assert values["geo_lat"] == 52.5 and values["session_event_index"] == 3
@@ -41,7 +43,12 @@ def test_datetime_objects_are_accepted_and_normalised_to_utc():
 
     local = datetime(2026, 11, 25, 12, 0, tzinfo=timezone(timedelta(hours=2)))
     values = as_dict(event_row(make_event(event_time=local), LIMIT)[0])
-    assert values["event_time"] == datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
+    assert from_epoch_ms(values["event_time"]) == datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
+
+
+def test_absent_times_default_to_the_event_time():
+    values = as_dict(event_row(make_event(received_at=None, processed_at=None, first_seen_at=None), LIMIT)[0])
+    assert values["received_at"] == values["processed_at"] == values["first_seen_at"] == values["event_time"]
 
 
 @pytest.mark.parametrize("coordinate", [math.nan, math.inf, -math.inf, 91.0])
@@ -100,12 +107,12 @@ def test_reject_for_event_keeps_provenance_and_payload():
     assert (reject["reason"], reject["stage"], reject["field"]) == ("schema", "sink", "event_time")
     assert reject["kinesis_seq"] == event["kinesis_seq"] and reject["client_id"] == "client-a"
     row = dict(zip(REJECT_COLUMN_NAMES, reject_row(reject, LIMIT, NOW)[0]))
-    assert row["rejected_at"] == NOW and row["raw_b64"]
+    assert from_epoch_ms(row["rejected_at"]) == NOW and row["raw_b64"]
 
 
 def test_reject_row_with_bad_time_uses_now():
     row = dict(zip(REJECT_COLUMN_NAMES, reject_row(make_reject(rejected_at="bad"), LIMIT, NOW)[0]))
-    assert row["rejected_at"] == NOW and row["field"] == "" and row["reason"] == "bad_json"
+    assert from_epoch_ms(row["rejected_at"]) == NOW and row["field"] == "" and row["reason"] == "bad_json"
 
 
 json_values = st.recursive(

@@ -1,0 +1,145 @@
+"""Throughput of the sink's insert path into clickhouse-server and chdb, and of the sink bolt.
+
+Usage: .venv/bin/python benchmarks/store_insert.py [--rows 100000] [--batch 5000] [--server URL] [--bolt-tuples 20000]
+
+Prints, per backend, rows/s for (1) ``store.insert_events`` alone on prepared 5,000-row batches and
+(2) the whole sink path (event dicts as they arrive over multilang -> rows -> batches -> inserts),
+then tuples/s of the bolt driven through the multilang protocol (JSON in, acks out) into chdb.
+The server benchmark uses a throwaway database that is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from io import BytesIO
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from pistats.store.backends import open_store  # noqa: E402
+from pistats.store.config import SinkConfig  # noqa: E402
+from pistats.store.rows import event_row  # noqa: E402
+from pistats.store.schema import migrate  # noqa: E402
+from pistats.store.sink import Sink  # noqa: E402
+
+BATCH = 5000
+START = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+def make_events(count: int, run: str) -> list[dict]:
+    events = []
+    for index in range(count):
+        when = (START + timedelta(seconds=index * 7)).isoformat()
+        events.append({
+            "client_id": f"client-{index % 3}", "property_id": f"prop-{index % 5}", "event_id": f"{run}-{index}",
+            "event_type": ("register", "subscribe", "page_view")[index % 3], "user_id": f"user-{index % 20000}",
+            "event_time": when, "received_at": when, "ip": f"203.0.{index % 256}.0",
+            "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+            "push_token": None, "notification_id": None, "page_url": f"https://example.com/p/{index % 1000}",
+            "referrer": "https://search.example/", "locale": "de-DE", "sdk_name": "pistats-js", "sdk_version": "1.2.0",
+            "context_json": '{"screen":"1920x1080"}', "properties_json": "{}", "clock_skew": False,
+            "geo_country": ("DE", "FR", "US")[index % 3], "geo_country_name": "Germany", "geo_region": "BE",
+            "geo_city": f"city-{index % 300}", "geo_postal": "10115", "geo_lat": 52.5, "geo_lon": 13.4,
+            "geo_accuracy_km": 20, "geo_timezone": "Europe/Berlin", "geo_continent": "EU", "geo_asn": 3320,
+            "geo_org": "DTAG", "ua_browser": "Firefox", "ua_browser_version": "120", "ua_os": "Linux",
+            "ua_os_version": "", "ua_device_family": "Other", "ua_device_brand": "", "ua_device_model": "",
+            "device_type": "desktop", "is_touch": False, "is_bot": False, "session_id": f"s-{index // 10}",
+            "session_index": 1, "session_event_index": index % 10, "is_new_user": index % 10 == 0,
+            "first_seen_at": when, "enrich_errors": [], "kinesis_shard": f"shardId-{index % 4:012d}",
+            "kinesis_seq": str(49600000000000000000 + index), "kinesis_subseq": 0, "processed_at": when,
+        })
+    return events
+
+
+def bench_backend(url: str, events: list[dict], batch: int) -> dict:
+    store = open_store(url, env={})
+    try:
+        migrate(store)
+        started = time.perf_counter()
+        rows = [event_row(event, 256 * 1024)[0] for event in events]
+        convert_s = time.perf_counter() - started
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for offset in range(0, len(rows), batch):
+            store.insert_events(rows[offset:offset + batch], None)
+        insert_s, insert_cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
+        sink = Sink(store, SinkConfig(max_rows=batch, max_age_s=3600))
+        second_run = [dict(event, event_id=event["event_id"] + "-sink") for event in events]
+        started = time.perf_counter()
+        acked = 0
+        for index, event in enumerate(second_run):
+            acked += len(sink.add_event(index, event).acked)
+        acked += len(sink.flush_all().acked)
+        sink_s = time.perf_counter() - started
+        assert acked == len(events)
+        stored = store.query(f"SELECT count() FROM {store.database}.events")[0][0]
+        assert stored == 2 * len(events), stored
+        return {"server": store.server_version, "convert_rows_s": len(rows) / convert_s,
+                "insert_rows_s": len(rows) / insert_s, "insert_cpu_rows_s": len(rows) / insert_cpu_s,
+                "sink_rows_s": len(events) / sink_s}
+    finally:
+        if url.startswith("clickhouse"):
+            store.execute(f"DROP DATABASE IF EXISTS {store.database}")
+        store.close()
+
+
+def bench_bolt(url: str, events: list[dict], workdir: str) -> float:
+    from bolts.sink import StoreSinkBolt
+
+    def frame(message):
+        return (json.dumps(message) + "\nend\n").encode()
+
+    handshake = {"conf": {"pistats.store.url": url, "pistats.sink": {"max_rows": BATCH}},
+                 "context": {"taskid": 1, "componentid": "store_sink"}, "pidDir": workdir}
+    chunks = [frame(handshake)]
+    for index, event in enumerate(events):
+        chunks.append(frame({"id": str(index), "comp": "sessions", "stream": "default", "task": 2, "tuple": [event]}))
+        if index % 2000 == 1999:
+            chunks.append(frame({"id": f"tick{index}", "comp": "__system", "stream": "__tick", "task": -1, "tuple": [1]}))
+    stdout = BytesIO()
+    bolt = StoreSinkBolt(input_stream=BytesIO(b"".join(chunks)), output_stream=stdout, rdb_signal=None)
+    started = time.perf_counter()
+    try:
+        bolt.run()
+    except SystemExit:
+        pass
+    elapsed = time.perf_counter() - started
+    acks = stdout.getvalue().count(b'"command": "ack"')
+    print(f"  bolt acked {acks} of {len(events)} tuples (the rest wait for an age flush)")
+    return len(events) / elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--server", default="clickhouse://default@127.0.0.1:9000")
+    parser.add_argument("--batch", type=int, default=BATCH, help="rows per insert (default 5000)")
+    parser.add_argument("--bolt-tuples", type=int, default=20_000)
+    args = parser.parse_args()
+    run = uuid.uuid4().hex[:8]
+    events = make_events(args.rows, run)
+    with tempfile.TemporaryDirectory() as workdir:
+        targets = {
+            "clickhouse-server": f"{args.server.rstrip('/')}/bench_{run}",
+            "chdb": f"chdb://{workdir}/chdb",
+        }
+        for name, url in targets.items():
+            result = bench_backend(url, events, args.batch)
+            print(f"{name} {result['server']}: {args.rows} rows, batches of {args.batch}")
+            print(f"  insert_events only      {result['insert_rows_s']:>10,.0f} rows/s")
+            print(f"    (per CPU second of this process: {result['insert_cpu_rows_s']:,.0f} rows/s; "
+                  "for chdb this includes the engine's own threads)")
+            print(f"  event dict -> row       {result['convert_rows_s']:>10,.0f} rows/s")
+            print(f"  whole sink path         {result['sink_rows_s']:>10,.0f} rows/s")
+        rate = bench_bolt(f"chdb://{workdir}/bolt", events[: args.bolt_tuples], workdir)
+        print(f"sink bolt via multilang (chdb): {rate:,.0f} tuples/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
