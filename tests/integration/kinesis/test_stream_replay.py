@@ -137,3 +137,38 @@ def test_only_failed_entries_are_retried(stream, tmp_path):
     data = [r.data for r in Recording.open(tmp_path / "back").records(shard.shard_id)]
     assert sorted(data) == [b"d0", b"d1", b"d2", b"d3", b"d4"]
     assert data[-2:] == [b"d0", b"d2"]
+
+
+def test_replay_merges_like_the_recording(stream, tmp_path):
+    client, name = stream
+    (a0, a1), (b0, b1) = admin.even_hash_ranges(2)
+    left = ShardInfo("shardId-000000000000", a0, a1, "1", ending_sequence_number="500")
+    right = ShardInfo("shardId-000000000001", b0, b1, "1", ending_sequence_number="500")
+    merged = ShardInfo("shardId-000000000002", a0, b1, "600", parent_shard_id=left.shard_id, adjacent_parent_shard_id=right.shard_id)
+    with RecordingWriter(tmp_path / "merge", stream="source", captured_at=T0) as writer:
+        for shard in (left, right, merged):
+            writer.add_shard(shard)
+        for index, shard in enumerate((left, right, merged, left, right, merged)):
+            if shard is merged and index < 3:
+                continue
+            key = _key_in(shard, index)
+            writer.write(shard.shard_id, RecordedRecord(str(100 + index), T0 + timedelta(seconds=index), key, f"{index}".encode()))
+        writer.write(merged.shard_id, RecordedRecord("700", T0 + timedelta(seconds=10), "c:late", b"after merge"))
+        for parent in (left, right):
+            writer.end_shard(parent.shard_id, [{"ShardId": merged.shard_id}])
+        writer.commit()
+    source = Recording.open(tmp_path / "merge")
+    admin.create_stream(client, name, 2)
+
+    report = StreamReplayer(client, name).replay(source)
+
+    assert report.reshards == ["merge shardId-000000000000 + shardId-000000000001"]
+    assert report.records_put == 6 and report.misrouted == 0 and report.failures == []
+    with RecordingWriter(tmp_path / "back", stream=name, captured_at=T0) as writer:
+        capture_stream(client, name, writer, until_idle=0.3, poll_interval=0.05)
+        writer.commit()
+    back = Recording.open(tmp_path / "back")
+    live_child = report.shard_map[merged.shard_id]
+    assert back.manifest.shard(live_child).parents == ("shardId-000000000000", "shardId-000000000001")
+    assert [r.data for r in back.records(live_child)] == [b"5", b"after merge"]
+    assert _contents(back)["shardId-000000000000"] == _contents(source)["shardId-000000000000"]

@@ -182,6 +182,9 @@ def test_cli_generate_and_usage_errors(tmp_path, capsys):
     assert pistats(["generate", "--out", str(tmp_path / "r"), "--events", "60", "--seed", "5", "--no-progress"]) == 0
     assert "recording:" in capsys.readouterr().out
     assert json.loads((tmp_path / "r" / "expected.json").read_text())["records_in"] == 60
+    plain = Recording.open(tmp_path / "r")
+    assert len(plain.shards) == 2 and not any(s.closed or s.parents for s in plain.shards)
+    assert sum(plain.validate().values()) == 60
     assert pistats(["generate", "--out", str(tmp_path / "r"), "--events", "60", "--no-progress"]) == 2
     assert pistats(["generate", "--out", str(tmp_path / "s"), "--events", "60", "--reshard-at", "1.5"]) == 2
     assert "--reshard-at must be a fraction" in capsys.readouterr().err

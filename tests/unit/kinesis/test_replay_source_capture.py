@@ -59,3 +59,25 @@ def test_max_records_stops_early(tmp_path):
     assert report.records == 250
     part = Recording.open(tmp_path / "part")
     assert sum(len(list(part.records(s.shard_id))) for s in part.shards) == 250
+
+
+def test_capture_from_timestamp_and_latest(tmp_path):
+    sample = Recording.open(SAMPLE)
+    child = sample.read_shard("shardId-000000000004").records
+    start = child[len(child) // 2].arrival
+    clock = Clock()
+    source = ReplaySource.from_recording(sample, now=clock)
+    captured_at = datetime(2026, 11, 26, tzinfo=timezone.utc)
+    with RecordingWriter(tmp_path / "since", stream=source.stream, captured_at=captured_at) as writer:
+        capture_stream(source, source.stream, writer, start="timestamp", timestamp=start, sleep=clock.sleep, clock=clock)
+        writer.commit()
+    since = Recording.open(tmp_path / "since")
+    assert [r.data for r in since.records("shardId-000000000004")] == [r.data for r in child if r.arrival >= start]
+    # Parents closed before the timestamp: nothing but their shard end.
+    assert since.read_shard("shardId-000000000000").records == []
+    assert since.read_shard("shardId-000000000000").end is not None
+
+    with RecordingWriter(tmp_path / "latest", stream=source.stream, captured_at=captured_at) as writer:
+        report = capture_stream(source, source.stream, writer, start="latest", until_idle=1.0, sleep=clock.sleep, clock=clock)
+        writer.commit()
+    assert report.records == 0 and report.closed_shards == 2
