@@ -138,6 +138,7 @@ class Consumer:
         self._queue: deque = deque()                # fetched records and shard-end markers
         self._dead_letters: deque[Delivery] = deque()
         self._uncommitted = 0                       # queued + in ledgers + reserved by fetchers
+        self._min_fetch = min(config.get_records_limit, max(1, config.max_uncommitted // 10))
         self._next_list_ms = 0
         self._next_log_ms = 0
         self._stop = threading.Event()
@@ -282,7 +283,10 @@ class Consumer:
             return False
         with self._lock:
             reserve = min(self.config.get_records_limit, self.config.max_uncommitted - self._uncommitted)
-            if reserve <= 0:
+            # Fetch in large chunks and only when the queue runs low: many small fetches would
+            # keep taking the GIL from the thread that answers Storm (see docs/spout.md).
+            if reserve <= 0 or (self._queue and (reserve < self._min_fetch
+                                                 or len(self._queue) >= self.config.get_records_limit)):
                 return False
             self._uncommitted += reserve
         fetch = shard.reader.step(reserve)

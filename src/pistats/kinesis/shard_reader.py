@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-from pistats.kinesis.kpl import deaggregate
+from pistats.kinesis.kpl import MAGIC, deaggregate
 from pistats.kinesis.ledger import KinesisRecord, Position
 
 log = logging.getLogger(__name__)
@@ -103,20 +103,26 @@ class ShardReader:
     def _on_records(self, response: dict, now: int) -> Fetch:
         fetch = Fetch(millis_behind=response.get("MillisBehindLatest"))
         skip = self._start.skip_through
+        records = fetch.records
+        shard_id = self.shard_id
         for raw in response.get("Records", ()):
             seq = int(raw["SequenceNumber"])
             data = raw["Data"]
             fetch.bytes_read += len(data)
             arrival = raw.get("ApproximateArrivalTimestamp")
             arrival_ms = int(arrival.timestamp() * 1000) if arrival is not None else 0
+            self._last_seq = seq
+            if not data.startswith(MAGIC):  # the common case: a plain record
+                if skip is None or Position(seq, 0) > skip:
+                    records.append(KinesisRecord(shard_id, seq, 0, raw["PartitionKey"], arrival_ms, data))
+                continue
             subs = deaggregate(data, raw["PartitionKey"])
             last = len(subs) - 1
             for i, sub in enumerate(subs):
                 if skip is not None and Position(seq, sub.sub_sequence_number) <= skip:
                     continue
-                fetch.records.append(KinesisRecord(self.shard_id, seq, sub.sub_sequence_number,
-                                                   sub.partition_key, arrival_ms, sub.data, i == last))
-            self._last_seq = seq
+                records.append(KinesisRecord(shard_id, seq, sub.sub_sequence_number, sub.partition_key,
+                                             arrival_ms, sub.data, i == last))
         self._iterator = response.get("NextShardIterator")
         if self._iterator is None:
             self.ended = True
