@@ -129,10 +129,14 @@ def _number(value) -> float | int | None:
 
 
 def format_table(headers: list[str], rows: list[list]) -> str:
-    """Columns aligned: text left, numbers right."""
+    """Columns aligned: text left, numbers right (None, shown as "-", counts as a number)."""
     cells = [[_cell(value) for value in row] for row in rows]
     widths = [max([len(header)] + [len(row[index]) for row in cells]) for index, header in enumerate(headers)]
-    numeric = [bool(rows) and all(isinstance(row[index], (int, float)) for row in rows) for index in range(len(headers))]
+    numeric = [
+        any(row[index] is not None for row in rows)
+        and all(row[index] is None or isinstance(row[index], (int, float)) for row in rows)
+        for index in range(len(headers))
+    ]
 
     def line(values):
         return "  ".join(
