@@ -39,8 +39,11 @@ def main(args: argparse.Namespace) -> int:
     from pistats.ingest.config import redact_url
     from pistats.ingest.keys import WriteKeyStore
 
-    store = WriteKeyStore(redis.Redis.from_url(args.redis_url, socket_connect_timeout=2, socket_timeout=5),
-                          args.key_prefix, cache_seconds=0)
+    try:
+        connection = redis.Redis.from_url(args.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    except ValueError:
+        raise UserError(f"not a Redis URL: {redact_url(args.redis_url)!r}", exit_code=2) from None
+    store = WriteKeyStore(connection, args.key_prefix, cache_seconds=0)
     try:
         if args.action == "create":
             try:

@@ -77,6 +77,9 @@ class IngestConfig:
     def __post_init__(self):
         if not self.stream:
             raise ValueError("the Kinesis stream name is required (PISTATS_INGEST_STREAM)")
+        if urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"the Redis URL must start with redis://, rediss:// or unix://, not "
+                             f"{redact_url(self.redis_url)!r}")
         if not self.key_prefix or any(c.isspace() for c in self.key_prefix):
             raise ValueError("key_prefix must be a non-empty word")
         if self.dedup_ttl_s < 1:

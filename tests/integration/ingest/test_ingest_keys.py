@@ -139,3 +139,11 @@ def test_ingest_server_requires_a_stream(monkeypatch, capsys):
     monkeypatch.delenv("PISTATS_INGEST_STREAM", raising=False)
     assert pistats(["ingest-server", "--port", "0"]) == 2
     assert "stream name is required" in capsys.readouterr().err
+
+
+def test_bad_redis_urls_are_usage_errors(capsys):
+    assert pistats(["ingest-server", "--stream", "s", "--redis-url", "http://:pw@h:1"]) == 2
+    assert "must start with redis://" in capsys.readouterr().err
+    assert pistats(["keys", "--redis-url", "http://:pw@h:1", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err == "pistats keys: not a Redis URL: 'http://:***@h:1'\n"

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from pistats.ingest.api import IngestRequest
+from pistats.ingest.lambda_handler import handle_event
 
 THROTTLED = "ProvisionedThroughputExceededException"
 
@@ -136,3 +140,25 @@ def test_missing_stream_is_503(make_service, write_key):
     assert status == 503
     assert body["retry"] == [{"index": 0, "event_id": "evt-1"}]
     assert headers["Retry-After"] == "1"
+
+
+LAMBDA_EVENTS = Path(__file__).resolve().parents[2] / "unit" / "ingest" / "events"
+
+
+@pytest.mark.parametrize(
+    "name, status, expected",
+    [
+        ("apigw_v1", 200, [("acme:u-42", "0f8fad5b-d9cb-469f-a165-70867728950e", "203.0.113.10")]),
+        ("apigw_v2", 207, [("acme:u-7", "a-1", "198.51.100.23")]),
+        ("alb", 200, [("acme:u-9", "n-1", "192.0.2.44")]),
+    ],
+)
+def test_lambda_fixture_events_reach_the_stream(make_service, write_key, stream_records, name, status, expected):
+    lambda_event = json.loads((LAMBDA_EVENTS / f"{name}.json").read_text())
+    for headers in (lambda_event.get("headers") or {}, lambda_event.get("multiValueHeaders") or {}):
+        for header in headers:
+            if header.lower() == "x-pistats-key":
+                headers[header] = [write_key] if isinstance(headers[header], list) else write_key
+    result = handle_event(make_service(), lambda_event)
+    assert result["statusCode"] == status
+    assert [(key, r["event"]["event_id"], r["ip"]) for key, r in stream_records()] == expected

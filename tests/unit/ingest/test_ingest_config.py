@@ -42,6 +42,7 @@ def test_overrides_win_and_none_is_ignored():
         {"stream": "s", "key_prefix": "a b"},
         {"stream": "s", "dedup_ttl_s": "soon"},
         {"stream": "s", "colour": "red"},
+        {"stream": "s", "redis_url": "http://127.0.0.1:6379"},
     ],
 )
 def test_invalid_configs(values):
