@@ -71,7 +71,8 @@ class ShardMetrics:
     acked: int = 0
     failed: int = 0
     dead_lettered: int = 0
-    in_flight: int = 0
+    in_flight: int = 0          # emitted, not yet acked (including replays and dead letters pending)
+    uncommitted: int = 0        # held for the checkpoint: in flight + acked behind an unacked record
     millis_behind_latest: int | None = None
     last_checkpoint: str = ""
     throttled: int = 0
@@ -218,7 +219,10 @@ class Consumer:
     def metrics(self) -> dict[str, ShardMetrics]:
         with self._lock:
             for shard in self._shards.values():
-                shard.metrics.in_flight = len(shard.ledger) if shard.ledger is not None else 0
+                ledger = shard.ledger
+                counts = ledger.counts() if ledger is not None else {}
+                shard.metrics.uncommitted = len(ledger) if ledger is not None else 0
+                shard.metrics.in_flight = shard.metrics.uncommitted - counts.get("done", 0)
             return {sid: ShardMetrics(**vars(s.metrics)) for sid, s in self._shards.items()}
 
     def shard_states(self) -> dict[str, str]:
@@ -330,9 +334,11 @@ class Consumer:
         if now >= self._next_log_ms:
             self._next_log_ms = now + 60_000
             for shard_id, m in sorted(self.metrics().items()):
-                log.info("shard %s: read=%d emitted=%d acked=%d failed=%d dead=%d in_flight=%d behind_ms=%s "
-                         "checkpoint=%s", shard_id, m.read, m.emitted, m.acked, m.failed, m.dead_lettered,
-                         m.in_flight, m.millis_behind_latest, m.last_checkpoint or "-")
+                log.info("shard %s: read=%d emitted=%d acked=%d failed=%d dead=%d in_flight=%d uncommitted=%d "
+                         "behind_ms=%s checkpoint=%s throttled=%d read_errors=%d checkpoint_errors=%d",
+                         shard_id, m.read, m.emitted, m.acked, m.failed, m.dead_lettered, m.in_flight,
+                         m.uncommitted, m.millis_behind_latest, m.last_checkpoint or "-", m.throttled,
+                         m.read_errors, m.checkpoint_errors)
 
     def _list_shards(self) -> None:
         listed: list[dict] = []

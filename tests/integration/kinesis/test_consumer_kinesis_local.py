@@ -235,3 +235,27 @@ def test_faults_throttling_expired_iterators_errors_and_redis_outage(kinesis, ma
     assert metrics.throttled == 3 and metrics.read_errors == 2
     assert {code for _, _, code in faulty.raised} == {"LimitExceededException", "ProvisionedThroughputExceededException",
                                                       "ExpiredIteratorException", "InternalFailureException"}
+
+
+def test_merge_mid_stream_waits_for_both_parents(kinesis, make_stream, consumers):
+    stream = make_stream(2)
+    keys = [f"user{i}" for i in range(6)]
+    put(kinesis, stream, [(k, f"A:{k}".encode()) for k in keys])
+    consumer, store = consumers(stream)
+    parents = {"shardId-000000000000", "shardId-000000000001"}
+    held_shard = "shardId-000000000001"
+    before = collect(consumer, 6, verdict=lambda d: None if d.record.shard_id == held_shard else "ack")
+    assert {d.record.shard_id for d in before} == parents
+    kinesis.merge_shards(StreamName=stream, ShardToMerge="shardId-000000000000",
+                         AdjacentShardToMerge="shardId-000000000001")
+    wait_active(kinesis, stream)
+    put(kinesis, stream, [(k, f"B:{k}".encode()) for k in keys])
+    assert quiet(consumer, 1.5) == []  # one parent is closed and drained, the other not acked yet
+    assert store.load("shardId-000000000000").ended
+    for d in before:
+        if d.record.shard_id == held_shard:
+            consumer.ack(d.message_id)
+    after = collect(consumer, 6)
+    assert {d.record.shard_id for d in after} == {"shardId-000000000002"}
+    assert sorted(data(after)) == sorted(f"B:{k}".encode() for k in keys)
+    assert all(store.load(p).ended for p in parents)

@@ -108,7 +108,8 @@ def test_unacked_record_holds_the_checkpoint(clock):
     consumer = Consumer(config(), client, store, now_ms=clock)
     drive(consumer, clock, rounds=20, on=lambda d: None if d.record.data == b"s0r1" else "ack")
     assert store.load(sid(0)).position == Position(seq(0, 0))
-    assert consumer.metrics()[sid(0)].in_flight == 3
+    metrics = consumer.metrics()[sid(0)]
+    assert (metrics.in_flight, metrics.uncommitted) == (1, 3)
 
 
 def test_restart_resumes_after_the_checkpoint_without_loss_or_replay(clock):
@@ -416,3 +417,16 @@ def test_pacing_respects_five_calls_per_second_and_two_mib_per_second(clock):
 def test_task_index_must_be_within_count():
     with pytest.raises(ValueError):
         Consumer(config(), None, MemoryCheckpointStore(), task_index=2, task_count=2)
+
+
+def test_per_shard_metrics_are_logged_periodically(clock, caplog):
+    client = source([(info(0), records(0, 2), None)], clock)
+    consumer = Consumer(config(), client, MemoryCheckpointStore(), now_ms=clock)
+    with caplog.at_level("INFO", logger="pistats.kinesis.consumer"):
+        drive(consumer, clock, rounds=15)
+        caplog.clear()
+        clock.ms += 60_000
+        consumer.coordinate_once()
+    (line,) = [r.getMessage() for r in caplog.records if "read=" in r.getMessage()]
+    assert line.startswith(f"shard {sid(0)}: read=2 emitted=2 acked=2 failed=0 dead=0 in_flight=0 uncommitted=0")
+    assert f"checkpoint={seq(0, 1)}/0" in line
