@@ -105,13 +105,16 @@ def test_missing_key_in_each_format_is_401(make_harness, name):
     assert json.loads(result["body"]) == {"error": "missing write key (X-Pistats-Key header)"}
 
 
-def test_unexpected_error_is_a_500_without_details():
+def test_unexpected_error_is_a_500_logged_without_the_key(caplog):
     class Broken:
         def handle(self, request):
             raise RuntimeError("bug")
 
-    result = handle_event(Broken(), load("apigw_v1"))
+    with caplog.at_level("DEBUG"):
+        result = handle_event(Broken(), load("apigw_v1"))
     assert (result["statusCode"], json.loads(result["body"])) == (500, {"error": "internal error"})
+    assert "RuntimeError: bug" in caplog.text
+    assert "pk_good" not in caplog.text
 
 
 def test_entry_points_build_the_service_once(make_harness):

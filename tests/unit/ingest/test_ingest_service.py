@@ -227,3 +227,12 @@ def test_summarise_counts_and_status_precedence():
     assert summarise(outcomes[:3], True, 5).status == 207
     assert summarise(outcomes[:2], True, 5).status == 200
     assert summarise(outcomes[2:3], True, 5).status == 400
+
+
+def test_failures_are_logged_without_the_key(make_harness, kinesis_error, caplog):
+    h = make_harness(plan=[kinesis_error("InternalFailure")] * 3, marks_down=True)
+    with caplog.at_level("DEBUG"):
+        status, _, _ = h.post(event())
+    assert status == 503
+    assert "InternalFailure" in caplog.text
+    assert "pk_good" not in caplog.text
