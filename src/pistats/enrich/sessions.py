@@ -231,7 +231,8 @@ class SessionConfig:
 # thousands of small arguments per batch cost more than the whole Lua run.
 #
 # READ_SCRIPT: KEYS = the users' state keys; ARGV[1] = JSON [memo key now, memo key before,
-# [memo fields]]. Returns {states, memo now, memo before}, a missing value as nil.
+# [memo fields]]. Returns JSON [states, memo now, memo before], a missing value as false: one
+# string is parsed in C, where a nested reply of a thousand items is parsed in Python.
 READ_SCRIPT = """
 local request = cjson.decode(ARGV[1])
 local fields = request[3]
@@ -241,7 +242,7 @@ if #fields > 0 then
   now = redis.call('HMGET', request[1], unpack(fields))
   before = redis.call('HMGET', request[2], unpack(fields))
 end
-return {states, now, before}
+return cjson.encode({states, now, before})
 """
 
 # WRITE_SCRIPT: KEYS[1] = the memo bucket, KEYS[1 + i] = user i's state. ARGV[1] = JSON
@@ -305,8 +306,8 @@ class RedisSessionStore:
         client_id, user_id = user
         return f"{len(client_id)}:{client_id}:{len(user_id)}:{user_id}:"
 
-    def state_key(self, user: tuple[str, str]) -> str:
-        return f"{self.config.key_prefix}:u:{self.user_tag(user)}"
+    def state_key(self, user: tuple[str, str], tag: str | None = None) -> str:
+        return f"{self.config.key_prefix}:u:{tag or self.user_tag(user)}"
 
     def memo_key(self, bucket: int) -> str:
         return f"{self.config.key_prefix}:memo:{bucket}"
@@ -335,19 +336,21 @@ class RedisSessionStore:
         users = list(dict.fromkeys(event.user for event in events))
         tags = {user: self.user_tag(user) for user in users}
         memo_fields = list(dict.fromkeys(tags[e.user] + e.event_id for e in events))
-        raw_states, this_bucket, last_bucket = self._read(
-            keys=[self.state_key(user) for user in users],
+        state_keys = {user: self.state_key(user, tags[user]) for user in users}
+        reply = self._read(
+            keys=list(state_keys.values()),
             args=[json.dumps([self.memo_key(bucket), self.memo_key(bucket - 1), memo_fields])],
         )
+        # cjson writes an empty Lua table as {}: read it as "nothing found".
+        raw_states, this_bucket, last_bucket = (part or [] for part in json.loads(reply))
         states = {
-            user: UserState.from_json(raw.decode()) if raw is not None else None
+            user: UserState.from_json(raw) if raw else None
             for user, raw in zip(users, raw_states)
         }
         found = {
-            name: decode_memo(new if new is not None else old)
-            for name, new, old in zip(memo_fields, this_bucket or [None] * len(memo_fields),
-                                      last_bucket or [None] * len(memo_fields))
-            if new is not None or old is not None
+            name: decode_memo(new or old)
+            for name, new, old in zip(memo_fields, this_bucket, last_bucket)
+            if new or old
         }
         memo: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         if found:
@@ -366,7 +369,7 @@ class RedisSessionStore:
                 entries: list[str] = []
                 for event_id, fields in result.memo.get(user, {}).items():
                     entries += [tags[user] + event_id, encode_memo(fields)]
-                keys.append(self.state_key(user))
+                keys.append(state_keys[user])
                 payload.append([expected, state.to_json(version=expected + 1), entries])
             request = json.dumps([self.config.state_ttl_s, 2 * self.config.memo_ttl_s, payload],
                                  separators=(",", ":"))
