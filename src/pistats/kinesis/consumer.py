@@ -94,8 +94,10 @@ class _Shard:
     thread: threading.Thread | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     next_call_ms: int = 0
+    pin_start: bool = False            # started at LATEST or AT_TIMESTAMP without a checkpoint
     fetch_ended: bool = False          # the fetcher queued the shard's last record
     all_emitted: bool = False          # poll() has taken the end marker off the queue
+    pin: Position | None = None        # where a LATEST/AT_TIMESTAMP start actually began
     saved: Position | None = None      # last checkpoint written (or loaded)
     saved_complete: bool = True
     next_save_ms: int = 0
@@ -308,6 +310,11 @@ class Consumer:
             elif fetch.error and fetch.error != "ExpiredIteratorException":
                 metrics.read_errors += 1
             self._queue.extend(fetch.records)
+            if fetch.records and shard.pin is None and shard.saved is None and shard.pin_start:
+                # Before anything is acked, a restart would begin at LATEST (or the timestamp)
+                # again and skip what this task fetched; checkpointing "at the first record
+                # fetched" (sub-sequence -1: nothing of it is committed) pins the start.
+                shard.pin = Position(fetch.records[0].seq, -1)
             if fetch.ended:
                 shard.fetch_ended = True
                 self._queue.append(_ShardEnd(shard_id))
@@ -385,6 +392,7 @@ class Consumer:
             if checkpoint is not None:
                 shard.saved, shard.saved_complete = checkpoint.position, checkpoint.complete
                 shard.metrics.last_checkpoint = _show(checkpoint.position)
+            shard.pin_start = start.kind in ("LATEST", "AT_TIMESTAMP")
             shard.next_save_ms = now + self.config.checkpoint_interval_ms
             shard.state = READING
         log.info("shard %s: reading from %s", shard.shard_id, start.kind)
@@ -410,6 +418,8 @@ class Consumer:
             with self._lock:
                 point = shard.ledger.committable()
                 position, complete = point if point is not None else (shard.saved, shard.saved_complete)
+                if position is None and shard.pin is not None:
+                    position, complete = shard.pin, False
                 finished = shard.all_emitted and len(shard.ledger) == 0
             try:
                 result = self._store.save(shard.shard_id, self._owner, position, complete, ended=finished,

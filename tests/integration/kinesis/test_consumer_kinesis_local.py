@@ -259,3 +259,17 @@ def test_merge_mid_stream_waits_for_both_parents(kinesis, make_stream, consumers
     assert {d.record.shard_id for d in after} == {"shardId-000000000002"}
     assert sorted(data(after)) == sorted(f"B:{k}".encode() for k in keys)
     assert all(store.load(p).ended for p in parents)
+
+
+def test_latest_start_is_kept_across_a_restart_before_any_ack(kinesis, make_stream, consumers):
+    stream = make_stream(1)
+    put(kinesis, stream, [("k", b"old")])
+    first, store = consumers(stream, start_position="LATEST")
+    wait_for(lambda: first.shard_states().get("shardId-000000000000") == "reading")
+    time.sleep(0.5)
+    put(kinesis, stream, [("k", b"new-1"), ("k", b"new-2")])
+    assert data(collect(first, 2, verdict=lambda d: None)) == [b"new-1", b"new-2"]
+    wait_for(lambda: store.load("shardId-000000000000").position is not None)
+    first.close()
+    second, _ = consumers(stream, start_position="LATEST")
+    assert data(collect(second, 2)) == [b"new-1", b"new-2"]

@@ -42,6 +42,13 @@ def case_sub_sequence_numbers_order_within_a_sequence_number(store):
     assert save(store, P(BIG, 4)) == OK
 
 
+def case_a_pinned_start_precedes_every_sub_record_of_its_sequence_number(store):
+    assert save(store, P(BIG, -1), complete=False) == OK
+    assert store.load(S).position == P(BIG, -1)
+    assert save(store, P(BIG, 0)) == OK
+    assert save(store, P(BIG, -1), complete=False) == STALE
+
+
 def case_nothing_after_a_position_is_stale(store):
     assert save(store, P(5)) == OK
     assert save(store, None) == STALE

@@ -430,3 +430,16 @@ def test_per_shard_metrics_are_logged_periodically(clock, caplog):
     (line,) = [r.getMessage() for r in caplog.records if "read=" in r.getMessage()]
     assert line.startswith(f"shard {sid(0)}: read=2 emitted=2 acked=2 failed=0 dead=0 in_flight=0 uncommitted=0")
     assert f"checkpoint={seq(0, 1)}/0" in line
+
+
+def test_a_timestamp_start_is_pinned_before_anything_is_acked(clock):
+    shards = [(info(0), records(0, 5), None)]
+    store = MemoryCheckpointStore()
+    settings = {"start_position": "AT_TIMESTAMP", "start_timestamp": (T0 + timedelta(seconds=3)).isoformat()}
+    first = Consumer(config(**settings), source(shards, clock), store, now_ms=clock)
+    assert payloads(drive(first, clock, rounds=15, on=lambda d: None)) == [b"s0r3", b"s0r4"]
+    assert store.load(sid(0)).position == Position(seq(0, 3), -1)
+    first.close()
+    second = Consumer(config(**settings), source(shards, clock), store, now_ms=clock)
+    assert payloads(drive(second, clock, rounds=15)) == [b"s0r3", b"s0r4"]
+    assert store.load(sid(0)).position == Position(seq(0, 4))
