@@ -95,16 +95,35 @@ class KinesisConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "KinesisConfig":
-        """Build from plain keys (``stream``) or prefixed topology keys (``pistats.kinesis.stream``);
-        other prefixed keys are refused, unprefixed foreign keys are not ours and are ignored
-        only when the dict is a whole topology conf (i.e. it holds prefixed keys)."""
+        """Build from plain keys (``stream``) or prefixed keys (``pistats.kinesis.stream``; when any
+        key is prefixed, only prefixed keys are read). Unknown settings are refused; numbers given
+        as text are converted."""
         known = {f.name for f in dataclasses.fields(cls)}
         prefixed = {k[len(PREFIX):]: v for k, v in values.items() if k.startswith(PREFIX)}
         own = prefixed if prefixed else dict(values)
         unknown = sorted(set(own) - known)
         if unknown:
             raise ValueError(f"unknown Kinesis settings: {', '.join(unknown)}")
-        return cls(**own)
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        return cls(**{name: _coerce(name, value, types[name]) for name, value in own.items()})
+
+
+def _coerce(name: str, value, kind: str):
+    """Command-line topology options (``sparse run -o key=value``) may arrive as text."""
+    if not isinstance(value, str):
+        return value
+    try:
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+    except ValueError:
+        raise ValueError(f"{PREFIX}{name} must be a number, not {value!r}") from None
+    if kind.endswith("| None") and value.strip().lower() in ("", "none", "null"):
+        return None
+    if kind == "str | int | None" and value.isdigit():
+        return int(value)
+    return value
 
 
 def redact_url(url: str) -> str:

@@ -150,3 +150,17 @@ def test_config_repr_hides_the_redis_password():
     assert "s3cret" not in repr(config)
     assert "redis://user:***@host:6379/0" in repr(config)
     assert redact_url("redis://host:6379/0") == "redis://host:6379/0"
+
+
+def test_config_accepts_numbers_as_text_from_command_line_options():
+    config = KinesisConfig.from_topology_conf({"pistats.kinesis.stream": "s", "pistats.kinesis.max_uncommitted": "500",
+                                               "pistats.kinesis.read_timeout_s": "2.5",
+                                               "pistats.kinesis.endpoint_url": "null",
+                                               "pistats.kinesis.start_position": "AT_TIMESTAMP",
+                                               "pistats.kinesis.start_timestamp": "1795669200000"})
+    assert (config.max_uncommitted, config.read_timeout_s, config.endpoint_url) == (500, 2.5, None)
+    assert config.start_datetime().isoformat() == "2026-11-26T05:00:00+00:00"
+    with pytest.raises(ValueError, match="must be a number"):
+        KinesisConfig.from_dict({"stream": "s", "retries": "many"})
+    with pytest.raises(ValueError, match="stream is required"):
+        KinesisConfig.from_topology_conf({"topology.name": "t"})
