@@ -26,7 +26,7 @@ from pistats.store.rows import (
     U32,
     Column,
 )
-from pistats.store.schema import EVENTS, REJECTS
+from pistats.store.schema import EVENTS, REJECTS, quote
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +149,7 @@ class ClickHouseStore(_StoreBase):
         if not rows:
             return
         names = ", ".join(column.name for column in columns)
-        settings = {}
-        if dedup_token and self.features.insert_deduplication_token:
-            settings["insert_deduplication_token"] = dedup_token
+        settings = self.features.insert_settings(dedup_token)
         data = list(zip(*rows))
         if not self.features.datetime64:
             # Rows carry epoch milliseconds; DateTime takes seconds.
@@ -231,9 +229,10 @@ class ChdbStore(_StoreBase):
         except (pa.ArrowException, TypeError, ValueError, OverflowError) as error:
             raise StoreError(f"{self.url.redacted}: cannot encode batch for {table}: {_first_line(error)}") from None
         names = ", ".join(column.name for column in columns)
-        settings = ""
-        if dedup_token and self.features.insert_deduplication_token:
-            settings = f" SETTINGS insert_deduplication_token = '{dedup_token}'"
+        settings = ", ".join(f"{name} = {quote(str(value)) if isinstance(value, str) else value}"
+                             for name, value in self.features.insert_settings(dedup_token).items())
+        if settings:
+            settings = f" SETTINGS {settings}"
         try:
             with self._session.send_insert(f"INSERT INTO {self.database}.{table} ({names}){settings}", "ArrowStream") as inserter:
                 inserter.append(payload.getvalue())

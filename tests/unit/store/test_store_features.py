@@ -37,3 +37,11 @@ def test_events_table_has_every_column_once_and_the_key():
     assert "ReplacingMergeTree(processed_at)" in ddl
     assert "PARTITION BY toYYYYMM(event_time)" in ddl
     assert "ORDER BY (client_id, property_id, toDate(event_time), user_id, event_id)" in ddl
+
+
+def test_insert_settings_by_version():
+    assert ServerFeatures.for_version((18, 16, 1)).insert_settings("tok") == {}
+    assert ServerFeatures.for_version((21, 8, 0)).insert_settings("tok") == {"optimize_on_insert": 0}
+    assert ServerFeatures.for_version((26, 9, 2)).insert_settings("tok") == {
+        "optimize_on_insert": 0, "insert_deduplication_token": "tok"}
+    assert ServerFeatures.for_version((26, 9, 2)).insert_settings(None) == {"optimize_on_insert": 0}
