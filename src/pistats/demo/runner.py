@@ -63,8 +63,10 @@ class DemoRun:
         )
 
 
-def sparse_run_command(run: DemoRun, redis_url: str, kinesis_endpoint: str) -> list[str]:
-    """The user's own command line for this run (``sparse`` is the project's Storm 2 shim)."""
+def sparse_run_command(run: DemoRun, redis_url: str, kinesis_endpoint: str,
+                       extra_options: dict[str, object] | None = None) -> list[str]:
+    """The user's own command line for this run (``sparse`` is the project's Storm 2 shim);
+    ``extra_options`` are further ``-o key=value`` topology options (benchmarks tune with them)."""
     sparse = str(Path(sys.executable).parent / "sparse")
     options = {
         "pistats.kinesis.stream": run.stream,
@@ -75,6 +77,7 @@ def sparse_run_command(run: DemoRun, redis_url: str, kinesis_endpoint: str) -> l
         "pistats.redis.url": redis_url,
         "pistats.store.url": run.store_url,
         "pistats.enrich": "{sessions: {key_prefix: '%s'}}" % run.session_prefix,
+        **(extra_options or {}),
     }
     command = [sparse, "run", "-e", "local", "-n", TOPOLOGY, "-t", "0"]
     for key, value in options.items():
