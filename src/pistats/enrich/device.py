@@ -1,18 +1,22 @@
 """Device enrichment: browser, OS, device and ``device_type`` from the User-Agent.
 
 The classification is user-agents' (``is_bot``, ``is_tablet``, ``is_mobile``, ``is_pc``,
-``is_touch_capable``). Its parse is slow (a linear scan over ua-parser's regexes, a few thousand
-distinct strings per second), while real traffic repeats a few thousand strings, so a bounded
-LRU cache keyed by the UA string sits in front of it.
+``is_touch_capable``). user-agents parses with ua-parser's legacy API, a linear scan over the
+regexes in Python (about 1,400 distinct UAs per CPU second measured here). When ua-parser-rs is
+installed, the ``rs`` parser feeds the same user-agents classification from ua-parser 1.x's
+native resolver instead (about 41,000 per CPU second, identical results on 3,000 generated UAs
+and the test corpus). Either way a bounded LRU cache keyed by the UA string sits in front:
+real traffic repeats a few thousand strings.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import user_agents
+from user_agents.parsers import UserAgent, parse_browser, parse_device, parse_operating_system
 
 DEVICE_KEYS = (
     "ua_browser", "ua_browser_version", "ua_os", "ua_os_version", "ua_device_family",
@@ -26,19 +30,27 @@ MAX_UA_CHARS = 1024
 _OTHER = ("", "", "", "", "", "", "", "other", False, False)
 
 
+PARSERS = ("auto", "rs", "legacy")
+
+
 @dataclass(frozen=True)
 class DeviceConfig:
-    """``cache_size``: distinct UA strings kept classified (LRU); 0 disables the cache."""
+    """``cache_size``: distinct UA strings kept classified (LRU); 0 disables the cache.
+    ``parser``: ``rs`` (ua-parser 1.x with ua-parser-rs), ``legacy`` (user-agents' own parse) or
+    ``auto`` (rs when installed)."""
 
     cache_size: int = 10_000
+    parser: str = "auto"
 
     def __post_init__(self) -> None:
         if not isinstance(self.cache_size, int) or self.cache_size < 0:
             raise ValueError(f"device.cache_size must be an integer >= 0, not {self.cache_size!r}")
+        if self.parser not in PARSERS:
+            raise ValueError(f"device.parser must be one of {', '.join(PARSERS)}, not {self.parser!r}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DeviceConfig:
-        unknown = set(data) - {"cache_size"}
+        unknown = set(data) - {"cache_size", "parser"}
         if unknown:
             raise ValueError(f"unknown device settings: {', '.join(sorted(unknown))}")
         return cls(**data)
@@ -57,12 +69,47 @@ def device_type(ua: user_agents.parsers.UserAgent) -> str:
     return "other"
 
 
-def classify(user_agent: str) -> tuple:
+_rs_resolver = None
+
+
+def rs_available() -> bool:
+    try:
+        import ua_parser.regex  # noqa: F401  (imports ua_parser_rs)
+    except ImportError:
+        return False
+    return True
+
+
+def parse_rs(text: str) -> UserAgent:
+    """A user-agents ``UserAgent`` filled from ua-parser 1.x's native resolver.
+
+    Sets the attributes ``UserAgent.__init__`` sets from the legacy parse, with the legacy
+    parse's values for a part that matches nothing (family "Other", no version).
+    """
+    global _rs_resolver
+    if _rs_resolver is None:
+        from ua_parser import load_builtins
+        from ua_parser.regex import Resolver
+
+        _rs_resolver = Resolver(load_builtins())
+    from ua_parser import Domain
+
+    result = _rs_resolver(text, Domain.ALL)
+    ua = UserAgent.__new__(UserAgent)
+    ua.ua_string = text
+    b, o, d = result.user_agent, result.os, result.device
+    ua.browser = parse_browser(b.family, b.major, b.minor, b.patch) if b else parse_browser("Other")
+    ua.os = parse_operating_system(o.family, o.major, o.minor, o.patch) if o else parse_operating_system("Other")
+    ua.device = parse_device(d.family, d.brand, d.model) if d else parse_device("Other", None, None)
+    return ua
+
+
+def classify(user_agent: str, parse: Callable[[str], UserAgent] = user_agents.parse) -> tuple:
     """The values of ``DEVICE_KEYS`` for one UA string (uncached). Never raises for any str."""
     text = user_agent.strip()[:MAX_UA_CHARS]
     if not text:
         return _OTHER
-    ua = user_agents.parse(text)
+    ua = parse(text)
     browser, os, device = ua.browser, ua.os, ua.device
     return (
         browser.family or "",
@@ -85,13 +132,19 @@ class DeviceEnrichment:
 
     def __init__(self, config: DeviceConfig) -> None:
         self.config = config
-        self._classify = lru_cache(maxsize=config.cache_size)(classify) if config.cache_size else None
+        use_rs = config.parser == "rs" or (config.parser == "auto" and rs_available())
+        if config.parser == "rs" and not rs_available():
+            raise ValueError("device.parser 'rs' needs the ua-parser-rs package")
+        self.parser_name = "rs" if use_rs else "legacy"
+        parse = parse_rs if use_rs else user_agents.parse
+        self._uncached = lambda text: classify(text, parse)
+        self._classify = lru_cache(maxsize=config.cache_size)(self._uncached) if config.cache_size else None
 
     def enrich(self, event: Mapping[str, Any]) -> dict[str, Any]:
         user_agent = event.get("user_agent") or ""
         if not isinstance(user_agent, str):
             user_agent = str(user_agent)
-        values = self._classify(user_agent) if self._classify else classify(user_agent)
+        values = self._classify(user_agent) if self._classify else self._uncached(user_agent)
         return dict(zip(DEVICE_KEYS, values))
 
     def cache_stats(self) -> dict[str, Any]:

@@ -68,3 +68,18 @@ def test_config_validation():
     with pytest.raises(ValueError, match="unknown device settings"):
         DeviceConfig.from_dict({"size": 3})
     assert DeviceConfig.from_dict({"cache_size": 7}).cache_size == 7
+
+
+def test_rs_and_legacy_parsers_classify_alike():
+    rs = DeviceEnrichment(DeviceConfig(parser="rs", cache_size=0))
+    legacy = DeviceEnrichment(DeviceConfig(parser="legacy", cache_size=0))
+    assert (rs.parser_name, legacy.parser_name) == ("rs", "legacy")
+    generated = (CORPUS.parent / "generated.txt").read_text().splitlines()
+    for ua in [case["ua"] for case in CASES] + generated:
+        assert rs.enrich({"user_agent": ua}) == legacy.enrich({"user_agent": ua}), ua
+
+
+def test_auto_prefers_rs_when_installed():
+    assert DeviceEnrichment(DeviceConfig()).parser_name == "rs"
+    with pytest.raises(ValueError, match="device.parser"):
+        DeviceConfig(parser="fast")

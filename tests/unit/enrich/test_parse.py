@@ -132,7 +132,7 @@ JSON = st.recursive(
 )
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.dictionaries(st.sampled_from(["v", "client_id", "received_at", "ip", "user_agent", "event",
                                         "clock_skew", "other"]), JSON, max_size=8),
        st.dictionaries(st.sampled_from(list(contract.EVENT_FIELDS)), JSON, max_size=9))
