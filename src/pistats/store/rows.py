@@ -21,6 +21,7 @@ import base64
 import hashlib
 import json
 import math
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -244,6 +245,84 @@ class _Converter:
 
 _EVENT_PLAN = tuple((column.name, column.kind in (STR, LC), column.kind) for column in EVENT_COLUMNS)
 _ERRORS_INDEX = _EVENT_INDEX["enrich_errors"]
+_REQUIRED_INDEXES = tuple(_EVENT_INDEX[name] for name in _REQUIRED_EVENT_FIELDS)
+
+
+def _names(kinds: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(column.name for column in EVENT_COLUMNS if column.kind in kinds)
+
+
+def _indexes(kinds: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(_EVENT_INDEX[name] for name in _names(kinds))
+
+
+_ALL_VALUES = operator.itemgetter(*EVENT_COLUMN_NAMES)
+_TEXT_VALUES = operator.itemgetter(*_names((STR, LC)))
+_TEXT_INDEXES = _indexes((STR, LC))
+_FLAG_VALUES = operator.itemgetter(*_names((BOOL,)))
+_FLAG_INDEXES = _indexes((BOOL,))
+_COUNT_INDEXES = _indexes((U32,))
+_NULLABLE_COUNT_INDEXES = _indexes((NU32,))
+_COORDINATES = tuple((_EVENT_INDEX[name], limit) for name, limit in _COORDINATE_LIMIT.items())
+_TIMES = tuple((_EVENT_INDEX[name], name) for name in _names((DT,)))
+_EVENT_TIME_INDEX = _EVENT_INDEX["event_time"]
+_STR_OR_NONE = {str, type(None)}
+_TEXT_TYPES = ({str}, _STR_OR_NONE)
+_FLAG_TYPES = ({bool},)
+
+
+def _event_row_fast(event: Mapping, max_string_chars: int) -> tuple[tuple, int] | None:
+    """The common case in bulk C-level checks: every key present, text ASCII within the limit,
+    real bools, counts in range, finite coordinates. Returns None for anything else, which the
+    field-by-field path then converts (or rejects) with notes; both paths give the same row."""
+    try:
+        values = _ALL_VALUES(event)
+    except (KeyError, TypeError):
+        return None
+    texts = _TEXT_VALUES(event)
+    if set(map(type, texts)) not in _TEXT_TYPES or set(map(type, _FLAG_VALUES(event))) not in _FLAG_TYPES:
+        return None
+    row = list(values)
+    if None in texts:
+        for index in _TEXT_INDEXES:
+            if row[index] is None:
+                row[index] = ""
+        texts = [text for text in texts if text is not None]
+    joined = "".join(texts)
+    if not joined.isascii() or max(map(len, texts)) > max_string_chars:
+        return None
+    for index in _REQUIRED_INDEXES:
+        if not row[index]:
+            return None
+    for index in _COUNT_INDEXES:
+        value = row[index]
+        if value.__class__ is not int or not 0 <= value <= _U32_MAX:
+            return None
+    for index in _NULLABLE_COUNT_INDEXES:
+        value = row[index]
+        if value is not None and (value.__class__ is not int or not 0 <= value <= _U32_MAX):
+            return None
+    for index, limit in _COORDINATES:
+        value = row[index]
+        if value is not None:
+            if value.__class__ not in (float, int) or not -limit <= value <= limit:  # NaN fails both
+                return None
+            row[index] = float(value)
+    errors = row[_ERRORS_INDEX]
+    if errors.__class__ is not list or any(
+        error.__class__ is not str or not error.isascii() or len(error) > max_string_chars for error in errors
+    ):
+        return None
+    for index in _FLAG_INDEXES:
+        row[index] = int(row[index])
+    try:
+        for index, name in _TIMES:
+            value = row[index]
+            row[index] = epoch_ms(value if value is not None else values[_EVENT_TIME_INDEX], name)
+    except RowError:
+        return None
+    size = len(joined) + 2 * len(texts) + sum(map(len, errors)) + _FIXED_COST * len(_EVENT_PLAN)
+    return tuple(row), size
 
 
 def event_row(event: Mapping, max_string_chars: int) -> tuple[tuple, int]:
@@ -252,6 +331,12 @@ def event_row(event: Mapping, max_string_chars: int) -> tuple[tuple, int]:
     Timestamps become epoch milliseconds (``from_epoch_ms`` turns them back). Raises
     :class:`RowError` when the event cannot be stored; repairs are noted in ``enrich_errors``.
     """
+    fast = _event_row_fast(event, max_string_chars)
+    return fast if fast is not None else _event_row_checked(event, max_string_chars)
+
+
+def _event_row_checked(event: Mapping, max_string_chars: int) -> tuple[tuple, int]:
+    """Field by field: converts what it can repair (with notes), raises RowError for the rest."""
     if not isinstance(event, Mapping):
         raise RowError("event", f"expected an object, got {type(event).__name__}")
     get = event.get

@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 from store_fakes import make_event, make_reject
 
 from pistats.store.rows import (
+    _event_row_checked,
+    _event_row_fast,
     EVENT_COLUMN_NAMES,
     REJECT_COLUMN_NAMES,
     RowError,
@@ -145,3 +147,19 @@ def test_dedup_token_is_deterministic_and_content_sensitive():
     assert dedup_token("events", keys) != dedup_token("events_rejected", keys)
     reject = reject_row(make_reject(), LIMIT, NOW)[0]
     assert reject_key(reject) != reject_key(reject_row(make_reject(1), LIMIT, NOW)[0])
+
+
+@given(st.dictionaries(st.sampled_from(EVENT_COLUMN_NAMES), json_values))
+def test_fast_and_field_by_field_paths_agree(overrides):
+    event = make_event(**overrides)
+    fast = _event_row_fast(event, LIMIT)
+    if fast is None:
+        return
+    assert fast[0] == _event_row_checked(event, LIMIT)[0]
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_fast_path_takes_the_common_event(index):
+    event = make_event(index)
+    fast = _event_row_fast(event, LIMIT)
+    assert fast is not None and fast[0] == _event_row_checked(event, LIMIT)[0]
