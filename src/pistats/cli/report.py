@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "chdb allows one process per data path."
         ),
     )
-    parser.add_argument("--store", metavar="URL", help="store URL (default $PISTATS_STORE_URL, else chdb:///.pistats/chdb)")
+    parser.add_argument("--store", metavar="URL", help="store URL (default $PISTATS_STORE_URL, else chdb://./.pistats/chdb)")
     parser.add_argument("--client", metavar="ID", help="only this client's events")
     parser.add_argument("--since", metavar="DATE", help="only events from this day on (YYYY-MM-DD, UTC)")
     parser.add_argument("--top", type=int, default=10, metavar="N", help="rows in the top-N tables (default 10)")

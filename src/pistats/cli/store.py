@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="create/migrate the ClickHouse schema (init) or show the store's version and migrations (info)",
         description=(
             "STORE is clickhouse://user[:pass]@host:9000/db, clickhouses://... (TLS) or chdb:///path/to/dir; "
-            "default: $PISTATS_STORE_URL, else chdb:///.pistats/chdb. Without a password in the URL, "
+            "default: $PISTATS_STORE_URL, else chdb://./.pistats/chdb. Without a password in the URL, "
             "$PISTATS_CLICKHOUSE_PASSWORD is used. init is idempotent."
         ),
     )

@@ -11,7 +11,7 @@ from pistats.errors import UserError
 
 PASSWORD_ENV = "PISTATS_CLICKHOUSE_PASSWORD"
 STORE_URL_ENV = "PISTATS_STORE_URL"
-DEFAULT_STORE_URL = "chdb:///.pistats/chdb"  # relative to the working directory: see docs/store.md
+DEFAULT_STORE_URL = "chdb://./.pistats/chdb"  # relative to the working directory: see docs/store.md
 _DATABASE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -78,7 +78,7 @@ class StoreURL:
     def redacted(self) -> str:
         """The URL for logs and messages: never contains the password."""
         if self.scheme == "chdb":
-            return f"chdb://{self.path if self.path.startswith('/') else '/' + self.path}?database={self.database}"
+            return f"chdb://{self.path}?database={self.database}"
         secret = ":***" if self.password else ""
         return f"{self.scheme}://{self.user}{secret}@{self.host}:{self.port}/{self.database}"
 

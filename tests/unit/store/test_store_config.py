@@ -66,3 +66,10 @@ def test_sink_config_defaults_and_from_dict():
 def test_sink_config_validation(data):
     with pytest.raises(UserError):
         SinkConfig.from_dict(data)
+
+
+def test_default_store_is_chdb_under_the_working_directory():
+    url = StoreURL.parse(DEFAULT_STORE_URL)
+    assert (url.scheme, url.path) == ("chdb", "./.pistats/chdb")
+    assert url.redacted == "chdb://./.pistats/chdb?database=pistats"
+    assert StoreURL.parse("chdb:///data/x").redacted == "chdb:///data/x?database=pistats"
