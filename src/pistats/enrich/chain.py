@@ -188,6 +188,7 @@ class Chain:
         """Counts, cache hit rates and (when timed) seconds per stage."""
         out: dict[str, Any] = dict(self.counts)
         if any(stage.name == "device" for stage in self.stages):
+            out["ua_parser"] = self.stage("device").parser_name
             out["ua_cache"] = self.stage("device").cache_stats()
         if any(stage.name == "geo" for stage in self.stages):
             out["ip_cache"] = self.stage("geo").cache_stats()

@@ -24,6 +24,9 @@ RECORD_TUPLE_FIELDS = (
     "shard_id", "sequence_number", "sub_sequence_number", "partition_key", "arrival_ms", "data_b64",
 )
 
+# One encoder for all events: json.dumps with non-default options builds a new one per call.
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
 _DEVICE_DEFAULTS = dict(zip(DEVICE_KEYS, ("", "", "", "", "", "", "", "other", False, False)))
 _SESSION_DEFAULTS = {
     "session_id": None, "session_index": None, "session_event_index": None,
@@ -147,8 +150,8 @@ class Parser:
             "locale": _text(context.get("locale")),
             "sdk_name": _text(sdk.get("name")),
             "sdk_version": _text(sdk.get("version")),
-            "context_json": json.dumps(context, ensure_ascii=False, separators=(",", ":")),
-            "properties_json": json.dumps(event.get("properties") or {}, ensure_ascii=False, separators=(",", ":")),
+            "context_json": _COMPACT_JSON(context) if context else "{}",
+            "properties_json": _COMPACT_JSON(event["properties"]) if event.get("properties") else "{}",
             "clock_skew": decoded["clock_skew"],
             **EMPTY_GEO,
             **_DEVICE_DEFAULTS,

@@ -38,3 +38,20 @@ def test_redis_failure_leaves_no_session_fields(key_prefix):
     with pytest.raises(redis_lib.ConnectionError):
         chain.sessionise(events)
     assert events[0]["session_id"] is None
+
+
+def test_sink_rows_accept_the_chains_output(redis_client, key_prefix):
+    """The enriched events and rejects, in wire form, are rows the store accepts unchanged."""
+    from pistats.enrich.event import to_wire
+    from pistats.store.rows import EVENT_COLUMN_NAMES, REJECT_COLUMN_NAMES, event_row, reject_row
+
+    chain = Chain.build(EnrichConfig(sessions=SessionConfig(key_prefix=key_prefix)), redis=redis_client,
+                        now=lambda: NOW)
+    events, rejects = chain.run([record("a", 0), KinesisRecord("shardId-0", "9", 0, "pk", None, b"\xff")])
+    for event in events:
+        row = dict(zip(EVENT_COLUMN_NAMES, event_row(to_wire(event), 65536)[0]))
+        assert row["enrich_errors"] == []  # the store repaired nothing
+        assert (row["session_id"], row["geo_country"], row["device_type"]) == (
+            event["session_id"], "US", "bot")
+    row = dict(zip(REJECT_COLUMN_NAMES, reject_row(to_wire(rejects[0]), 65536, NOW)[0]))
+    assert (row["reason"], row["kinesis_seq"]) == ("bad_encoding", "9")
