@@ -171,3 +171,48 @@ def test_config_validation():
         SessionConfig(gap_s=0)
     with pytest.raises(ValueError, match="longer than"):
         SessionConfig(gap_s=100, max_length_s=100)
+
+
+from hypothesis import given, settings, strategies as st
+
+OFFSETS = st.lists(st.integers(min_value=-2 * HOUR, max_value=60 * HOUR), min_size=1, max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(OFFSETS)
+def test_properties_of_any_event_sequence(times):
+    events = [ev(t, f"e{n}") for n, t in enumerate(times)]
+    first = assign_batch(events, {}, {}, GAP, MAX_LEN)
+    # Deterministic: the same events in the same order give the same fields.
+    assert assign_batch(events, {}, {}, GAP, MAX_LEN).fields == first.fields
+    # Replaying every event through the memo changes nothing and counts nothing.
+    again = assign_batch(events, first.states, first.memo, GAP, MAX_LEN)
+    assert again.fields == first.fields and again.states == {} and again.replays == len(events)
+    by_index = {}
+    for event, fields in zip(events, first.fields):
+        by_index.setdefault(fields["session_index"], []).append((event.time_ms, fields))
+    # One id per session index, opened by the session's first event; events counted 1, 2, 3...
+    state = first.states[("c1", "u1")]
+    assert sorted(by_index) == list(range(1, state.sessions + 1))
+    for members in by_index.values():
+        assert len({f["session_id"] for _, f in members}) == 1
+        assert [f["session_event_index"] for _, f in members] == list(range(1, len(members) + 1))
+        span = [t for t, _ in members]
+        assert max(span) - min(span) < MAX_LEN
+    assert [f["is_new_user"] for f in first.fields] == [True] + [False] * (len(events) - 1)
+    assert first.fields[-1]["first_seen_at"] == T0 + min(times)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=40 * MIN), min_size=1, max_size=30))
+def test_in_order_events_split_exactly_at_gaps_of_thirty_minutes_or_more(steps):
+    # At most 30 steps of 40 minutes: always under the 24 h cap.
+    times, t, expected, index = [], 0, [], 1
+    for n, step in enumerate(steps):
+        t += step
+        if n and step >= GAP:
+            index += 1
+        times.append(t)
+        expected.append(index)
+    _, fields = run(times)
+    assert [f["session_index"] for f in fields] == expected
