@@ -188,7 +188,10 @@ class ChdbStore(_StoreBase):
         try:
             self._session = chdb.session.Session(path)
         except Exception as error:
-            raise StoreError(f"{url.redacted}: cannot open: {_first_line(error)}") from None
+            raise StoreError(
+                f"{url.redacted}: cannot open ({_first_line(error)}); chdb allows one process per data "
+                "path: is another process (a running topology?) using it?"
+            ) from None
         self.features = ServerFeatures.for_version(parse_version(self._query_arrow("SELECT version()").column(0)[0].as_py()))
 
     def _query_arrow(self, sql: str):

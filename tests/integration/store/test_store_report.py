@@ -127,3 +127,20 @@ def test_cli_store_init_twice_and_bad_arguments(store_url, capsys):
     assert "already up to date" in capsys.readouterr().out
     assert pistats(["report", "--store", store_url, "--since", "last week"]) == 2
     assert "--since" in capsys.readouterr().err
+
+
+def test_chdb_path_held_by_another_process_is_a_one_line_error(chdb_store_url, capsys):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, pistats.store.backends as b; s = b.open_store(sys.argv[1], env={}); "
+         "print('open', flush=True); sys.stdin.read()", chdb_store_url],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        assert pistats(["report", "--store", chdb_store_url]) == 1
+        assert "one process per data path" in capsys.readouterr().err
+    finally:
+        holder.communicate(input="", timeout=20)
