@@ -23,7 +23,8 @@ from datetime import datetime, timezone
 
 from pistats.store.backends import Store, StoreError
 from pistats.store.batch import Accumulator, Batch
-from pistats.store.config import SinkConfig
+from pistats.errors import UserError
+from pistats.store.config import SinkConfig, StoreURL, store_url_from
 from pistats.store.rows import RowError, event_key, event_row, reject_for_event, reject_key, reject_row
 from pistats.store.schema import EVENTS, REJECTS
 
@@ -161,15 +162,40 @@ STORE_URL_OPTION = "pistats.store.url"
 SINK_OPTION = "pistats.sink"
 
 
+def subprocess_timeout_s(options: Mapping) -> float:
+    """How long Storm waits for a heartbeat reply before killing the bolt's process."""
+    for key in ("topology.subprocess.timeout.secs", "supervisor.worker.timeout.secs"):
+        if options.get(key) is not None:
+            return float(options[key])
+    return 30.0
+
+
+def check_heartbeat_budget(config: SinkConfig, url: StoreURL, options: Mapping) -> None:
+    """Refuse a configuration whose longest flush could outlast Storm's heartbeat timeout.
+
+    The longest flush is the retry budget plus one more attempt (connect and send/receive
+    timeouts of a server; chdb inserts are in-process and have no such timeout).
+    """
+    attempt_s = 0.0 if url.scheme == "chdb" else url.connect_timeout + url.send_receive_timeout
+    limit_s = subprocess_timeout_s(options)
+    if config.retry_budget_s + attempt_s >= limit_s:
+        raise UserError(
+            f"sink retry_budget_s {config.retry_budget_s:g} s + one insert attempt {attempt_s:g} s must stay "
+            f"below Storm's subprocess timeout {limit_s:g} s (lower pistats.sink.retry_budget_s or the URL timeouts)",
+            exit_code=2,
+        )
+
+
 def sink_from_options(options: Mapping, env: Mapping[str, str]) -> Sink:
     """Open the store named by topology options (``pistats.store.url``, else ``PISTATS_STORE_URL``),
     bring its schema up to date and return a sink configured by ``pistats.sink``."""
     from pistats.store.backends import open_store
-    from pistats.store.config import store_url_from
     from pistats.store.schema import migrate
 
     config = SinkConfig.from_dict(options.get(SINK_OPTION))
-    store = open_store(store_url_from(options.get(STORE_URL_OPTION), env), env)
+    url = StoreURL.parse(store_url_from(options.get(STORE_URL_OPTION), env), env)
+    check_heartbeat_budget(config, url, options)
+    store = open_store(url)
     migrate(store)
     log.info("sink writing to %s (server %s)", store.url.redacted, store.server_version)
     return Sink(store, config)

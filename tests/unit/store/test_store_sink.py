@@ -102,3 +102,19 @@ def test_flush_all_settles_everything_pending():
     sink.add_reject("r", make_reject(0))
     assert sorted(sink.flush_all().acked) == ["e", "r"]
     assert sink.flush_all().acked == []
+
+
+def test_heartbeat_budget_check():
+    import pytest
+
+    from pistats.errors import UserError
+    from pistats.store.config import StoreURL
+    from pistats.store.sink import check_heartbeat_budget
+
+    server = StoreURL.parse("clickhouse://h/db?connect_timeout=3&send_receive_timeout=10")
+    check_heartbeat_budget(SinkConfig(retry_budget_s=10), server, {})
+    with pytest.raises(UserError):
+        check_heartbeat_budget(SinkConfig(retry_budget_s=20), server, {})
+    with pytest.raises(UserError):
+        check_heartbeat_budget(SinkConfig(retry_budget_s=10), server, {"topology.subprocess.timeout.secs": 15})
+    check_heartbeat_budget(SinkConfig(retry_budget_s=25), StoreURL.parse("chdb:///x"), {})
