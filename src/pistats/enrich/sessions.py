@@ -227,48 +227,54 @@ class SessionConfig:
         return cls(**data)
 
 
-# Both scripts take the batch as one JSON argument: redis-py packs each argument in Python, and
-# thousands of small arguments per batch cost more than the whole Lua run.
+# Both scripts take the whole batch as one JSON argument and build the key names themselves
+# (state key = prefix .. ":u:" .. user tag): redis-py packs each argument in Python, and a
+# thousand small arguments per batch cost more than the whole Lua run. The keys are therefore
+# not declared in KEYS, which only matters to Redis Cluster, where a multi-user script cannot
+# run anyway.
 #
-# READ_SCRIPT: KEYS = the users' state keys; ARGV[1] = JSON [memo key now, memo key before,
+# READ_SCRIPT: ARGV[1] = JSON [state key prefix, [user tags], memo key now, memo key before,
 # [memo fields]]. Returns JSON [states, memo now, memo before], a missing value as false: one
 # string is parsed in C, where a nested reply of a thousand items is parsed in Python.
 READ_SCRIPT = """
 local request = cjson.decode(ARGV[1])
-local fields = request[3]
-local states = redis.call('MGET', unpack(KEYS))
+local prefix, tags, fields = request[1], request[2], request[5]
+local keys = {}
+for i, tag in ipairs(tags) do keys[i] = prefix .. tag end
+local states = redis.call('MGET', unpack(keys))
 local now, before = {}, {}
 if #fields > 0 then
-  now = redis.call('HMGET', request[1], unpack(fields))
-  before = redis.call('HMGET', request[2], unpack(fields))
+  now = redis.call('HMGET', request[3], unpack(fields))
+  before = redis.call('HMGET', request[4], unpack(fields))
 end
 return cjson.encode({states, now, before})
 """
 
-# WRITE_SCRIPT: KEYS[1] = the memo bucket, KEYS[1 + i] = user i's state. ARGV[1] = JSON
-# [state TTL, memo TTL, [[expected version, new state JSON, [field, value, ...]], ...]].
+# WRITE_SCRIPT: ARGV[1] = JSON [state key prefix, memo key, state TTL, memo TTL,
+# [[user tag, expected version, new state JSON, [memo field, value, ...]], ...]].
 # A user whose state changed since it was read (version differs) is skipped, state and memo
-# alike, and its position is returned for a retry; every other user is written.
+# alike, and its position (1-based) is returned for a retry; every other user is written.
 WRITE_SCRIPT = """
 local request = cjson.decode(ARGV[1])
-local state_ttl, memo_ttl, users = request[1], request[2], request[3]
+local prefix, memo_key, state_ttl, memo_ttl, users = request[1], request[2], request[3], request[4], request[5]
 local conflicts = {}
 local memo_written = false
 for i, user in ipairs(users) do
-  local current = redis.call('GET', KEYS[i + 1])
+  local key = prefix .. user[1]
+  local current = redis.call('GET', key)
   local version = 0
   if current then version = cjson.decode(current)['ver'] end
-  if version == user[1] then
-    redis.call('SET', KEYS[i + 1], user[2], 'EX', state_ttl)
-    if #user[3] > 0 then
-      redis.call('HSET', KEYS[1], unpack(user[3]))
+  if version == user[2] then
+    redis.call('SET', key, user[3], 'EX', state_ttl)
+    if #user[4] > 0 then
+      redis.call('HSET', memo_key, unpack(user[4]))
       memo_written = true
     end
   else
     conflicts[#conflicts + 1] = i
   end
 end
-if memo_written then redis.call('EXPIRE', KEYS[1], memo_ttl) end
+if memo_written then redis.call('EXPIRE', memo_key, memo_ttl) end
 return conflicts
 """
 
@@ -306,8 +312,12 @@ class RedisSessionStore:
         client_id, user_id = user
         return f"{len(client_id)}:{client_id}:{len(user_id)}:{user_id}:"
 
-    def state_key(self, user: tuple[str, str], tag: str | None = None) -> str:
-        return f"{self.config.key_prefix}:u:{tag or self.user_tag(user)}"
+    @property
+    def state_prefix(self) -> str:
+        return f"{self.config.key_prefix}:u:"
+
+    def state_key(self, user: tuple[str, str]) -> str:
+        return self.state_prefix + self.user_tag(user)
 
     def memo_key(self, bucket: int) -> str:
         return f"{self.config.key_prefix}:memo:{bucket}"
@@ -336,11 +346,11 @@ class RedisSessionStore:
         users = list(dict.fromkeys(event.user for event in events))
         tags = {user: self.user_tag(user) for user in users}
         memo_fields = list(dict.fromkeys(tags[e.user] + e.event_id for e in events))
-        state_keys = {user: self.state_key(user, tags[user]) for user in users}
-        reply = self._read(
-            keys=list(state_keys.values()),
-            args=[json.dumps([self.memo_key(bucket), self.memo_key(bucket - 1), memo_fields])],
-        )
+        reply = self._read(args=[json.dumps(
+            [self.state_prefix, [tags[user] for user in users], self.memo_key(bucket),
+             self.memo_key(bucket - 1), memo_fields],
+            separators=(",", ":"),
+        )])
         # cjson writes an empty Lua table as {}: read it as "nothing found".
         raw_states, this_bucket, last_bucket = (part or [] for part in json.loads(reply))
         states = {
@@ -362,18 +372,20 @@ class RedisSessionStore:
         writes = list(result.states.items())
         conflicted: set[tuple[str, str]] = set()
         if writes:
-            keys = [self.memo_key(bucket)]
             payload = []
             for user, state in writes:
                 expected = states[user].version if states[user] is not None else 0
+                tag = tags[user]
                 entries: list[str] = []
                 for event_id, fields in result.memo.get(user, {}).items():
-                    entries += [tags[user] + event_id, encode_memo(fields)]
-                keys.append(state_keys[user])
-                payload.append([expected, state.to_json(version=expected + 1), entries])
-            request = json.dumps([self.config.state_ttl_s, 2 * self.config.memo_ttl_s, payload],
-                                 separators=(",", ":"))
-            conflicted = {writes[i - 1][0] for i in self._write(keys=keys, args=[request])}
+                    entries += [tag + event_id, encode_memo(fields)]
+                payload.append([tag, expected, state.to_json(version=expected + 1), entries])
+            request = json.dumps(
+                [self.state_prefix, self.memo_key(bucket), self.config.state_ttl_s,
+                 2 * self.config.memo_ttl_s, payload],
+                separators=(",", ":"),
+            )
+            conflicted = {writes[i - 1][0] for i in self._write(args=[request])}
         self.replays += result.replays
         return result.fields, conflicted
 

@@ -135,3 +135,11 @@ def test_reconnects_after_the_connections_are_dropped(redis_url, redis_client, k
     fields = store.assign([ev(MIN, "b")])
     assert fields[0]["session_event_index"] == 2
     client.close()
+
+
+def test_non_ascii_ids_use_the_same_keys_in_lua_and_python(store, redis_client):
+    user = ("clïent", "üser-😀")
+    event = SessionEvent(*user, "évent-😀", T0)
+    first = store.assign([event])
+    assert redis_client.exists(store.state_key(user)) == 1
+    assert store.assign([event]) == first and store.replays == 1
