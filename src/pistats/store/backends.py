@@ -7,6 +7,7 @@ Every failure of the backend (connection refused, timeout, server error) surface
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -220,7 +221,7 @@ class ChdbStore(_StoreBase):
 
         if not rows:
             return
-        schema = pa.schema([(column.name, _ARROW_TYPES.get(column.kind, pa.string())) for column in columns])
+        schema = pa.schema([(column.name, _arrow_type(column.kind)) for column in columns])
         try:
             arrays = [
                 pa.array(values, type=pa.int64()).cast(field.type) if column.kind == DT else pa.array(values, type=field.type)
@@ -247,7 +248,9 @@ class ChdbStore(_StoreBase):
         self._session.close()
 
 
-def _arrow_types() -> Mapping[str, object]:
+@functools.cache
+def _arrow_type(kind: str):
+    """The Arrow type a column kind travels as (pyarrow is imported only when chdb is used)."""
     import pyarrow as pa
 
     return {
@@ -257,19 +260,7 @@ def _arrow_types() -> Mapping[str, object]:
         NU32: pa.uint32(),
         NF64: pa.float64(),
         STRARR: pa.list_(pa.string()),
-    }
-
-
-class _LazyArrowTypes(dict):
-    """pyarrow is imported only when chdb is used."""
-
-    def get(self, key, default=None):
-        if not self:
-            self.update(_arrow_types())
-        return super().get(key, default)
-
-
-_ARROW_TYPES = _LazyArrowTypes()
+    }.get(kind, pa.string())
 
 
 def _first_line(error: BaseException) -> str:
