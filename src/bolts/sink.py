@@ -38,6 +38,8 @@ class StoreSinkBolt(Bolt):
 
     def process_tick(self, tup):
         self._settle(self.sink.tick())
+        # Storm's ShellBolt keeps every tuple it sent, ticks included, until acked or failed.
+        self.ack(tup)
 
     def _settle(self, settled: Settled) -> None:
         for tuple_id in settled.acked:
