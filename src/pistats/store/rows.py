@@ -349,7 +349,7 @@ def _event_row_checked(event: Mapping, max_string_chars: int) -> tuple[tuple, in
     size = 0
     for name, textual, kind in _EVENT_PLAN:
         value = get(name)
-        # Fast path for the common case: plain ASCII text within the limit, a real bool or int.
+        # Plain ASCII text within the limit, real bools and in-range counts need no conversion.
         if textual:
             if value.__class__ is str and len(value) <= max_string_chars and value.isascii():
                 size += len(value) + 2
