@@ -29,19 +29,32 @@ class KinesisSpout(Spout):
         self.batch = config.emit_batch
         self.consumer = self.consumer_factory(config, *task_position(context))
         self.consumer.start()
-        if self.serializer.__class__.__name__ == "JSONSerializer":
-            # pystorm builds a new simplejson encoder for every message; the stdlib's cached C
-            # encoder writes the same JSON about twice as fast, and every tuple, ack and sync
-            # passes through here (see benchmarks/spout_emit.py).
+        # pystorm encodes each message with a fresh simplejson encoder and writes it with two
+        # flushes; the stdlib's cached C encoder and one write per batch of emits double the
+        # spout's throughput (benchmarks/spout_emit.py). Messages are the same multilang JSON.
+        self._json = self.serializer.__class__.__name__ == "JSONSerializer"
+        if self._json:
             self.serializer.serialize_dict = _serialize
 
     def next_tuple(self):
+        messages = []
         for delivery in self.consumer.poll(self.batch):
             if delivery.dead_letter_reason is None:
-                self.emit(tuple_values(delivery.record), tup_id=delivery.message_id)
+                values, stream = tuple_values(delivery.record), None
             else:
-                reject = dead_letter_reject(delivery, datetime.now(timezone.utc))
-                self.emit([reject], tup_id=delivery.message_id, stream=REJECTS_STREAM)
+                values = [dead_letter_reject(delivery, datetime.now(timezone.utc))]
+                stream = REJECTS_STREAM
+            if not self._json:
+                self.emit(values, tup_id=delivery.message_id, stream=stream)
+                continue
+            message = {"command": "emit", "tuple": values, "id": delivery.message_id, "need_task_ids": False}
+            if stream is not None:
+                message["stream"] = stream
+            messages.append(_serialize(message))
+        if messages:
+            with self._writer_lock:
+                self.serializer.output_stream.write("".join(messages))
+                self.serializer.output_stream.flush()
 
     def ack(self, tup_id):
         self.consumer.ack(tup_id)
