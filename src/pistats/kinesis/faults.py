@@ -8,13 +8,15 @@ code (built from the client's own ``exceptions``). Faults are planned per operat
 would, without waiting five minutes.
 
 :class:`FaultyCheckpointStore` makes a store unavailable for a while (``down()`` / ``up()``),
-raising ``ConnectionError`` as redis-py does when Redis cannot be reached.
+raising redis-py's ``ConnectionError``, as a Redis store does when Redis cannot be reached.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 
 @dataclass
@@ -112,7 +114,7 @@ class FaultyCheckpointStore:
         def call(*args, **kwargs):
             if not self.available:
                 self.refused += 1
-                raise ConnectionError(f"checkpoint store unavailable ({name})")
+                raise RedisConnectionError(f"Error 111 connecting to checkpoint store ({name}): injected")
             return attribute(*args, **kwargs)
 
         return call
