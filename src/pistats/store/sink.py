@@ -21,9 +21,9 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from pistats.errors import UserError
 from pistats.store.backends import Store, StoreError
 from pistats.store.batch import Accumulator, Batch
-from pistats.errors import UserError
 from pistats.store.config import SinkConfig, StoreURL, store_url_from
 from pistats.store.rows import RowError, event_key, event_row, reject_for_event, reject_key, reject_row
 from pistats.store.schema import EVENTS, REJECTS

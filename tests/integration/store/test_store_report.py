@@ -9,7 +9,6 @@ import pytest
 from store_samples import make_event, make_reject
 
 from pistats.cli.main import main as pistats
-from pistats.store.backends import open_store
 from pistats.store.config import SinkConfig
 from pistats.store.report import ReportScope, build_report
 from pistats.store.rows import event_row
