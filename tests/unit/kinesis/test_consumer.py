@@ -7,6 +7,8 @@ in-memory checkpoint store (unavailable for a while).
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pistats.kinesis.checkpoint import MemoryCheckpointStore
 from pistats.kinesis.config import KinesisConfig
@@ -443,3 +445,52 @@ def test_a_timestamp_start_is_pinned_before_anything_is_acked(clock):
     second = Consumer(config(**settings), source(shards, clock), store, now_ms=clock)
     assert payloads(drive(second, clock, rounds=15)) == [b"s0r3", b"s0r4"]
     assert store.load(sid(0)).position == Position(seq(0, 4))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from(["ack", "ack", "ack", "fail", "hold"]), min_size=1, max_size=40), st.integers(1, 6))
+def test_random_acks_and_fails_across_a_split_lose_nothing_and_never_commit_early(verdicts, max_uncommitted):
+    """Whatever Storm does, every record is delivered, a checkpoint never passes a record that is
+    not done, a child record comes only after every parent record is done, and in the end every
+    shard is committed to its last record (closed ones at SHARD_END)."""
+    clock = Clock()
+    mid = FULL // 2
+    shards = [
+        (info(0, closed=True), records(0, 5), ShardEnd()),
+        (info(1, 0, mid, parents=[sid(0)]), records(1, 3), None),
+        (info(2, mid + 1, FULL, parents=[sid(0)]), records(2, 3), None),
+    ]
+    store = MemoryCheckpointStore()
+    consumer = Consumer(config(retries=2, max_uncommitted=max_uncommitted), source(shards, clock), store,
+                        now_ms=clock)
+    pending = {}   # message id -> delivery not yet acked or failed
+    done = set()   # positions acked (records or their dead letters)
+    delivered = set()
+    step = 0
+    for round_no in range(400):
+        consumer.step()
+        for d in consumer.poll(1000):
+            if d.record.shard_id != sid(0):
+                assert all(Position(seq(0, i)) in done for i in range(5)), "child before parent was done"
+            delivered.add(d.record.data)
+            pending[d.message_id] = d
+        for message_id in list(pending):
+            verdict = verdicts[step % len(verdicts)] if round_no < 150 else "ack"  # then Storm recovers
+            step += 1
+            if verdict == "hold":
+                continue
+            d = pending.pop(message_id)
+            if verdict == "ack":
+                consumer.ack(message_id)
+                done.add(d.record.position)
+            else:
+                consumer.fail(message_id)
+        for shard_id, n in ((sid(0), 0), (sid(1), 1), (sid(2), 2)):
+            checkpoint = store.load(shard_id)
+            if checkpoint is not None and checkpoint.position is not None:
+                assert all(Position(seq(n, i)) in done for i in range(10) if Position(seq(n, i)) <= checkpoint.position)
+        clock.ms += 100
+    assert delivered == {r.data for _, recs, _ in shards for r in recs}
+    assert store.load(sid(0)).ended and store.load(sid(0)).position == Position(seq(0, 4))
+    assert store.load(sid(1)).position == Position(seq(1, 2))
+    assert store.load(sid(2)).position == Position(seq(2, 2))
