@@ -105,13 +105,20 @@ def bench_bolt(url: str, events: list[dict], workdir: str, bolt_class=None) -> f
         if index % 2000 == 1999:
             chunks.append(frame({"id": f"tick{index}", "comp": "__system", "stream": "__tick", "task": -1, "tuple": [1]}))
     stdout = BytesIO()
-    bolt = bolt_class(input_stream=BytesIO(b"".join(chunks)), output_stream=stdout, rdb_signal=None)
-    started = time.perf_counter()
+
+    class Timed(bolt_class):
+        """Starts the clock once ``initialize`` (opening the store, migrations) is done."""
+
+        def initialize(self, storm_conf, context):
+            super().initialize(storm_conf, context)
+            self.ready_at = time.perf_counter()
+
+    bolt = Timed(input_stream=BytesIO(b"".join(chunks)), output_stream=stdout, rdb_signal=None)
     try:
         bolt.run()
     except SystemExit:
         pass
-    elapsed = time.perf_counter() - started
+    elapsed = time.perf_counter() - bolt.ready_at
     acks = stdout.getvalue().count(b'"command": "ack"')
     if acks < len(events):
         print(f"  {bolt_class.__name__} acked {acks} tuples (ticks included) for {len(events)} events; "
