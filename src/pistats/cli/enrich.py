@@ -22,6 +22,10 @@ from pistats.enrich.sessions import SessionConfig
 from pistats.errors import DataError, UserError
 
 
+# The session scripts unpack a batch's keys onto Lua's stack, which holds about 8,000 values.
+MAX_BATCH = 5000
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "enrich",
@@ -45,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ip-mode", choices=["anonymised", "full", "none"], default="anonymised")
     parser.add_argument("--rejects", metavar="FILE", help="write rejects here (default stderr)")
     parser.add_argument("--json-summary", action="store_true", help="print counts as JSON on stderr at the end")
-    parser.add_argument("--batch-size", type=int, default=500, help="records per batch (one Redis round trip pair)")
+    parser.add_argument("--batch-size", type=int, default=500, help=f"records per batch: two Redis round trips each (default 500, at most {MAX_BATCH})")
     parser.set_defaults(func=main)
 
 
@@ -57,8 +61,8 @@ def _redacted(url: str) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.batch_size < 1:
-        raise UserError("--batch-size must be at least 1", exit_code=2)
+    if not 1 <= args.batch_size <= MAX_BATCH:
+        raise UserError(f"--batch-size must be between 1 and {MAX_BATCH}", exit_code=2)
     redis_url = args.redis_url or os.environ.get(REDIS_URL_ENV)
     prefix = args.session_prefix or f"pistats:enrich-run:{uuid.uuid4().hex[:12]}"
     try:

@@ -7,6 +7,7 @@ client and the clock are injected.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -126,10 +127,13 @@ class Chain:
                      with_stages: bool = True) -> Chain:
         """The chain a bolt runs, from topology options.
 
-        ``pistats.enrich`` holds the ``EnrichConfig`` dict; the Redis URL (sessions only) is
+        ``pistats.enrich`` holds the ``EnrichConfig`` dict (or its JSON text); the Redis URL (sessions only) is
         ``pistats.redis.url``, else the ``PISTATS_REDIS_URL`` environment variable.
         """
-        config = EnrichConfig.from_dict(options.get(ENRICH_OPTION) or {})
+        settings = options.get(ENRICH_OPTION) or {}
+        if isinstance(settings, str):  # given as JSON text (e.g. an environment variable)
+            settings = json.loads(settings)
+        config = EnrichConfig.from_dict(settings)
         redis = None
         if sessions:
             url = options.get(REDIS_URL_OPTION) or env.get(REDIS_URL_ENV)

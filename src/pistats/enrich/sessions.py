@@ -2,8 +2,8 @@
 
 The rule lives in one pure function, ``assign_session(state, event, gap, max_len)``; the batch
 logic with its per-event memo in ``assign_batch``; ``RedisSessionStore`` only moves state in and
-out of Redis. A batch costs two round trips: one pipelined read of the users' states and memo
-entries, one Lua script call that writes them back with a per-user compare-and-set.
+out of Redis. A batch costs two round trips: one Lua script reads the users' states and memo
+entries, another writes them back with a per-user compare-and-set.
 
 The rule (times are event times, in milliseconds):
 

@@ -102,6 +102,7 @@ def test_input_lines_and_stdin(capsys, tmp_path, monkeypatch):
         (["--recording", "{tmp}"], 1, "no manifest.json"),
         (["--input", "-", "--geoip-db", "{tmp}/none.mmdb"], 2, "cannot open GeoIP database"),
         (["--input", "-", "--batch-size", "0"], 2, "--batch-size"),
+        (["--input", "-", "--batch-size", "5001"], 2, "--batch-size"),
     ],
 )
 def test_expected_errors_are_one_line(capsys, tmp_path, argv, code, message):

@@ -143,3 +143,10 @@ def test_non_ascii_ids_use_the_same_keys_in_lua_and_python(store, redis_client):
     first = store.assign([event])
     assert redis_client.exists(store.state_key(user)) == 1
     assert store.assign([event]) == first and store.replays == 1
+
+
+def test_a_batch_of_five_thousand_users(store):
+    events = [ev(0, f"e{n}", user=f"u{n}") for n in range(5000)]
+    fields = store.assign(events)
+    assert all(f["is_new_user"] and f["session_index"] == 1 for f in fields)
+    assert store.assign(events) == fields and store.replays == 5000

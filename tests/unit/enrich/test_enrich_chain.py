@@ -53,3 +53,12 @@ def test_config_from_dict():
     assert (config.geo.ip_mode, config.device.cache_size, config.sessions.gap_s) == ("full", 5, 600)
     with pytest.raises(ValueError, match="unknown enrich settings"):
         EnrichConfig.from_dict({"session": {}})
+
+
+def test_chain_from_topology_options():
+    chain = Chain.from_options({"pistats.enrich": '{"device": {"cache_size": 3}}'}, {}, sessions=False)
+    assert chain.stage("device").config.cache_size == 3 and chain.sessions is None
+    chain = Chain.from_options({"pistats.enrich": {"geo": {"ip_mode": "none"}}}, {}, sessions=False)
+    assert chain.stage("geo").config.ip_mode == "none"
+    with pytest.raises(ValueError, match="PISTATS_REDIS_URL"):
+        Chain.from_options({}, {}, sessions=True, with_stages=False)
