@@ -31,18 +31,11 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-import redis
-
 from pistats.contract import build_record, encode_record, partition_key
-from pistats.demo.progress import read_stream_layout
-from pistats.demo.runner import DemoRun, LocalTopology, sparse_run_command
+from pistats.demo.runner import DemoRun, Pipeline
 from pistats.generate.generator import GenerateConfig, generate
-from pistats.kinesis import admin
-from pistats.kinesis.checkpoint import RedisCheckpointStore
 from pistats.kinesis.recording import Recording
-from pistats.kinesis.stream_replay import StreamReplayer
 from pistats.localenv import services as local_services
-from pistats.localenv.paths import state_dir
 from pistats.store.backends import open_store
 
 LIVE_UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
@@ -120,30 +113,24 @@ def main() -> int:
     print(f"settings: events={args.events} shards={args.shards} kinesis={args.kinesis} "
           f"store={run.store_url.split('?')[0]} options={extra}")
 
+    pipeline = Pipeline(run, redis_url, endpoint, extra)
     with tempfile.TemporaryDirectory() as tmp:
         recording_dir = Path(tmp) / "recording"
         generate(GenerateConfig(events=args.events, shards=args.shards, bad_fraction=0.0, duplicate_fraction=0.0,
                                 seed=11), recording_dir)
-        client = admin.make_client(endpoint, "us-east-1")
-        admin.create_stream(client, run.stream, args.shards)
+        recording = Recording.open(recording_dir)
+        pipeline.create_stream(recording)
         loaded = time.monotonic()
-        StreamReplayer(client, run.stream).replay(Recording.open(recording_dir))
+        pipeline.replay(recording)
         print(f"pre-load: {args.events} records into {args.kinesis} in {time.monotonic() - loaded:.1f} s")
-    layout = read_stream_layout(client, run.stream)
-    checkpoints = RedisCheckpointStore(redis.Redis.from_url(redis_url), run.app_name, run.stream)
+    layout = pipeline.read_layout()
+    client = pipeline.client
 
-    log = state_dir() / "bench" / run.run_id / "topology.log"
     started = time.monotonic()
-    topology = LocalTopology(sparse_run_command(run, redis_url, endpoint, extra), log)
+    topology = pipeline.start_local("bench")
     samples: list[tuple[float, int]] = []
     try:
-        while True:
-            topology.check_alive()
-            committed, done = layout.committed(checkpoints.load)
-            samples.append((time.monotonic(), committed))
-            if done:
-                break
-            time.sleep(0.2)
+        pipeline.wait_until_committed(topology, 3600, lambda committed: samples.append((time.monotonic(), committed)))
         total = layout.total
 
         def time_at(fraction: float) -> float:

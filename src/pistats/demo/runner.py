@@ -63,23 +63,33 @@ class DemoRun:
         )
 
 
-def sparse_run_command(run: DemoRun, redis_url: str, kinesis_endpoint: str,
-                       extra_options: dict[str, object] | None = None) -> list[str]:
-    """The user's own command line for this run (``sparse`` is the project's Storm 2 shim);
-    ``extra_options`` are further ``-o key=value`` topology options (benchmarks tune with them)."""
-    sparse = str(Path(sys.executable).parent / "sparse")
-    options = {
+def options_for(run: DemoRun, redis_url: str, kinesis_endpoint: str,
+                extra_options: dict[str, object] | None = None) -> dict[str, object]:
+    """The topology options of one run; ``extra_options`` add or override (benchmarks, tests)."""
+    return {
         "pistats.kinesis.stream": run.stream,
         "pistats.kinesis.endpoint_url": kinesis_endpoint,
         "pistats.kinesis.app_name": run.app_name,
         "pistats.kinesis.redis_url": redis_url,
         "pistats.kinesis.checkpoint_interval_ms": 1000,
+        # kinesis-local serves about 1,500 records/s per GetRecords: 10,000 would time out.
+        "pistats.kinesis.get_records_limit": 1000,
         "pistats.redis.url": redis_url,
         "pistats.store.url": run.store_url,
         "pistats.enrich": "{sessions: {key_prefix: '%s'}}" % run.session_prefix,
         **(extra_options or {}),
     }
-    command = [sparse, "run", "-e", "local", "-n", TOPOLOGY, "-t", "0"]
+
+
+def sparse_command(action: str, env: str, options: dict[str, object]) -> list[str]:
+    """The user's own command line (``sparse`` is the project's Storm 2 shim): ``sparse run -e
+    local`` or ``sparse submit -e cluster`` of the enrichment topology with these options."""
+    sparse = str(Path(sys.executable).parent / "sparse")
+    command = [sparse, action, "-e", env, "-n", TOPOLOGY]
+    if action == "run":
+        command += ["-t", "0"]
+    else:
+        command += ["-f"]  # replace a topology of the same name
     for key, value in options.items():
         command += ["-o", f"{key}={value}"]
     return command
@@ -113,63 +123,126 @@ class LocalTopology:
             self.process.wait()
 
 
+class Pipeline:
+    """One isolated run of the topology over one stream: the pieces the demo, the end-to-end
+    benchmark and the fault-injection tests share.
+
+    ``prepare`` puts a recording into a fresh stream; ``start_local``/``submit`` run the
+    topology (``sparse run`` / ``sparse submit``, as a user would); ``committed`` reads progress
+    from the spout's checkpoints; ``summary`` reads the store back.
+    """
+
+    def __init__(self, run: DemoRun, redis_url: str, kinesis_endpoint: str,
+                 extra_options: dict[str, object] | None = None):
+        import redis
+
+        from pistats.kinesis import admin
+        from pistats.kinesis.checkpoint import RedisCheckpointStore
+
+        # Emulators accept any credentials; real ones, if configured, are left alone.
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            os.environ.setdefault(name, "pistats-local-emulator")
+        self.run = run
+        self.redis_url = redis_url
+        self.kinesis_endpoint = kinesis_endpoint
+        self.extra_options = dict(extra_options or {})
+        self.client = admin.make_client(kinesis_endpoint, "us-east-1")
+        self.checkpoints = RedisCheckpointStore(redis.Redis.from_url(redis_url), run.app_name, run.stream)
+        self.layout = None
+        self.logs = state_dir() / "demo" / run.run_id
+
+    @classmethod
+    def local_services(cls, run: DemoRun, extra_options: dict[str, object] | None = None) -> "Pipeline":
+        """Against the local Redis and kinesis-local, started if they are not running."""
+        ports = local_services.Ports.from_env()
+        for name in ("redis", "kinesis"):
+            if local_services.services(ports)[name].start():
+                print(f"started {name} on 127.0.0.1", file=sys.stderr)
+        return cls(run, f"redis://127.0.0.1:{ports.redis}/0", f"http://127.0.0.1:{ports.kinesis}", extra_options)
+
+    def create_stream(self, recording) -> None:
+        from pistats.kinesis import admin
+
+        recorded = {shard.shard_id for shard in recording.shards}
+        roots = [shard for shard in recording.shards if not any(parent in recorded for parent in shard.parents)]
+        admin.create_stream(self.client, self.run.stream, max(1, len(roots)))
+
+    def replay(self, recording, progress: bool = False) -> None:
+        from pistats.kinesis.stream_replay import StreamReplayer
+
+        report = StreamReplayer(self.client, self.run.stream, progress=progress).replay(recording)
+        if report.failures:
+            raise UserError(f"{len(report.failures)} records could not be put into {self.run.stream}")
+
+    def read_layout(self):
+        """Every shard's records, once the stream holds everything it will hold."""
+        from pistats.demo.progress import read_stream_layout
+
+        self.layout = read_stream_layout(self.client, self.run.stream)
+        return self.layout
+
+    def committed(self) -> tuple[int, bool]:
+        return self.layout.committed(self.checkpoints.load)
+
+    def sparse_options(self) -> dict[str, object]:
+        return options_for(self.run, self.redis_url, self.kinesis_endpoint, self.extra_options)
+
+    def start_local(self, name: str = "topology") -> "LocalTopology":
+        return LocalTopology(sparse_command("run", "local", self.sparse_options()), self.logs / f"{name}.log")
+
+    def wait_until_committed(self, topology, timeout_s: float, on_progress=None) -> float:
+        """Blocks until every record is committed; returns the seconds it took."""
+        started = time.monotonic()
+        deadline = started + timeout_s
+        while True:
+            if topology is not None:
+                topology.check_alive()
+            committed, done = self.committed()
+            if on_progress is not None:
+                on_progress(committed)
+            if done:
+                return time.monotonic() - started
+            if time.monotonic() > deadline:
+                raise UserError(
+                    f"{committed} of {self.layout.total} records committed after {timeout_s:.0f} s (logs: {self.logs})"
+                )
+            time.sleep(0.5)
+
+    def summary(self, records_in: int | None = None) -> dict[str, Any]:
+        from pistats.demo.summary import summarise
+        from pistats.store.backends import open_store
+
+        with open_store(self.run.store_url) as store:
+            return summarise(store, self.layout.total if records_in is None else records_in)
+
+
 def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
     """Run the demo; returns the summary (see :mod:`pistats.demo.summary`)."""
-    import redis
     from tqdm import tqdm
 
-    from pistats.demo.progress import read_stream_layout
-    from pistats.demo.summary import summarise
-    from pistats.kinesis import admin
-    from pistats.kinesis.checkpoint import RedisCheckpointStore
     from pistats.kinesis.recording import Recording
-    from pistats.kinesis.stream_replay import StreamReplayer
     from pistats.store.backends import open_store
     from pistats.store.report import ReportScope, build_report, render_text
 
     started = time.monotonic()
     recording = Recording.open(options.recording)
-    # kinesis-local accepts any credentials; real ones, if configured, are left alone (and unused).
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ.setdefault(name, "pistats-local-emulator")
-    ports = local_services.Ports.from_env()
-    for name in ("redis", "kinesis"):
-        if local_services.services(ports)[name].start():
-            print(f"started {name} on 127.0.0.1", file=sys.stderr)
-    redis_url = f"redis://127.0.0.1:{ports.redis}/0"
-    kinesis_endpoint = f"http://127.0.0.1:{ports.kinesis}"
-    run = DemoRun.new(options.store_url)
+    pipeline = Pipeline.local_services(DemoRun.new(options.store_url))
+    pipeline.create_stream(recording)
+    print(f"replaying {options.recording} into stream {pipeline.run.stream}", file=sys.stderr)
+    pipeline.replay(recording, progress=options.progress)
+    records_in = pipeline.read_layout().total
 
-    client = admin.make_client(kinesis_endpoint, "us-east-1")
-    roots = [s for s in recording.shards if not any(p in {x.shard_id for x in recording.shards} for p in s.parents)]
-    admin.create_stream(client, run.stream, max(1, len(roots)))
-    print(f"replaying {options.recording} into stream {run.stream}", file=sys.stderr)
-    report = StreamReplayer(client, run.stream, progress=options.progress).replay(recording)
-    if report.failures:
-        raise UserError(f"{len(report.failures)} records could not be put into {run.stream}")
-    layout = read_stream_layout(client, run.stream)
-    records_in = layout.total
-
-    checkpoints = RedisCheckpointStore(redis.Redis.from_url(redis_url), run.app_name, run.stream)
-    log_path = state_dir() / "demo" / run.run_id / "topology.log"
-    print(f"running the topology on a local Storm (log: {log_path})", file=sys.stderr)
-    topology = LocalTopology(sparse_run_command(run, redis_url, kinesis_endpoint), log_path)
-    processing_started = time.monotonic()
+    print(f"running the topology on a local Storm (logs: {pipeline.logs})", file=sys.stderr)
+    topology = pipeline.start_local()
     try:
         bar = tqdm(total=records_in, unit="rec", desc="committed", disable=not options.progress, file=sys.stderr)
-        deadline = time.monotonic() + options.timeout_s
-        while True:
-            topology.check_alive()
-            committed, done = layout.committed(checkpoints.load)
+
+        def show(committed: int) -> None:
             bar.update(committed - bar.n)
             bar.set_postfix(lag=records_in - committed)
-            if done:
-                break
-            if time.monotonic() > deadline:
-                raise UserError(f"not every record was committed within {options.timeout_s:.0f} s (log: {log_path})")
-            time.sleep(0.5)
+
+        processing_s = pipeline.wait_until_committed(topology, options.timeout_s, show)
         bar.close()
-        processing_s = time.monotonic() - processing_started
         if options.keep_running:
             print("all records committed; the topology keeps running (Ctrl-C to stop and report)", file=sys.stderr)
             try:
@@ -181,14 +254,13 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
     finally:
         topology.stop()
 
-    with open_store(run.store_url) as store:
+    with open_store(pipeline.run.store_url) as store:
         print(render_text(build_report(store, ReportScope())), file=out)
-        summary = summarise(store, records_in)
-    elapsed = time.monotonic() - started
+    summary = pipeline.summary()
     summary.update(
-        stream=run.stream,
-        store=run.store_url,
-        elapsed_s=round(elapsed, 1),
+        stream=pipeline.run.stream,
+        store=pipeline.run.store_url,
+        elapsed_s=round(time.monotonic() - started, 1),
         processing_s=round(processing_s, 1),
         events_per_s=round(records_in / processing_s, 1) if processing_s else None,
     )

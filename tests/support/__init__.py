@@ -1,0 +1,1 @@
+"""Test tooling shared by integration tests: fault injection around real services."""
