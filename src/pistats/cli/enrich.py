@@ -15,6 +15,9 @@ import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
+import redis as redis_lib
+from tqdm import tqdm
+
 from pistats.enrich.chain import REDIS_URL_ENV, Chain, EnrichConfig, connect_redis
 from pistats.enrich.geo import GeoConfig
 from pistats.enrich.run import records_from_lines, records_from_recording, run_chain, write_json_line
@@ -77,10 +80,8 @@ def main(args: argparse.Namespace) -> int:
         chain = Chain.build(config, redis=redis)
     except ValueError as error:
         raise UserError(str(error), exit_code=2) from None
-    except Exception as error:  # redis-py raises its own ConnectionError family
-        if type(error).__module__.startswith("redis"):
-            raise UserError(f"cannot reach Redis at {_redacted(redis_url)}: {error}") from None
-        raise
+    except redis_lib.RedisError as error:
+        raise UserError(f"cannot reach Redis at {_redacted(redis_url)}: {error}") from None
     if redis is None:
         print("pistats enrich: no Redis URL: session fields stay empty", file=sys.stderr)
 
@@ -94,17 +95,21 @@ def main(args: argparse.Namespace) -> int:
             records = records_from_lines(stack.enter_context(path.open("rb")), str(path))
         else:
             records = records_from_lines(sys.stdin.buffer, "stdin")
-        rejects_out = stack.enter_context(open(args.rejects, "w", encoding="utf-8")) if args.rejects else sys.stderr
-        from tqdm import tqdm
-
+        try:
+            rejects_out = stack.enter_context(open(args.rejects, "w", encoding="utf-8")) if args.rejects else sys.stderr
+        except OSError as error:
+            raise UserError(f"cannot write --rejects: {error}", exit_code=2) from None
         bar = stack.enter_context(tqdm(unit=" records", file=sys.stderr, disable=None, leave=False))
         try:
             totals = run_chain(chain, records, write_json_line(sys.stdout), write_json_line(rejects_out),
                                batch_size=args.batch_size, progress=bar.update)
-        except Exception as error:
-            if type(error).__module__.startswith("redis"):
-                raise UserError(f"Redis failed during the run: {error}") from None
-            raise
+        except redis_lib.RedisError as error:
+            raise UserError(f"Redis failed during the run: {error}") from None
+        except BrokenPipeError:
+            # The reader went away (`pistats enrich ... | head`): not an error of ours. Point
+            # stdout at /dev/null so the interpreter's final flush does not complain.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         finally:
             if redis is not None and not args.session_prefix:
                 _delete_prefix(redis, prefix)
@@ -115,9 +120,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _delete_prefix(redis, prefix: str) -> None:
+    """Delete this run's session keys (``prefix`` is generated: no glob characters in it)."""
     try:
         keys = list(redis.scan_iter(match=f"{prefix}:*", count=1000))
         for start in range(0, len(keys), 1000):
             redis.delete(*keys[start:start + 1000])
-    except Exception:  # cleanup is best effort: the keys carry TTLs anyway
+    except redis_lib.RedisError:  # best effort: the keys carry TTLs anyway
         pass
