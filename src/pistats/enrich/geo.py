@@ -69,6 +69,15 @@ def anonymise_ip(address: ipaddress.IPv4Address | ipaddress.IPv6Address, mode: s
     return str(ipaddress.IPv6Address(int(address) >> 80 << 80))
 
 
+def _get(reader: Any, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Mapping[str, Any] | None:
+    """The record for ``address``, None when unknown or when an IPv4-only database is asked
+    about an IPv6 address (the reader raises ValueError for that)."""
+    try:
+        return reader.get(address)
+    except ValueError:
+        return None
+
+
 def _name(record: Mapping[str, Any] | None) -> str:
     if not record:
         return ""
@@ -137,11 +146,11 @@ class GeoEnrichment:
         fields["ip"] = anonymise_ip(address, self.config.ip_mode)
         if not address.is_global:
             return fields
-        city = self._city.get(address)
+        city = _get(self._city, address)
         if city:
             self._fill_city(fields, city)
         if self._asn is not None:
-            asn = self._asn.get(address)
+            asn = _get(self._asn, address)
             if asn:
                 fields["geo_asn"] = asn.get("autonomous_system_number")
                 fields["geo_org"] = asn.get("autonomous_system_organization", "") or ""

@@ -6,6 +6,7 @@ import pytest
 from pistats import contract
 from pistats.enrich.chain import Chain, EnrichConfig
 from pistats.enrich.event import EVENT_FIELDS, from_wire, to_wire
+from pistats.enrich.geo import GeoConfig
 from pistats.enrich.parse import KinesisRecord
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
@@ -62,3 +63,11 @@ def test_chain_from_topology_options():
     assert chain.stage("geo").config.ip_mode == "none"
     with pytest.raises(ValueError, match="PISTATS_REDIS_URL"):
         Chain.from_options({}, {}, sessions=True, with_stages=False)
+
+
+def test_data_centre_address_flags_a_browser_as_bot(asn_db):
+    chain = Chain.build(EnrichConfig(geo=GeoConfig(asn_db=asn_db)), now=lambda: NOW)
+    chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
+    (cloud, home), _ = chain.run([record("a", ip="3.5.10.20", ua=chrome), record("b", ip="81.2.69.160", ua=chrome)])
+    assert (cloud["geo_asn"], cloud["is_bot"], cloud["device_type"]) == (16509, True, "bot")
+    assert (home["geo_asn"], home["is_bot"], home["device_type"]) == (20712, False, "desktop")

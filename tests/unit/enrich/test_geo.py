@@ -87,12 +87,18 @@ def test_config_validation(tmp_path):
     assert GeoConfig.from_dict({"city_db": "/x.mmdb"}).city_db.name == "x.mmdb"
 
 
-def test_asn_database_fills_asn_fields():
-    # The shipped City database has no ASN data; used as the ASN database it yields no ASN but
-    # proves the second reader is consulted without error.
-    geo = GeoEnrichment(GeoConfig(asn_db=GeoEnrichment(GeoConfig()).city_path))
+def test_asn_database_fills_asn_fields(asn_db):
+    geo = GeoEnrichment(GeoConfig(asn_db=asn_db))
     fields = geo.enrich({"ip": "8.8.8.8"})
-    assert fields["geo_asn"] is None and fields["geo_org"] == ""
+    assert (fields["geo_country"], fields["geo_asn"], fields["geo_org"]) == ("US", 15169, "GOOGLE")
+    assert geo.enrich({"ip": "81.2.69.160"})["geo_org"] == "Andrews & Arnold Ltd"
+    unknown = geo.enrich({"ip": "1.1.1.1"})
+    assert (unknown["geo_asn"], unknown["geo_org"]) == (None, "")
+
+
+def test_ipv6_against_an_ipv4_only_database_is_unknown_not_an_error(asn_db):
+    fields = GeoEnrichment(GeoConfig(asn_db=asn_db)).enrich({"ip": "2001:218::1"})
+    assert (fields["geo_country"], fields["geo_asn"]) == ("JP", None) and "enrich_errors" not in fields
 
 
 def test_ip_cache_gives_fresh_copies_and_reports_hits():
