@@ -71,3 +71,23 @@ def test_data_centre_address_flags_a_browser_as_bot(asn_db):
     (cloud, home), _ = chain.run([record("a", ip="3.5.10.20", ua=chrome), record("b", ip="81.2.69.160", ua=chrome)])
     assert (cloud["geo_asn"], cloud["is_bot"], cloud["device_type"]) == (16509, True, "bot")
     assert (home["geo_asn"], home["is_bot"], home["device_type"]) == (20712, False, "desktop")
+
+
+from hypothesis import given, settings, strategies as st
+
+TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ip=TEXT | st.ip_addresses().map(str), ua=TEXT, user=TEXT.filter(lambda u: 0 < len(u) <= 128))
+def test_any_valid_record_is_enriched_without_error(chain, ip, ua, user):
+    ev = {"event_id": "e", "type": "page_view", "property_id": "p", "user_id": user,
+          "timestamp": "2026-11-26T05:00:00Z"}
+    data = contract.encode_record(contract.build_record(
+        client_id="c1", event=ev, received_at=NOW, ip=ip, user_agent=ua, now=NOW))
+    events, rejects = chain.run([KinesisRecord("shardId-0", "1", 0, "pk", None, data)])
+    assert rejects == [] and len(events) == 1
+    event = events[0]
+    assert set(event) == set(EVENT_FIELDS) and event["device_type"] in ("desktop", "mobile", "tablet", "bot", "other")
+    assert event["enrich_errors"] in ([], ["ip: malformed"])
+    json.dumps(to_wire(event))
