@@ -192,10 +192,13 @@ class Consumer:
 
     def ack(self, message_id: str) -> None:
         """A record (or its dead letter, id ending ``|dead``) was fully processed downstream."""
-        shard_id, position = parse_message_id(message_id.removesuffix("|dead"))
+        parsed = _parse(message_id)
+        if parsed is None:
+            return
+        shard_id, position = parsed
         with self._lock:
             shard = self._shards.get(shard_id)
-            if shard is None or shard.ledger is None:
+            if shard is None or shard.ledger is None or position not in shard.ledger:
                 return
             passed = shard.ledger.ack(position)
             self._uncommitted -= passed
@@ -203,12 +206,17 @@ class Consumer:
 
     def fail(self, message_id: str) -> None:
         """A record failed downstream: replay it with backoff, or dead-letter it after the retries."""
-        shard_id, position = parse_message_id(message_id.removesuffix("|dead"))
+        parsed = _parse(message_id)
+        if parsed is None:
+            return
+        shard_id, position = parsed
         with self._lock:
             shard = self._shards.get(shard_id)
             if shard is None or shard.ledger is None:
                 return
             outcome = shard.ledger.fail(position, self._now_ms())
+            if outcome is None:
+                return
             shard.metrics.failed += 1
             if isinstance(outcome, DeadLetter):
                 shard.metrics.dead_lettered += 1
@@ -269,7 +277,12 @@ class Consumer:
             if wait_ms > 0:
                 shard.stop.wait(min(wait_ms, 1000) / 1000)
                 continue
-            if not self.fetch_once(shard.shard_id):
+            try:
+                fetched = self.fetch_once(shard.shard_id)
+            except Exception:  # a bug must not silently end this shard's reading
+                log.exception("shard %s: fetch failed; retrying", shard.shard_id)
+                fetched = False
+            if not fetched:
                 shard.stop.wait(0.01)  # at max_uncommitted: wait for acks
 
     def step(self) -> None:
@@ -284,8 +297,9 @@ class Consumer:
     def fetch_once(self, shard_id: str) -> bool:
         """One GetRecords call for the shard if its pacing and the budget allow; False if not."""
         shard = self._shards[shard_id]
+        reader = shard.reader  # the coordinator may drop the shard meanwhile
         now = self._now_ms()
-        if shard.reader is None or shard.fetch_ended or now < shard.next_call_ms:
+        if reader is None or shard.fetch_ended or now < shard.next_call_ms:
             return False
         with self._lock:
             reserve = min(self.config.get_records_limit, self.config.max_uncommitted - self._uncommitted)
@@ -295,7 +309,7 @@ class Consumer:
                                                  or len(self._queue) >= self.config.get_records_limit)):
                 return False
             self._uncommitted += reserve
-        fetch = shard.reader.step(reserve)
+        fetch = reader.step(reserve)
         with self._lock:
             # A KPL aggregate can hold more sub-records than reserved: the bound is then exceeded
             # by at most one fetch (documented in docs/spout.md).
@@ -459,6 +473,14 @@ class Consumer:
             shard.reader = None
             shard.state = WAITING
             shard.fetch_ended = shard.all_emitted = False
+
+
+def _parse(message_id) -> tuple[str, Position] | None:
+    try:
+        return parse_message_id(str(message_id).removesuffix("|dead"))
+    except ValueError:
+        log.warning("ignoring a tuple id this spout never emitted: %r", message_id)
+        return None
 
 
 def _show(position: Position | None) -> str:

@@ -161,6 +161,9 @@ class ShardLedger:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, position: Position) -> bool:
+        return position in self._index
+
     @property
     def last_emitted(self) -> Position | None:
         return self._last_emitted

@@ -494,3 +494,13 @@ def test_random_acks_and_fails_across_a_split_lose_nothing_and_never_commit_earl
     assert store.load(sid(0)).ended and store.load(sid(0)).position == Position(seq(0, 4))
     assert store.load(sid(1)).position == Position(seq(1, 2))
     assert store.load(sid(2)).position == Position(seq(2, 2))
+
+
+def test_foreign_tuple_ids_are_ignored(clock):
+    consumer = Consumer(config(), source([(info(0), records(0, 1), None)], clock), MemoryCheckpointStore(), now_ms=clock)
+    drive(consumer, clock, rounds=2, on=lambda d: None)
+    for bad in ("", "nonsense", "a|b|c", 42, f"{sid(0)}|1|0", f"{sid(9)}|1|0|dead"):
+        consumer.ack(bad)
+        consumer.fail(bad)
+    metrics = consumer.metrics()[sid(0)]
+    assert (metrics.in_flight, metrics.acked, metrics.failed) == (1, 0, 0)
