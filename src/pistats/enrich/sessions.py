@@ -3,7 +3,8 @@
 The rule lives in one pure function, ``assign_session(state, event, gap, max_len)``; the batch
 logic with its per-event memo in ``assign_batch``; ``RedisSessionStore`` only moves state in and
 out of Redis. A batch costs two round trips: one Lua script reads the users' states and memo
-entries, another writes them back with a per-user compare-and-set.
+entries (skipped for users whose state the store cached), another writes them back with a
+per-user compare-and-set.
 
 The rule (times are event times, in milliseconds):
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -197,7 +199,8 @@ class SessionConfig:
     ``key_prefix`` namespaces every key (tests use a unique one). ``state_ttl_s`` only cleans up
     users silent that long (they come back as new users); ``memo_ttl_s`` is how long a replayed
     event id is at least still recognised (memo buckets rotate every ``memo_ttl_s`` and expire
-    ``2 * memo_ttl_s`` after their last write).
+    ``2 * memo_ttl_s`` after their last write). ``state_cache_size``: users whose state this
+    process keeps after writing it (LRU; 0 disables), so their next event costs one round trip.
     """
 
     gap_s: int = 30 * 60
@@ -206,8 +209,11 @@ class SessionConfig:
     state_ttl_s: int = 400 * 24 * 60 * 60
     memo_ttl_s: int = 2 * 24 * 60 * 60
     max_retries: int = 5
+    state_cache_size: int = 100_000
 
     def __post_init__(self) -> None:
+        if not isinstance(self.state_cache_size, int) or self.state_cache_size < 0:
+            raise ValueError(f"sessions.state_cache_size must be an integer >= 0, not {self.state_cache_size!r}")
         for name in ("gap_s", "max_length_s", "state_ttl_s", "memo_ttl_s", "max_retries"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
@@ -250,13 +256,16 @@ end
 return cjson.encode({states, now, before})
 """
 
-# WRITE_SCRIPT: ARGV[1] = JSON [state key prefix, memo key, state TTL, memo TTL,
-# [[user tag, expected version, new state JSON, [memo field, value, ...]], ...]].
-# A user whose state changed since it was read (version differs) is skipped, state and memo
-# alike, and its position (1-based) is returned for a retry; every other user is written.
+# WRITE_SCRIPT: ARGV[1] = JSON [state key prefix, memo key now, memo key before, state TTL,
+# memo TTL, [[user tag, expected version, new state JSON, [memo field, value, ...]], ...]].
+# A user is skipped, state and memo alike, and its position (1-based) returned for a retry when
+# its state changed since it was read (version differs) or one of its events is already in the
+# memo (the state came from the local cache, which does not know about replays); every other
+# user is written.
 WRITE_SCRIPT = """
 local request = cjson.decode(ARGV[1])
-local prefix, memo_key, state_ttl, memo_ttl, users = request[1], request[2], request[3], request[4], request[5]
+local prefix, memo_now, memo_before = request[1], request[2], request[3]
+local state_ttl, memo_ttl, users = request[4], request[5], request[6]
 local conflicts = {}
 local memo_written = false
 for i, user in ipairs(users) do
@@ -264,17 +273,25 @@ for i, user in ipairs(users) do
   local current = redis.call('GET', key)
   local version = 0
   if current then version = cjson.decode(current)['ver'] end
-  if version == user[2] then
+  local ok = version == user[2]
+  local entries = user[4]
+  for f = 1, #entries, 2 do
+    if not ok then break end
+    if redis.call('HEXISTS', memo_now, entries[f]) == 1 or redis.call('HEXISTS', memo_before, entries[f]) == 1 then
+      ok = false
+    end
+  end
+  if ok then
     redis.call('SET', key, user[3], 'EX', state_ttl)
-    if #user[4] > 0 then
-      redis.call('HSET', memo_key, unpack(user[4]))
+    if #entries > 0 then
+      redis.call('HSET', memo_now, unpack(entries))
       memo_written = true
     end
   else
     conflicts[#conflicts + 1] = i
   end
 end
-if memo_written then redis.call('EXPIRE', memo_key, memo_ttl) end
+if memo_written then redis.call('EXPIRE', memo_now, memo_ttl) end
 return conflicts
 """
 
@@ -288,8 +305,11 @@ class RedisSessionStore:
 
     Layout: ``<prefix>:u:<user>`` holds a user's state (JSON, with a version for compare-and-set);
     ``<prefix>:memo:<bucket>`` is a hash of ``<user><event_id>`` -> fields, one per ``memo_ttl_s``
-    of processing time, read for the current and previous bucket. A batch is one pipelined read
-    (MGET + two HMGET) and one script call that writes all users atomically.
+    of processing time, read for the current and previous bucket. A batch is one read script
+    (MGET + two HMGET) and one write script (a compare-and-set per user). Users whose state
+    this store wrote last are kept in a local LRU cache and not read again: for them the write
+    script's version and memo checks stand in for the read, so under Storm's fields grouping
+    (one task owns a user) most events cost one round trip.
 
     ``redis`` is a ``redis.Redis`` client (injected); ``now`` returns the current time (only the
     memo buckets depend on it). Redis errors propagate: the caller fails the tuples. A user's
@@ -303,8 +323,10 @@ class RedisSessionStore:
         self.now = now
         self._read = redis.register_script(READ_SCRIPT)
         self._write = redis.register_script(WRITE_SCRIPT)
+        self._cache: OrderedDict[tuple[str, str], UserState] = OrderedDict()
         self.replays = 0
         self.conflicts = 0
+        self.reads = 0
 
     @staticmethod
     def user_tag(user: tuple[str, str]) -> str:
@@ -345,29 +367,18 @@ class RedisSessionStore:
         bucket = int((self.now() - EPOCH) / MS) // (self.config.memo_ttl_s * 1000)
         users = list(dict.fromkeys(event.user for event in events))
         tags = {user: self.user_tag(user) for user in users}
-        memo_fields = list(dict.fromkeys(tags[e.user] + e.event_id for e in events))
-        reply = self._read(args=[json.dumps(
-            [self.state_prefix, [tags[user] for user in users], self.memo_key(bucket),
-             self.memo_key(bucket - 1), memo_fields],
-            separators=(",", ":"),
-        )])
-        # cjson writes an empty Lua table as {}: read it as "nothing found".
-        raw_states, this_bucket, last_bucket = (part or [] for part in json.loads(reply))
-        states = {
-            user: UserState.from_json(raw) if raw else None
-            for user, raw in zip(users, raw_states)
-        }
-        found = {
-            name: decode_memo(new or old)
-            for name, new, old in zip(memo_fields, this_bucket, last_bucket)
-            if new or old
-        }
+        states: dict[tuple[str, str], UserState | None] = {}
         memo: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
-        if found:
-            for event in events:
-                remembered = found.get(tags[event.user] + event.event_id)
-                if remembered is not None:
-                    memo.setdefault(event.user, {})[event.event_id] = remembered
+        unknown = []
+        for user in users:
+            cached = self._cache.get(user)
+            if cached is None:
+                unknown.append(user)
+            else:
+                states[user] = cached
+        if unknown:
+            wanted = set(unknown)
+            self._read_users(unknown, tags, [e for e in events if e.user in wanted], bucket, states, memo)
         result = assign_batch(events, states, memo, self.config.gap_s * 1000, self.config.max_length_s * 1000)
         writes = list(result.states.items())
         conflicted: set[tuple[str, str]] = set()
@@ -381,13 +392,55 @@ class RedisSessionStore:
                     entries += [tag + event_id, encode_memo(fields)]
                 payload.append([tag, expected, state.to_json(version=expected + 1), entries])
             request = json.dumps(
-                [self.state_prefix, self.memo_key(bucket), self.config.state_ttl_s,
-                 2 * self.config.memo_ttl_s, payload],
+                [self.state_prefix, self.memo_key(bucket), self.memo_key(bucket - 1),
+                 self.config.state_ttl_s, 2 * self.config.memo_ttl_s, payload],
                 separators=(",", ":"),
             )
             conflicted = {writes[i - 1][0] for i in self._write(args=[request])}
+            for user, state in writes:
+                if user in conflicted:
+                    self._cache.pop(user, None)
+                else:
+                    written = states[user].version + 1 if states[user] is not None else 1
+                    self._remember(user, UserState(state.first_seen_ms, state.sessions, state.current,
+                                                   state.previous, written))
+        for user in unknown:
+            if user not in result.states and states.get(user) is not None:
+                self._remember(user, states[user])
         self.replays += result.replays
         return result.fields, conflicted
+
+    def _read_users(self, users, tags, events, bucket, states, memo) -> None:
+        """Read ``users``' states and their ``events``' memo entries into ``states`` and ``memo``."""
+        self.reads += 1
+        memo_fields = list(dict.fromkeys(tags[e.user] + e.event_id for e in events))
+        reply = self._read(args=[json.dumps(
+            [self.state_prefix, [tags[user] for user in users], self.memo_key(bucket),
+             self.memo_key(bucket - 1), memo_fields],
+            separators=(",", ":"),
+        )])
+        # cjson writes an empty Lua table as {}: read it as "nothing found".
+        raw_states, this_bucket, last_bucket = (part or [] for part in json.loads(reply))
+        for user, raw in zip(users, raw_states):
+            states[user] = UserState.from_json(raw) if raw else None
+        found = {
+            name: decode_memo(new or old)
+            for name, new, old in zip(memo_fields, this_bucket, last_bucket)
+            if new or old
+        }
+        if found:
+            for event in events:
+                remembered = found.get(tags[event.user] + event.event_id)
+                if remembered is not None:
+                    memo.setdefault(event.user, {})[event.event_id] = remembered
+
+    def _remember(self, user: tuple[str, str], state: UserState) -> None:
+        if not self.config.state_cache_size:
+            return
+        self._cache[user] = state
+        self._cache.move_to_end(user)
+        if len(self._cache) > self.config.state_cache_size:
+            self._cache.popitem(last=False)
 
     @staticmethod
     def _public(fields: dict[str, Any]) -> dict[str, Any]:

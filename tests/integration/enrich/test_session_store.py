@@ -150,3 +150,36 @@ def test_a_batch_of_five_thousand_users(store):
     fields = store.assign(events)
     assert all(f["is_new_user"] and f["session_index"] == 1 for f in fields)
     assert store.assign(events) == fields and store.replays == 5000
+
+
+def test_a_known_user_costs_one_round_trip(store):
+    store.assign([ev(0, "a")])
+    store.assign([ev(MIN, "b")])
+    fields = store.assign([ev(2 * MIN, "c")])
+    assert store.reads == 1 and fields[0]["session_event_index"] == 3
+
+
+def test_a_stale_cache_is_caught_by_the_version_check(redis_client, key_prefix):
+    config = SessionConfig(key_prefix=key_prefix)
+    mine = RedisSessionStore(redis_client, config, now=lambda: NOW)
+    theirs = RedisSessionStore(redis_client, config, now=lambda: NOW)
+    mine.assign([ev(0, "a")])
+    theirs.assign([ev(MIN, "b")])  # e.g. the user moved to another task during a rebalance
+    fields = mine.assign([ev(2 * MIN, "c")])
+    assert (mine.conflicts, mine.reads) == (1, 2)
+    assert fields[0]["session_event_index"] == 3
+
+
+def test_a_replay_for_a_cached_user_is_caught_by_the_memo_check(store):
+    first = store.assign([ev(0, "a"), ev(MIN, "b")])
+    assert store.assign([ev(MIN, "b")]) == [first[1]]
+    assert store.replays == 1
+    assert store.assign([ev(2 * MIN, "c")])[0]["session_event_index"] == 3
+
+
+def test_without_the_cache_every_batch_reads(redis_client, key_prefix):
+    store = RedisSessionStore(redis_client, SessionConfig(key_prefix=key_prefix, state_cache_size=0),
+                              now=lambda: NOW)
+    fields = [store.assign([ev(n * MIN, f"e{n}")])[0] for n in range(3)] + store.assign([ev(MIN, "e1")])
+    assert [f["session_event_index"] for f in fields] == [1, 2, 3, 2]
+    assert (store.reads, store.replays, store.conflicts) == (4, 1, 0)

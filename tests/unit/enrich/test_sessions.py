@@ -171,6 +171,9 @@ def test_config_validation():
         SessionConfig(gap_s=0)
     with pytest.raises(ValueError, match="longer than"):
         SessionConfig(gap_s=100, max_length_s=100)
+    with pytest.raises(ValueError, match="state_cache_size"):
+        SessionConfig(state_cache_size=-1)
+    assert SessionConfig(state_cache_size=0).state_cache_size == 0
 
 
 from hypothesis import given, settings, strategies as st
