@@ -246,15 +246,16 @@ class Consumer:
         self._coordinator.start()
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Stop the threads, write a last checkpoint where possible and release the leases."""
+        """Stop the threads (waiting at most ``timeout_s`` in all), write a last checkpoint where
+        possible and release the leases, so a successor starts at once. Idempotent."""
+        deadline = time.monotonic() + timeout_s
         self._stop.set()
         for shard in list(self._shards.values()):
             shard.stop.set()
-        if self._coordinator is not None:
-            self._coordinator.join(timeout_s)
-        for shard in list(self._shards.values()):
-            if shard.thread is not None:
-                shard.thread.join(timeout_s)
+        threads = [self._coordinator] + [shard.thread for shard in list(self._shards.values())]
+        for thread in threads:
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
         try:
             self._write_checkpoints(self._now_ms(), force=True)
             for shard in list(self._shards.values()):

@@ -1,10 +1,11 @@
 """The real KinesisSpout (`streamparse_run spouts.kinesis.KinesisSpout`) over multilang, reading
-kinesis-local and checkpointing in Redis; killed and restarted as Storm would."""
+kinesis-local and checkpointing in Redis; its worker going away, a restart, and a SIGTERM."""
 
 from __future__ import annotations
 
 import base64
 import importlib.util
+import signal
 import time
 from pathlib import Path
 
@@ -79,13 +80,21 @@ def test_spout_emits_acks_checkpoints_and_resumes_after_a_kill(stream, kinesis_e
             spout.command("next")
             time.sleep(0.05)
     finally:
-        spout.close()  # like a worker dying: r3 is in flight, no final checkpoint runs
+        spout.close()  # Storm's worker goes away: stdin ends, r3 is still in flight
+    assert spout.proc.returncode == 2
+    assert redis_client.hget(key, "owner") == b""  # lease released: no wait for its expiry
+    assert redis_client.hget(key, "seq") == seqs[2].encode()
 
-    time.sleep(1.6)  # the dead task's lease expires
     client.put_records(StreamName=name, Records=[{"PartitionKey": "user9", "Data": b"r4"}])
     again = multilang.MultilangSpout("spouts.kinesis.KinesisSpout", conf)
     try:
         emits = again.next_until(2)
         assert [base64.b64decode(e["tuple"][5]) for e in emits] == [b"r3", b"r4"]
+        for e in emits:
+            again.command("ack", id=e["id"])
+        again.proc.send_signal(signal.SIGTERM)  # Storm kills the task: a last checkpoint, then exit
+        assert again.proc.wait(10) == 128 + signal.SIGTERM
     finally:
         again.close()
+    assert redis_client.hget(key, "owner") == b""
+    assert int(redis_client.hget(key, "seq")) > int(seqs[3])  # r4's sequence number

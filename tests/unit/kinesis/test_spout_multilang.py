@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -77,7 +78,8 @@ class MultilangSpout:
         return emits
 
     def close(self) -> None:
-        self.proc.stdin.close()
+        if not self.proc.stdin.closed:
+            self.proc.stdin.close()
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
@@ -207,3 +209,17 @@ def test_missing_stream_setting_fails_initialisation():
             spout.command("next")
     finally:
         spout.close()
+
+
+def test_sigterm_stops_the_spout_promptly_while_it_waits_for_storm(spout_process):
+    spout = spout_process(records=2)
+    assert len(spout.next_until(4)) == 4
+    spout.proc.send_signal(signal.SIGTERM)
+    assert spout.proc.wait(5) == 128 + signal.SIGTERM
+
+
+def test_storm_going_away_ends_the_spout(spout_process):
+    spout = spout_process(records=1)
+    spout.next_until(2)
+    spout.proc.stdin.close()
+    assert spout.proc.wait(5) == 2
