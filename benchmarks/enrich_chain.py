@@ -54,20 +54,24 @@ def user_agents(count: int, rng: random.Random) -> list[str]:
     return sorted(out)
 
 
-def make_records(events: int, users: int, distinct_uas: int, seed: int = 7) -> list[KinesisRecord]:
-    rng = random.Random(seed)
+def make_records(events: int, users: int, distinct_uas: int, seed: int = 7,
+                 start: datetime = NOW - timedelta(days=1)) -> list[KinesisRecord]:
+    """``events`` records. Users (their UA and IP) depend only on ``users`` and
+    ``distinct_uas``; ``seed`` and ``start`` choose the events."""
+    rng = random.Random(7)
     uas = user_agents(distinct_uas, rng)
     rng.shuffle(uas)
     weights = [1 / (rank + 1) ** 1.1 for rank in range(len(uas))]
     user_ua = rng.choices(uas, weights=weights, k=users)
     user_ip = [f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
                for _ in range(users)]
-    clock = [NOW - timedelta(days=1) + timedelta(seconds=rng.randint(0, 3600)) for _ in range(users)]
+    rng = random.Random(seed)
+    clock = [start + timedelta(seconds=rng.randint(0, 3600)) for _ in range(users)]
     out = []
     for n in range(events):
         u = rng.randrange(users)
         clock[u] += timedelta(seconds=rng.choice([5, 30, 90, 240, 3 * 3600]))
-        event = {"event_id": f"e{n}", "type": "page_view", "property_id": "site", "user_id": f"user-{u}",
+        event = {"event_id": f"e{seed}-{n}", "type": "page_view", "property_id": "site", "user_id": f"user-{u}",
                  "timestamp": clock[u].strftime("%Y-%m-%dT%H:%M:%S.000Z"),
                  "context": {"page_url": f"https://example.com/p/{n % 50}", "locale": "en-GB",
                              "sdk": {"name": "pistats-js", "version": "1.0.0"}}}
@@ -104,6 +108,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--distinct-uas", type=int, default=3_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--bolt-events", type=int, default=10_000, help="events sent one per call")
     parser.add_argument("--redis-url", default=os.environ.get("PISTATS_REDIS_URL", "redis://127.0.0.1:6379/0"))
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
@@ -130,6 +135,13 @@ def main() -> None:
         chain = Chain(plain.parser, plain.stages, SessionEnrichment(store), timed=True, clock=time.process_time)
         report("redis sessions, new events", chain, records, args.batch)
         report("redis sessions, replays", chain, records, args.batch)
+        # The sessions bolt's way: one event per call. Users are known by now (state cache),
+        # so this is the one-round-trip path; events are new (shifted a day later).
+        later = make_records(args.bolt_events, args.users, args.distinct_uas, seed=8,
+                             start=NOW + timedelta(days=1))
+        report("redis sessions, 1 per call", chain, later, 1)
+        print(f"{'':<28} session state reads {store.reads:,}, conflicts {store.conflicts:,}, "
+              f"replays {store.replays:,}")
     finally:
         keys = list(client.scan_iter(match=f"{prefix}:*", count=5000))
         for start in range(0, len(keys), 5000):
