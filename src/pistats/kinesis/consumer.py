@@ -162,7 +162,7 @@ class Consumer:
                     continue
                 due_at = ledger.next_retry_ms()
                 if due_at is not None and due_at <= now:
-                    for item in ledger.due(now):
+                    for item in ledger.due(now, max_records - len(out)):
                         if isinstance(item, DeadLetter):
                             out.append(Delivery(item.message_id, item.record, item.reason))
                         else:

@@ -210,15 +210,16 @@ class ShardLedger:
         heapq.heappush(self._retries, (entry.retry_at_ms, position))
         return Retry(entry.record, entry.retry_at_ms)
 
-    def due(self, now_ms: int) -> list[KinesisRecord | DeadLetter]:
-        """Records (and re-offered dead letters) whose backoff has elapsed, marked in flight.
+    def due(self, now_ms: int, limit: int | None = None) -> list[KinesisRecord | DeadLetter]:
+        """Records (and re-offered dead letters) whose backoff has elapsed, marked in flight;
+        at most ``limit`` of them, earliest first (the rest stay due).
 
         A dead letter being re-offered has ``retry_at_ms > 0``; fresh dead letters are returned
         by :meth:`fail` itself.
         """
         out: list[KinesisRecord | DeadLetter] = []
         heap = self._retries
-        while heap and heap[0][0] <= now_ms:
+        while heap and heap[0][0] <= now_ms and (limit is None or len(out) < limit):
             at_ms, position = heapq.heappop(heap)
             entry = self._index.get(position)
             if entry is None or entry.retry_at_ms != at_ms:

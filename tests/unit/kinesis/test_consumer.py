@@ -504,3 +504,15 @@ def test_foreign_tuple_ids_are_ignored(clock):
         consumer.fail(bad)
     metrics = consumer.metrics()[sid(0)]
     assert (metrics.in_flight, metrics.acked, metrics.failed) == (1, 0, 0)
+
+
+def test_a_mass_failure_is_replayed_in_small_batches(clock):
+    consumer = Consumer(config(), source([(info(0), records(0, 30), None)], clock), MemoryCheckpointStore(),
+                        now_ms=clock)
+    held = drive(consumer, clock, rounds=3, on=lambda d: None)
+    for d in held:
+        consumer.fail(d.message_id)
+    clock.ms += 1000
+    batches = [consumer.poll(8) for _ in range(4)]
+    assert [len(b) for b in batches] == [8, 8, 8, 6]
+    assert [d.record.data for b in batches for d in b] == [f"s0r{i}".encode() for i in range(30)]

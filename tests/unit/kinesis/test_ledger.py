@@ -263,3 +263,13 @@ def test_incremental_ledger_agrees_with_the_pure_rule(ops):
         got = ledger.committable()
         assert (got[0] if got else None) == committable(emitted, acked, failed)
         assert len(ledger) == len([p for p in emitted if got is None or p > got[0]])
+
+
+def test_due_replays_respect_a_limit_and_keep_the_rest_due():
+    ledger = ShardLedger("s", RetryPolicy(base_delay_ms=10))
+    for seq in range(1, 6):
+        ledger.emit(record(seq))
+        ledger.fail(P(seq), now_ms=seq)
+    first = ledger.due(1000, limit=2)
+    assert [r.seq for r in first] == [1, 2]
+    assert [r.seq for r in ledger.due(1000)] == [3, 4, 5]
