@@ -94,6 +94,7 @@ class _Shard:
     thread: threading.Thread | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     next_call_ms: int = 0
+    next_try_ms: int = 0               # next attempt to start a waiting shard
     pin_start: bool = False            # started at LATEST or AT_TIMESTAMP without a checkpoint
     fetch_ended: bool = False          # the fetcher queued the shard's last record
     all_emitted: bool = False          # poll() has taken the end marker off the queue
@@ -350,7 +351,8 @@ class Consumer:
                 log.warning("ListShards failed (%s); retrying", error)
                 self._next_list_ms = now + min(1000, self.config.list_shards_interval_ms)
         for shard in list(self._shards.values()):
-            if shard.state == WAITING:
+            if shard.state == WAITING and now >= shard.next_try_ms:
+                shard.next_try_ms = now + 250  # waiting children poll their parents' markers
                 self._try_start(shard, now)
         self._write_checkpoints(now)
         if now >= self._next_log_ms:
@@ -460,6 +462,9 @@ class Consumer:
                 shard.state = DONE
                 shard.stop.set()
                 self._next_list_ms = 0
+                for other in self._shards.values():
+                    if shard.shard_id in other.parents:
+                        other.next_try_ms = 0  # a local child may start now
                 log.info("shard %s: finished at SHARD_END", shard.shard_id)
             elif shard.all_emitted:
                 shard.state = FINISHING
