@@ -311,7 +311,12 @@ class Consumer:
                                                  or len(self._queue) >= self.config.get_records_limit)):
                 return False
             self._uncommitted += reserve
-        fetch = reader.step(reserve)
+        try:
+            fetch = reader.step(reserve)
+        except BaseException:
+            with self._lock:
+                self._uncommitted -= reserve
+            raise
         with self._lock:
             # A KPL aggregate can hold more sub-records than reserved: the bound is then exceeded
             # by at most one fetch (documented in docs/spout.md).
