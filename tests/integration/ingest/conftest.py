@@ -11,7 +11,6 @@ import urllib.request
 
 import boto3
 import pytest
-import redis as redis_lib
 
 from pistats.contract import decode_record
 from pistats.ingest.config import IngestConfig
@@ -37,23 +36,6 @@ def ingest_stream(kinesis_client, unique_name):
         time.sleep(0.05)
     yield unique_name
     kinesis_client.delete_stream(StreamName=unique_name, EnforceConsumerDeletion=True)
-
-
-@pytest.fixture
-def redis_client(redis_url):
-    client = redis_lib.Redis.from_url(redis_url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def key_prefix(redis_client, unique_name):
-    """A Redis key prefix no one else uses; every key under it is deleted afterwards."""
-    prefix = f"pistats-test-{unique_name}"
-    yield prefix
-    keys = list(redis_client.scan_iter(match=f"{prefix}:*", count=1000))
-    if keys:
-        redis_client.delete(*keys)
 
 
 @pytest.fixture

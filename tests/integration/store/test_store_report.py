@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-from store_samples import make_event, make_reject
+from tests.support.samples import make_event, make_reject
 
 from pistats.cli.main import main as pistats
 from pistats.store.config import SinkConfig

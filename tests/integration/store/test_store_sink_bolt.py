@@ -5,7 +5,7 @@ import time
 from io import BytesIO
 
 import pytest
-from store_samples import make_event, make_reject
+from tests.support.samples import make_event, make_reject
 
 from bolts.sink import StoreSinkBolt
 from pistats.store.backends import open_store

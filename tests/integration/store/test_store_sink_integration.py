@@ -4,7 +4,9 @@ import socket
 from datetime import datetime, timezone
 
 import pytest
-from store_samples import FlakyStore, make_event, make_reject
+from store_doubles import FlakyStore
+
+from tests.support.samples import make_event, make_reject
 
 from pistats.store.backends import ClickHouseStore, StoreError
 from pistats.store.config import SinkConfig, StoreURL

@@ -79,23 +79,7 @@ def sparse_run(tmp_path):
         topology.stop()
 
 
-@pytest.fixture(scope="session")
-def storm_cluster():
-    """The single-node cluster (ZooKeeper, Nimbus, Supervisor), started if not running."""
-    subprocess.run([str(BIN / "pistats"), "services", "start", "storm"], check=True, env=storm_env())
-    yield
-    # Topologies are killed by the tests that submit them; the daemons stay up for reuse.
-
-
 @pytest.fixture
 def sparse_cli():
     """Runs `sparse ARGS` to completion (failing the test if it fails)."""
     return sparse
-
-
-@pytest.fixture
-def storm_kill():
-    def kill(name: str) -> None:
-        subprocess.run(["storm", "kill", name, "-w", "1"], env=storm_env(), capture_output=True)
-
-    return kill

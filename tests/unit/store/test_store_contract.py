@@ -2,7 +2,7 @@
 
 from datetime import datetime, timezone
 
-from store_fakes import make_event, make_reject
+from tests.support.samples import make_event, make_reject
 
 from pistats.enrich.event import EVENT_FIELDS, REJECT_FIELDS, from_wire, to_wire
 from pistats.store.rows import EVENT_COLUMN_NAMES, REJECT_COLUMN_NAMES, event_row, from_epoch_ms, reject_row

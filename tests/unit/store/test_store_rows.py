@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from store_fakes import make_event, make_reject
+from tests.support.samples import make_event, make_reject
 
 from pistats.store.rows import (
     _event_row_checked,

@@ -1,6 +1,8 @@
 from datetime import datetime, timezone
 
-from store_fakes import ManualClock, MemoryStore, make_event, make_reject
+from store_fakes import ManualClock, MemoryStore
+
+from tests.support.samples import make_event, make_reject
 
 from pistats.store.config import SinkConfig
 from pistats.store.sink import Sink

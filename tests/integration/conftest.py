@@ -1,0 +1,58 @@
+"""Fixtures shared by integration tests: Redis key namespaces and the single-node Storm cluster."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+
+from pistats.localenv.services import Ports, prepare_storm_cluster
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    client = redis_lib.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def key_prefix(redis_client, unique_name):
+    """A Redis key namespace of this test only; every key under it is deleted afterwards."""
+    prefix = f"pistats-test:{unique_name}"
+    yield prefix
+    keys = list(redis_client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        redis_client.delete(*keys)
+
+
+@pytest.fixture(scope="session")
+def storm_cluster():
+    """ZooKeeper, Nimbus and a Supervisor on 127.0.0.1, started if not running (and left up)."""
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    subprocess.run([str(bin_dir / "pistats"), "services", "start", "storm"], check=True, env=env)
+    prepare_storm_cluster(Ports.from_env())  # worker virtualenv links for every topology
+    yield
+
+
+@pytest.fixture
+def storm_kill():
+    """Kills a topology on the single-node cluster (``storm kill NAME -w 1``) and waits until it is gone."""
+    bin_dir = Path(sys.executable).parent
+
+    def kill(name: str) -> None:
+        subprocess.run([str(bin_dir / "storm"), "kill", name, "-w", "1"], capture_output=True)
+        for _ in range(120):
+            listing = subprocess.run([str(bin_dir / "storm"), "list"], capture_output=True, text=True).stdout
+            if not any(line.split()[:1] == [name] for line in listing.splitlines()):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"topology {name} still listed 60 s after storm kill")
+
+    return kill
