@@ -95,15 +95,19 @@ def sparse_command(action: str, env: str, options: dict[str, object]) -> list[st
     return command
 
 
+def storm_env() -> dict[str, str]:
+    """The environment `sparse` and `storm` run in: the project's virtualenv first on PATH."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}", "LEIN_ROOT": "1"}
+
+
 class LocalTopology:
     """``sparse run`` in its own process group, its output kept in a log file."""
 
     def __init__(self, command: list[str], log_path: Path):
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path
-        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}", "LEIN_ROOT": "1"}
         self.process = subprocess.Popen(
-            command, cwd=project_root(), env=env, stdin=subprocess.DEVNULL,
+            command, cwd=project_root(), env=storm_env(), stdin=subprocess.DEVNULL,
             stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
         )
 
@@ -112,15 +116,40 @@ class LocalTopology:
             tail = self.log_path.read_text(errors="replace")[-2000:]
             raise UserError(f"the topology exited with code {self.process.returncode} (log: {self.log_path})\n{tail}")
 
-    def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stops the whole process group (the JVM and every Python component) and waits until
+        none is left: the sink's subprocess must be gone before anyone reopens a chdb store."""
+        group = self.process.pid
         try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            os.killpg(group, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout_s
+        killed = False
+        while True:
+            self.process.poll()
+            if not live_group_members(group):
+                return
+            if time.monotonic() > deadline:
+                if killed:
+                    raise UserError(f"processes of the topology (group {group}) survived SIGKILL")
+                os.killpg(group, signal.SIGKILL)
+                killed, deadline = True, time.monotonic() + timeout_s
+            time.sleep(0.1)
+
+
+def live_group_members(group: int) -> list[int]:
+    """Processes of a process group that still run (zombies, waiting to be reaped, do not)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == group and state != "Z":
+            members.append(int(stat.parent.name))
+    return members
 
 
 class Pipeline:
@@ -189,6 +218,18 @@ class Pipeline:
 
     def start_local(self, name: str = "topology") -> "LocalTopology":
         return LocalTopology(sparse_command("run", "local", self.sparse_options()), self.logs / f"{name}.log")
+
+    def submit(self, **storm_options: object) -> None:
+        """``sparse submit -e cluster`` of this run to the local single-node cluster."""
+        options = {**self.sparse_options(), **storm_options}
+        self.logs.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            sparse_command("submit", "cluster", options), cwd=project_root(), env=storm_env(),
+            capture_output=True, text=True, timeout=600,
+        )
+        (self.logs / "submit.log").write_text(result.stdout + result.stderr)
+        if result.returncode != 0:
+            raise UserError(f"sparse submit failed (log: {self.logs / 'submit.log'})")
 
     def wait_until_committed(self, topology, timeout_s: float, on_progress=None) -> float:
         """Blocks until every record is committed; returns the seconds it took."""
