@@ -5,9 +5,10 @@ the AWS default chain. ``next_tuple`` emits at most ``emit_batch`` records and n
 fetching and checkpointing run on the consumer's own threads.
 """
 
-import atexit
 import json
+import os
 import signal
+import threading
 from datetime import datetime, timezone
 
 from streamparse import Spout, Stream
@@ -22,10 +23,6 @@ def _serialize(message: dict) -> str:
     return json.dumps(message) + "\nend\n"
 
 
-def _terminate(signum, frame):
-    raise SystemExit(128 + signum)  # unwinds the Storm thread (releasing locks), then atexit runs
-
-
 class KinesisSpout(Spout):
     outputs = [Stream(fields=RECORD_FIELDS), Stream(fields=["reject"], name=REJECTS_STREAM)]
     consumer_factory = staticmethod(build_consumer)  # tests substitute a recorded stream
@@ -34,12 +31,11 @@ class KinesisSpout(Spout):
         config = KinesisConfig.from_topology_conf(storm_conf)
         self.batch = config.emit_batch
         self.consumer = self.consumer_factory(config, *task_position(context))
-        # On shutdown write a last checkpoint and release the leases, so the successor task
-        # starts at once instead of waiting for them to expire (a SIGKILL still leaves that).
-        # The consumer's threads (and those they start) inherit a mask blocking SIGTERM, so it
-        # reaches this thread and interrupts its blocking read of Storm's next command.
-        signal.signal(signal.SIGTERM, _terminate)
-        atexit.register(self.consumer.close, 2.0)
+        # On SIGTERM write a last checkpoint and release the leases, so the successor task starts
+        # at once instead of waiting for them to expire (a SIGKILL still leaves that). The
+        # consumer's threads (and those they start) inherit a mask blocking SIGTERM, so it wakes
+        # this thread even while it waits for Storm's next command.
+        signal.signal(signal.SIGTERM, self._on_sigterm)
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         try:
             self.consumer.start()
@@ -77,6 +73,15 @@ class KinesisSpout(Spout):
 
     def fail(self, tup_id):
         self.consumer.fail(tup_id)
+
+    def _on_sigterm(self, signum, frame):
+        # Not raising here: pystorm swallows exceptions while it writes to Storm. The shutdown
+        # runs on its own thread, as this one may hold the consumer's lock at this moment.
+        threading.Thread(target=self._shutdown, args=(128 + signum,), daemon=True).start()
+
+    def _shutdown(self, status_code):
+        self.consumer.close(2.0)
+        os._exit(status_code)
 
     def _exit(self, status_code):
         # pystorm leaves through os._exit (skipping atexit) when Storm goes away.
