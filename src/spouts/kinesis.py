@@ -11,6 +11,7 @@ import signal
 import threading
 from datetime import datetime, timezone
 
+from pystorm.exceptions import StormWentAwayError
 from streamparse import Spout, Stream
 
 from pistats.kinesis.config import KinesisConfig
@@ -65,8 +66,11 @@ class KinesisSpout(Spout):
             messages.append(_serialize(message))
         if messages:
             with self._writer_lock:
-                self.serializer.output_stream.write("".join(messages))
-                self.serializer.output_stream.flush()
+                try:
+                    self.serializer.output_stream.write("".join(messages))
+                    self.serializer.output_stream.flush()
+                except OSError:
+                    raise StormWentAwayError() from None  # as pystorm's own writes do
 
     def ack(self, tup_id):
         self.consumer.ack(tup_id)
