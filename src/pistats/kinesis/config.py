@@ -47,6 +47,9 @@ class KinesisConfig:
     emit_batch: int = 100
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 5.0
+    # Chaos testing only (never in production): periodic Kinesis faults injected into this
+    # spout's client, e.g. "GetRecords:ProvisionedThroughputExceededException@7"; see faults.py.
+    fault_plan: str = ""
 
     def __post_init__(self):
         if not self.stream:
@@ -64,6 +67,10 @@ class KinesisConfig:
         if self.lease_ms <= self.checkpoint_interval_ms:
             raise ValueError("lease_ms must exceed checkpoint_interval_ms (checkpoints renew the lease)")
         self.retry_policy()  # validates
+        if self.fault_plan:
+            from pistats.kinesis.faults import parse_fault_plan
+
+            parse_fault_plan(self.fault_plan)  # validates
 
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -553,6 +553,13 @@ def build_consumer(config: KinesisConfig, task_index: int, task_count: int) -> C
     from pistats.kinesis.checkpoint import RedisCheckpointStore
 
     client = make_kinesis_client(config)
+    if config.fault_plan:
+        from pistats.kinesis.faults import FaultyKinesis, parse_fault_plan
+
+        log.warning("chaos: injecting Kinesis faults %s", config.fault_plan)
+        client = FaultyKinesis(client)
+        for fault in parse_fault_plan(config.fault_plan):
+            client.add(fault)
     connection = redis.Redis.from_url(config.redis_url, socket_connect_timeout=2, socket_timeout=2)
     store = RedisCheckpointStore(connection, config.app_name, config.stream)
     return Consumer(config, client, store, task_index=task_index, task_count=task_count)

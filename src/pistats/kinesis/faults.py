@@ -5,7 +5,9 @@ in which case it raises the ``ClientError`` subclass the real client would raise
 code (built from the client's own ``exceptions``). Faults are planned per operation and shard:
 ``inject("GetRecords", "ProvisionedThroughputExceededException", shard_id=..., times=3)``.
 ``expire_iterators()`` makes the next GetRecords of every shard fail as an expired iterator
-would, without waiting five minutes.
+would, without waiting five minutes. A periodic fault (``every=N``) fails every N-th call of its
+operation for as long as the client lives: that is what the topology's chaos option
+``pistats.kinesis.fault_plan`` (see :func:`parse_fault_plan`) sets up, for end-to-end fault tests.
 
 :class:`FaultyCheckpointStore` makes a store unavailable for a while (``down()`` / ``up()``),
 raising redis-py's ``ConnectionError``, as a Redis store does when Redis cannot be reached.
@@ -25,7 +27,32 @@ class PlannedFault:
     code: str
     shard_id: str | None = None
     times: int = 1
+    every: int = 0  # > 0: periodic, every N-th matching call fails (``times`` is then ignored)
     raised: int = field(default=0, init=False)
+    calls: int = field(default=0, init=False)
+
+    def due(self) -> bool:
+        """Counts a matching call; True if this call is to fail."""
+        self.calls += 1
+        if self.every:
+            return self.calls % self.every == 0
+        return self.raised < self.times
+
+
+def parse_fault_plan(plan: str) -> list[PlannedFault]:
+    """``"GetRecords:ProvisionedThroughputExceededException@7,GetRecords:ExpiredIteratorException@11"``
+    -> periodic faults: every 7th GetRecords throttled, every 11th finds its iterator expired."""
+    faults = []
+    for item in filter(None, (part.strip() for part in plan.split(","))):
+        try:
+            target, every = item.rsplit("@", 1)
+            operation, code = target.split(":", 1)
+            faults.append(PlannedFault(operation, code, every=int(every)))
+        except ValueError:
+            raise ValueError(f"bad fault plan item {item!r}: expected Operation:ErrorCode@N") from None
+        if operation not in _OPERATIONS.values() or faults[-1].every < 1:
+            raise ValueError(f"bad fault plan item {item!r}: operation one of {sorted(_OPERATIONS.values())}, N >= 1")
+    return faults
 
 
 _OPERATIONS = {"get_records": "GetRecords", "get_shard_iterator": "GetShardIterator", "list_shards": "ListShards"}
@@ -41,8 +68,11 @@ class FaultyKinesis:
         self._iterator_shards: dict[str, str] = {}  # iterator -> shard, to target GetRecords faults
         self.raised: list[tuple[str, str | None, str]] = []
 
-    def inject(self, operation: str, code: str, *, shard_id: str | None = None, times: int = 1) -> PlannedFault:
-        fault = PlannedFault(operation, code, shard_id, times)
+    def inject(self, operation: str, code: str, *, shard_id: str | None = None, times: int = 1,
+               every: int = 0) -> PlannedFault:
+        return self.add(PlannedFault(operation, code, shard_id, times, every))
+
+    def add(self, fault: PlannedFault) -> PlannedFault:
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -78,9 +108,11 @@ class FaultyKinesis:
     def _maybe_fail(self, operation: str, shard_id: str | None) -> None:
         with self._lock:
             for fault in self._faults:
-                if fault.raised >= fault.times or fault.operation != operation:
+                if fault.operation != operation:
                     continue
                 if fault.shard_id is not None and fault.shard_id != shard_id:
+                    continue
+                if not fault.due():
                     continue
                 fault.raised += 1
                 self.raised.append((operation, shard_id, fault.code))

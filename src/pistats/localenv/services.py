@@ -365,6 +365,10 @@ def storm_daemon_service(daemon: str, ports: Ports) -> Service:
         env={
             "STORM_CONF_DIR": str(storm_cluster_dir() / "conf"),
             "STORM_LOG_DIR": str(storm_cluster_dir() / "logs"),
+            # Workers inherit the supervisor's environment. This local cluster talks to the
+            # emulators, which accept any credentials: placeholders, unless real ones are set.
+            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "pistats-local-emulator"),
+            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "pistats-local-emulator"),
         },
         prepare=lambda home: prepare_storm_cluster(ports),
         start_timeout=120.0,
