@@ -12,7 +12,9 @@ import uuid
 
 import pytest
 
-from pistats.localenv.services import Ports, port_open
+pytest.register_assert_rewrite("tests.support")
+
+from pistats.localenv.services import Ports, port_open  # noqa: E402
 
 PORTS = Ports.from_env()
 

@@ -1,12 +1,14 @@
 """The pistats enrichment topology: Kinesis -> parse -> geo/device/bots -> sessions -> ClickHouse.
 
-    kinesis ──default──> parse ──default──> enrich ──fields(client_id, user_id)──> sessions ──> sink
-       │                   │                                                                  ▲
-       └──rejects──────────┴──rejects─────────────────────────────────────────────────────────┘
+    kinesis ─fields(partition_key)─> parse ─fields(client_id, user_id)─> enrich ─fields(client_id, user_id)─> sessions ──> sink
+       │                             │                                                                               ▲
+       └──rejects────────────────────┴──rejects──────────────────────────────────────────────────────────────────────┘
 
 One Kinesis record per tuple, anchored end to end: a tuple tree completes only when the sink
 has stored the event (or the reject) in ClickHouse, and only then may the spout's checkpoint
-pass the record. Parallelism per environment (``sparse run -e local`` / ``sparse submit -e
+pass the record. Every hop up to the sessions bolt is grouped per user (the partition key is
+``<client_id>:<user_id>``), so one user's events reach the sessions bolt in shard order even with
+parallel tasks: a shuffle would let them overtake each other, and sessions depend on order. Parallelism per environment (``sparse run -e local`` / ``sparse submit -e
 cluster``); the sink stays at one task where the store is embedded chdb (one writer per data
 path) and may grow with a ClickHouse server.
 """
@@ -31,8 +33,10 @@ class Enrichment(Topology):
     }
 
     kinesis = KinesisSpout.spec(par={"local": 1, "cluster": 2, "prod": 4})
-    parse = ParseBolt.spec(inputs={kinesis: Grouping.SHUFFLE}, par={"local": 1, "cluster": 2, "prod": 4})
-    enrich = EnrichBolt.spec(inputs={parse: Grouping.SHUFFLE}, par={"local": 1, "cluster": 2, "prod": 8})
+    parse = ParseBolt.spec(inputs={kinesis: Grouping.fields("partition_key")}, par={"local": 1, "cluster": 2, "prod": 4})
+    enrich = EnrichBolt.spec(
+        inputs={parse: Grouping.fields("client_id", "user_id")}, par={"local": 1, "cluster": 2, "prod": 8}
+    )
     # One task owns a user: per-user order and the session state stay consistent.
     sessions = SessionsBolt.spec(
         inputs={enrich: Grouping.fields("client_id", "user_id")}, par={"local": 1, "cluster": 2, "prod": 4}

@@ -1,6 +1,6 @@
 """Enrich bolt: geo, device and bots on each base event.
 
-Input: ``["event"]`` from the parse bolt. Output: ``["event", "client_id", "user_id"]`` so the
+Input: ``["event", "client_id", "user_id"]`` from the parse bolt, fields-grouped per user. Output: ``["event", "client_id", "user_id"]`` so the
 sessions bolt can be fields-grouped on ``client_id`` + ``user_id`` (one task owns a user).
 Settings: topology option ``pistats.enrich`` (see docs/enrichment.md).
 """

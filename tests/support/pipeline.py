@@ -49,4 +49,6 @@ def wait_for_fraction(pipeline: Pipeline, topology, fraction: float) -> None:
 def assert_summary(pipeline: Pipeline, recording_dir: Path, keys=EVERYTHING) -> None:
     summary = pipeline.summary()
     expected = load_expected(recording_dir)
-    assert {key: summary[key] for key in keys} == {key: expected[key] for key in keys}
+    differences = {key: {"stored": summary[key], "expected": expected[key]}
+                   for key in keys if summary[key] != expected[key]}
+    assert not differences, f"the store differs from expected.json (logs: {pipeline.logs}): {differences}"

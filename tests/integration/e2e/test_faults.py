@@ -16,6 +16,7 @@ import time
 import pytest
 
 from pistats.kinesis.recording import Recording
+from pistats.localenv.paths import project_root
 from pistats.localenv.services import Ports
 from tests.support.pipeline import TIMEOUT_S, assert_summary, load, make_recording, pipeline_for, wait_for_fraction
 from tests.support.proxy import TcpProxy
@@ -124,3 +125,22 @@ def test_reshard_while_the_topology_reads(tmp_path):
     finally:
         topology.stop()
     assert_summary(pipeline, recording_dir)
+
+
+def test_kinesis_throttling_and_expired_iterators(tmp_path):
+    """The spout's own client throttles every 4th GetRecords and expires the iterator of every
+    7th (the chaos option `pistats.kinesis.fault_plan`, applied inside the real spout process)."""
+    plan = "GetRecords:ProvisionedThroughputExceededException@4,GetRecords:ExpiredIteratorException@7"
+    recording = make_recording(tmp_path, seed=21)
+    pipeline = pipeline_for(**{"pistats.kinesis.fault_plan": plan, "pistats.kinesis.get_records_limit": 100})
+    load(pipeline, recording)
+    started = time.time()
+    topology = pipeline.start_local()
+    try:
+        pipeline.wait_until_committed(topology, TIMEOUT_S)
+    finally:
+        topology.stop()
+    spout_logs = [log for log in (project_root() / ".pistats" / "storm-logs").glob("pystorm_enrichment_kinesis_*.log")
+                  if log.stat().st_mtime >= started]
+    assert any(f"chaos: injecting Kinesis faults {plan}" in log.read_text() for log in spout_logs)
+    assert_summary(pipeline, recording)

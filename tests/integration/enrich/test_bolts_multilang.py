@@ -64,6 +64,7 @@ def test_parse_bolt_emits_events_and_rejects(tmp_path):
     event, reject = emits[0]["tuple"][0], emits[1]["tuple"][0]
     assert set(event) == set(EVENT_FIELDS) and event["event_time"] == "2026-11-26T05:00:00.000000Z"
     assert set(reject) == set(REJECT_FIELDS) and reject["reason"] == "bad_encoding"
+    assert emits[0]["tuple"][1:] == ["c1", "u1"]  # the per-user grouping fields
     assert [e["anchors"] for e in emits] == [["t0"], ["t1"]]
     assert [a["id"] for a in commands(sent, "ack")] == ["t0", "t1"]
 

@@ -1,0 +1,62 @@
+"""The same topology submitted to the single-node Storm cluster, with Python processes killed.
+
+`sparse submit -e cluster` (spout parallelism 2, bolts 2) reads a 4-shard stream into a
+ClickHouse server database. Mid-run a sessions bolt subprocess and then a spout subprocess are
+killed with SIGKILL; Storm's supervisor restarts the worker, the spout tasks take their shards
+back from the checkpoints, and the de-duplicated table equals expected.json exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from pistats.store.backends import open_store
+
+from tests.support.pipeline import EVERYTHING, TIMEOUT_S, assert_summary, load, make_recording, pipeline_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.storm]
+
+
+def python_component_pids(component_class: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-f", f"streamparse_run.*{component_class}"], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def wait_for(condition, what: str, timeout: float = TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def test_cluster_run_survives_kill_9_of_bolt_and_spout_subprocesses(storm_cluster, storm_kill, tmp_path,
+                                                                      clickhouse_url, unique_name):
+    database = f"e2e_{unique_name}"
+    pipeline = pipeline_for(clickhouse_url.rsplit("/", 1)[0] + f"/{database}")
+    recording = make_recording(tmp_path, events=2000, shards=4, seed=13)
+    load(pipeline, recording)
+    pipeline.submit(**{"topology.workers": 1})
+    try:
+        wait_for(lambda: pipeline.committed()[0] >= 0.25 * pipeline.layout.total, "25% committed")
+        sessions = python_component_pids("bolts.sessions.SessionsBolt")
+        assert len(sessions) == 2  # parallelism 2 in the cluster environment
+        os.kill(sessions[0], signal.SIGKILL)
+
+        wait_for(lambda: pipeline.committed()[0] >= 0.5 * pipeline.layout.total, "50% committed after the restart")
+        spouts = python_component_pids("spouts.kinesis.KinesisSpout")
+        assert len(spouts) == 2
+        os.kill(spouts[0], signal.SIGKILL)
+
+        pipeline.wait_until_committed(None, TIMEOUT_S)
+    finally:
+        storm_kill("enrichment")
+    try:
+        assert_summary(pipeline, recording, EVERYTHING)
+    finally:
+        with open_store(pipeline.run.store_url) as store:
+            store.execute(f"DROP DATABASE IF EXISTS {database}")
