@@ -11,6 +11,7 @@ real traffic repeats a few thousand strings.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Mapping
@@ -74,7 +75,7 @@ _rs_resolver = None
 
 def rs_available() -> bool:
     try:
-        import ua_parser.regex  # noqa: F401  (imports ua_parser_rs)
+        importlib.import_module("ua_parser.regex")  # imports ua_parser_rs, the native resolver
     except ImportError:
         return False
     return True

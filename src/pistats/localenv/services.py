@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from pistats.errors import UserError
-from pistats.localenv.paths import project_root, state_dir, storm_home
+from pistats.localenv.paths import project_root, state_dir
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ def build_report(store: Store, scope: ReportScope) -> dict:
             "events": int(row[6]),
         }
         for row in store.query(
-            f"SELECT toString(toDate(event_time)) AS day, "
+            "SELECT toString(toDate(event_time)) AS day, "
             + ", ".join(f"countIf(event_type = {quote(kind)})" for _, kind in EVENT_TYPES_PER_DAY)
             + ", uniqExact(client_id, user_id), uniqExactIf(client_id, session_id, session_id != ''), count() "
             f"FROM {events} WHERE {where} GROUP BY day ORDER BY day"

@@ -158,7 +158,6 @@ def test_batch_replays_use_the_memo_and_count_once():
 
 def test_batch_with_remembered_event_leaves_state_alone():
     first = assign_batch([ev(0, "x")], {}, {}, GAP, MAX_LEN)
-    user = ("c1", "u1")
     again = assign_batch([ev(0, "x")], first.states, first.memo, GAP, MAX_LEN)
     assert again.fields == first.fields and again.states == {} and again.replays == 1
 
