@@ -23,8 +23,9 @@ from streamparse import Grouping, Topology
 
 class Enrichment(Topology):
     config = {
-        # In-flight tuples per spout task (Storm's own bound, on top of max_uncommitted).
-        "topology.max.spout.pending": 2000,
+        # In-flight tuples per spout task (Storm's own bound, on top of max_uncommitted): enough
+        # to fill the sink's batches (5,000 rows or 1 s) without waiting on its flushes.
+        "topology.max.spout.pending": 5000,
         # Above the sink's worst case: max_age 1 s + retry budget 10 s + one insert's timeout.
         "topology.message.timeout.secs": 90,
         # Python subprocesses must answer heartbeats within this; the sink inserts < 30 s.
@@ -48,5 +49,8 @@ class Enrichment(Topology):
             kinesis["rejects"]: Grouping.SHUFFLE,
         },
         par={"local": 1, "cluster": 1, "prod": 2},
-        config={"topology.tick.tuple.freq.secs": 1},
+        # The sink holds tuples until their batch is stored: Storm must let it hold a whole batch
+        # (ShellBolt stops sending at this many unacked tuples; the default of 100 would cap
+        # batches, and throughput, at 100 rows per flush).
+        config={"topology.tick.tuple.freq.secs": 1, "topology.shellbolt.max.pending": 10000},
     )

@@ -10,7 +10,7 @@ import os
 from streamparse import Bolt
 
 from pistats.enrich.chain import Chain
-from pistats.enrich.event import from_wire, to_wire
+from pistats.enrich.event import from_wire, to_wire_text
 
 
 class EnrichBolt(Bolt):
@@ -21,4 +21,4 @@ class EnrichBolt(Bolt):
 
     def process(self, tup):
         event = self.chain.enrich(from_wire(tup.values[0]))
-        self.emit([to_wire(event), event["client_id"], event["user_id"]])
+        self.emit([to_wire_text(event), event["client_id"], event["user_id"]])

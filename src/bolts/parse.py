@@ -4,13 +4,13 @@ Input: the spout's fields ``shard_id, sequence_number, sub_sequence_number, part
 arrival_ms, data_b64``. Output: ``["event", "client_id", "user_id"]`` on the default stream
 (the last two so the enrich bolt can be fields-grouped per user: shuffling would let one user's
 events overtake each other between parallel tasks, and sessions depend on their order),
-``["reject"]`` on ``rejects`` (dicts, datetimes as RFC 3339 text). Both are anchored, so a
+``["reject"]`` on ``rejects`` (each one JSON text, datetimes as RFC 3339 strings: ``pistats.enrich.event.to_wire_text``). Both are anchored, so a
 reject is acked only once the sink has stored it.
 """
 
 from streamparse import Bolt, Stream
 
-from pistats.enrich.event import to_wire
+from pistats.enrich.event import to_wire_text
 from pistats.enrich.parse import Parser, record_from_tuple
 
 REJECTS_STREAM = "rejects"
@@ -25,6 +25,6 @@ class ParseBolt(Bolt):
     def process(self, tup):
         kind, value = self.parser.parse(record_from_tuple(tup.values))
         if kind == "event":
-            self.emit([to_wire(value), value["client_id"], value["user_id"]])
+            self.emit([to_wire_text(value), value["client_id"], value["user_id"]])
         else:
-            self.emit([to_wire(value)], stream=REJECTS_STREAM)
+            self.emit([to_wire_text(value)], stream=REJECTS_STREAM)

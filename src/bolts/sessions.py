@@ -13,7 +13,7 @@ import redis
 from streamparse import Bolt
 
 from pistats.enrich.chain import Chain
-from pistats.enrich.event import from_wire, to_wire
+from pistats.enrich.event import from_wire, to_wire_text
 from pistats.enrich.sessions import SessionConflict
 
 log = logging.getLogger(__name__)
@@ -34,5 +34,5 @@ class SessionsBolt(Bolt):
             log.warning("sessions: state not updated, failing tuple %s: %s", tup.id, error)
             self.fail(tup)
             return
-        self.emit([to_wire(event)], anchors=[tup])
+        self.emit([to_wire_text(event)], anchors=[tup])
         self.ack(tup)

@@ -1,9 +1,9 @@
 """The ClickHouse sink bolt: stores enriched events and rejects in batches, acks only stored tuples.
 
 Inputs (see docs/store.md):
-- default stream of the sessions bolt: one field ``event``, the enriched event dict
-  (datetimes as RFC 3339 text);
-- stream ``rejects`` (from the parse bolt and the spout): one field ``reject``, the reject dict.
+- default stream of the sessions bolt: one field ``event``, the enriched event as JSON text (or a
+  dict; datetimes as RFC 3339 text);
+- stream ``rejects`` (from the parse bolt and the spout): one field ``reject``, JSON text or a dict.
 
 Acks are manual: a tuple is acked after the insert holding its row returned, failed when its
 batch could not be stored within the retry budget. Batches flush on size and, driven by tick
@@ -17,7 +17,7 @@ import os
 
 from streamparse import Bolt
 
-from pistats.store.sink import Settled, sink_from_options
+from pistats.store.sink import Settled, sink_from_options, tuple_payload
 
 REJECTS_STREAM = "rejects"
 
@@ -31,10 +31,11 @@ class StoreSinkBolt(Bolt):
         self.sink = sink_from_options(storm_conf, os.environ)
 
     def process(self, tup):
+        payload = tuple_payload(tup.values)
         if tup.stream == REJECTS_STREAM:
-            self._settle(self.sink.add_reject(tup.id, tup.values[0] if tup.values else None))
+            self._settle(self.sink.add_reject(tup.id, payload))
         else:
-            self._settle(self.sink.add_event(tup.id, tup.values[0] if tup.values else None))
+            self._settle(self.sink.add_event(tup.id, payload))
 
     def process_tick(self, tup):
         self._settle(self.sink.tick())

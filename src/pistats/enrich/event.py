@@ -8,6 +8,8 @@ into RFC 3339 strings and ``from_wire`` turns them back; every other value is al
 
 from __future__ import annotations
 
+import json
+
 from datetime import datetime, timezone
 from typing import Any
 
@@ -67,8 +69,18 @@ def to_wire(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def from_wire(row: dict[str, Any]) -> dict[str, Any]:
-    """Inverse of ``to_wire``: the time fields become aware UTC datetimes again."""
+def to_wire_text(row: dict[str, Any]) -> str:
+    """``to_wire`` as one compact JSON text: what the bolts put in a tuple. Storm's Java side then
+    passes one string through each hop instead of rebuilding a 60-entry map (measured: the JVM
+    was the topology's largest CPU consumer)."""
+    return json.dumps(to_wire(row), separators=(",", ":"), ensure_ascii=False)
+
+
+def from_wire(row: dict[str, Any] | str) -> dict[str, Any]:
+    """Inverse of ``to_wire`` (or of ``to_wire_text``): the time fields become aware UTC
+    datetimes again."""
+    if isinstance(row, str):
+        row = json.loads(row)
     return {
         key: parse_time(value) if key in DATETIME_FIELDS and isinstance(value, str) else value
         for key, value in row.items()

@@ -15,6 +15,8 @@ Retries block the caller: the bolt answers no heartbeat while a flush retries, s
 
 from __future__ import annotations
 
+import json
+
 import logging
 import time
 from collections.abc import Callable, Hashable, Mapping
@@ -184,6 +186,21 @@ def check_heartbeat_budget(config: SinkConfig, url: StoreURL, options: Mapping) 
             f"below Storm's subprocess timeout {limit_s:g} s (lower pistats.sink.retry_budget_s or the URL timeouts)",
             exit_code=2,
         )
+
+
+def tuple_payload(values) -> Mapping | None:
+    """The event or reject of a tuple's first field: JSON text (what the bolts emit) or a dict
+    (the spout's dead letters). Anything unreadable becomes None, which the sink stores as a
+    ``schema`` reject rather than crashing on."""
+    if not values:
+        return None
+    value = values[0]
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, Mapping) else None
 
 
 def sink_from_options(options: Mapping, env: Mapping[str, str]) -> Sink:

@@ -61,7 +61,7 @@ def test_parse_bolt_emits_events_and_rejects(tmp_path):
     assert sent[0] == {"pid": sent[0]["pid"]}
     emits = commands(sent, "emit")
     assert [e.get("stream", "default") for e in emits] == ["default", "rejects"]
-    event, reject = emits[0]["tuple"][0], emits[1]["tuple"][0]
+    event, reject = json.loads(emits[0]["tuple"][0]), json.loads(emits[1]["tuple"][0])  # JSON text on the wire
     assert set(event) == set(EVENT_FIELDS) and event["event_time"] == "2026-11-26T05:00:00.000000Z"
     assert set(reject) == set(REJECT_FIELDS) and reject["reason"] == "bad_encoding"
     assert emits[0]["tuple"][1:] == ["c1", "u1"]  # the per-user grouping fields
@@ -75,10 +75,11 @@ def test_enrich_then_sessions_bolts(tmp_path, redis_url, key_prefix):
     enriched = drive(EnrichBolt, {}, enrich_in, tmp_path)
     outputs = [e["tuple"] for e in commands(enriched, "emit")]
     assert [o[1:] for o in outputs] == [["c1", "u1"], ["c1", "u1"]]
-    assert (outputs[0][0]["geo_country"], outputs[0][0]["ip"], outputs[0][0]["device_type"]) == ("SE", "89.160.20.0", "mobile")
+    first = json.loads(outputs[0][0])
+    assert (first["geo_country"], first["ip"], first["device_type"]) == ("SE", "89.160.20.0", "mobile")
     conf = {"pistats.redis.url": redis_url, "pistats.enrich": {"sessions": {"key_prefix": key_prefix}}}
     sessions = drive(SessionsBolt, conf, outputs + [outputs[0]], tmp_path)
-    events = [e["tuple"][0] for e in commands(sessions, "emit")]
+    events = [json.loads(e["tuple"][0]) for e in commands(sessions, "emit")]
     assert [(e["session_index"], e["session_event_index"], e["is_new_user"]) for e in events] == [
         (1, 1, True), (1, 2, False), (1, 1, True)]
     assert events[2]["session_id"] == events[0]["session_id"]
