@@ -23,6 +23,7 @@ from pistats.enrich.geo import GeoConfig
 from pistats.enrich.run import records_from_lines, records_from_recording, run_chain, write_json_line
 from pistats.enrich.sessions import SessionConfig
 from pistats.errors import DataError, UserError
+from pistats.redact import redact_url
 
 
 # The session scripts unpack a batch's keys onto Lua's stack, which holds about 8,000 values.
@@ -56,13 +57,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=main)
 
 
-def _redacted(url: str) -> str:
-    if "@" in url:
-        scheme, _, rest = url.partition("://")
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
-
-
 def main(args: argparse.Namespace) -> int:
     if not 1 <= args.batch_size <= MAX_BATCH:
         raise UserError(f"--batch-size must be between 1 and {MAX_BATCH}", exit_code=2)
@@ -81,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UserError(str(error), exit_code=2) from None
     except redis_lib.RedisError as error:
-        raise UserError(f"cannot reach Redis at {_redacted(redis_url)}: {error}") from None
+        raise UserError(f"cannot reach Redis at {redact_url(redis_url)}: {error}") from None
     if redis is None:
         print("pistats enrich: no Redis URL: session fields stay empty", file=sys.stderr)
 

@@ -36,7 +36,8 @@ def main(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
     from redis.exceptions import RedisError
 
-    from pistats.ingest.config import IngestConfig, redact_url
+    from pistats.ingest.config import IngestConfig
+    from pistats.redact import redact_url
     from pistats.ingest.service import build_service
     from pistats.ingest.wsgi import make_ingest_server
 

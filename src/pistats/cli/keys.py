@@ -36,7 +36,7 @@ def main(args: argparse.Namespace) -> int:
     import redis
     from redis.exceptions import RedisError
 
-    from pistats.ingest.config import redact_url
+    from pistats.redact import redact_url
     from pistats.ingest.keys import WriteKeyStore
 
     try:

@@ -27,7 +27,9 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from pistats.redact import redact_url
 
 ENV_PREFIX = "PISTATS_INGEST_"
 
@@ -133,11 +135,3 @@ class IngestConfig:
         values.setdefault("stream", "")
         return cls.from_dict(values)
 
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for reprs and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))

@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from urllib.parse import urlsplit, urlunsplit
 
 from pistats.kinesis.ledger import RetryPolicy
+from pistats.redact import redact_url
 
 PREFIX = "pistats.kinesis."
 START_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
@@ -132,12 +132,3 @@ def _coerce(name: str, value, kind: str):
         return int(value)
     return value
 
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for reprs and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))

@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pistats.contract import format_timestamp
 from pistats.errors import DataError, UserError
 
 FORMAT = "kinesis-shards-jsonl/1"
@@ -42,14 +43,6 @@ MANIFEST = "manifest.json"
 SHARDS_DIR = "shards"
 SHARD_END_KEY = "_shard_end"
 HASH_KEY_MAX = 2**128 - 1
-
-
-def format_timestamp(moment: datetime) -> str:
-    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-01T08:00:00.250Z``."""
-    if moment.tzinfo is None:
-        raise ValueError("timestamps in recordings must be timezone-aware")
-    utc = moment.astimezone(timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def parse_timestamp(text: str) -> datetime:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pistats.errors import UserError
+from pistats.redact import redact_url
 
 PASSWORD_ENV = "PISTATS_CLICKHOUSE_PASSWORD"
 STORE_URL_ENV = "PISTATS_STORE_URL"
@@ -47,7 +48,7 @@ class StoreURL:
             try:
                 port = parts.port or (9440 if secure else 9000)
             except ValueError:
-                raise UserError(f"store URL has a bad port: {_redact(url)}", exit_code=2) from None
+                raise UserError(f"store URL has a bad port: {redact_url(url)}", exit_code=2) from None
             database = unquote(parts.path.lstrip("/")) or "default"
             password = unquote(parts.password) if parts.password else env.get(PASSWORD_ENV, "")
             result = cls(
@@ -67,7 +68,7 @@ class StoreURL:
             result = cls(scheme="chdb", path=path, database=options.get("database", "pistats"))
         else:
             raise UserError(
-                f"unsupported store URL {_redact(url)!r}: use clickhouse://, clickhouses:// or chdb:///path",
+                f"unsupported store URL {redact_url(url)!r}: use clickhouse://, clickhouses:// or chdb:///path",
                 exit_code=2,
             )
         if not _DATABASE.match(result.database):
@@ -86,10 +87,6 @@ class StoreURL:
         return self.redacted
 
 
-def _redact(url: str) -> str:
-    return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
-
-
 def _seconds(options: Mapping[str, str], name: str, default: float, url: str) -> float:
     if name not in options:
         return default
@@ -98,7 +95,7 @@ def _seconds(options: Mapping[str, str], name: str, default: float, url: str) ->
     except ValueError:
         value = -1.0
     if value <= 0:
-        raise UserError(f"store URL option {name} must be a positive number: {_redact(url)}", exit_code=2)
+        raise UserError(f"store URL option {name} must be a positive number: {redact_url(url)}", exit_code=2)
     return value
 
 

@@ -7,7 +7,8 @@ which loads CONTRACT from this file.
 import pytest
 
 from pistats.kinesis.checkpoint import NOT_OWNER, OK, STALE, Checkpoint, MemoryCheckpointStore
-from pistats.kinesis.config import KinesisConfig, redact_url
+from pistats.kinesis.config import KinesisConfig
+from pistats.redact import redact_url
 from pistats.kinesis.ledger import Position
 
 P = Position
