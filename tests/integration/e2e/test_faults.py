@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from pistats.kinesis import admin
 from pistats.kinesis.recording import Recording
 from pistats.localenv.paths import project_root
 from pistats.localenv.services import Ports
@@ -101,9 +102,25 @@ def test_redis_restarted_mid_run(tmp_path, persistent):
         redis_server.stop()
 
 
-def test_reshard_while_the_topology_reads(tmp_path):
-    """The stream is split while the topology is already reading it (the replay reshards it
-    the way the recording was resharded, halfway through); children are read after parents."""
+def merge_two_adjacent_open_shards(pipeline) -> None:
+    open_shards = sorted(
+        (shard for shard in admin.list_all_shards(pipeline.client, pipeline.run.stream)
+         if "EndingSequenceNumber" not in shard["SequenceNumberRange"]),
+        key=lambda shard: int(shard["HashKeyRange"]["StartingHashKey"]),
+    )
+    for left, right in zip(open_shards, open_shards[1:]):
+        if int(left["HashKeyRange"]["EndingHashKey"]) + 1 == int(right["HashKeyRange"]["StartingHashKey"]):
+            pipeline.client.merge_shards(StreamName=pipeline.run.stream, ShardToMerge=left["ShardId"],
+                                         AdjacentShardToMerge=right["ShardId"])
+            admin.wait_active(pipeline.client, pipeline.run.stream)
+            return
+    raise AssertionError(f"no adjacent open shards in {open_shards}")
+
+
+def test_split_then_merge_while_the_topology_reads(tmp_path):
+    """The stream is split while the topology is already reading it (the replay reshards it the
+    way the recording was resharded, halfway through), then two of the children are merged; the
+    spout reads children after parents and finishes every closed shard."""
     recording_dir = make_recording(tmp_path, events=1500, shards=2, reshard_at=0.5, seed=9)
     recording = Recording.open(recording_dir)
     pipeline = pipeline_for()
@@ -119,8 +136,9 @@ def test_reshard_while_the_topology_reads(tmp_path):
         replay.start()
         replay.join(TIMEOUT_S)
         assert not replay.is_alive()
+        merge_two_adjacent_open_shards(pipeline)
         pipeline.read_layout()
-        assert sum(1 for shard in pipeline.layout.shards if shard.closed) == 2
+        assert sum(1 for shard in pipeline.layout.shards if shard.closed) == 4  # 2 split + 2 merged
         pipeline.wait_until_committed(topology, TIMEOUT_S)
     finally:
         topology.stop()
