@@ -1,6 +1,7 @@
 """The sink bolt through the multilang protocol (JSON messages ending in ``\\nend\\n``), with ticks."""
 
 import json
+import sys
 import time
 from io import BytesIO
 
@@ -27,11 +28,19 @@ def heartbeat():
     return {"id": "hb", "comp": "__system", "stream": "__heartbeat", "task": -1, "tuple": []}
 
 
+def in_process(bolt):
+    """pystorm ends a component with os._exit() when the process has other threads (here: any
+    other test's server or client threads), which would end pytest itself; within a test the
+    end must be the SystemExit that pystorm uses otherwise."""
+    bolt._exit = sys.exit
+    return bolt
+
+
 def run_bolt(messages, conf, tmp_path):
     handshake = {"conf": conf, "context": {"taskid": 7, "componentid": "store_sink"}, "pidDir": str(tmp_path)}
     stdin = BytesIO(b"".join(frame(message) for message in [handshake, *messages]))
     stdout = BytesIO()
-    bolt = StoreSinkBolt(input_stream=stdin, output_stream=stdout, rdb_signal=None)
+    bolt = in_process(StoreSinkBolt(input_stream=stdin, output_stream=stdout, rdb_signal=None))
     with pytest.raises(SystemExit):  # pystorm exits when Storm (here: the input) goes away
         bolt.run()
     replies = [json.loads(chunk) for chunk in stdout.getvalue().decode("utf-8").split("\nend\n") if chunk.strip()]
@@ -89,7 +98,8 @@ def test_bolt_fails_tuples_when_the_store_stays_down(server_store_url, tmp_path)
     handshake = {"conf": conf, "context": {"taskid": 7, "componentid": "store_sink"}, "pidDir": str(tmp_path)}
     messages = [handshake, tuple_message("e0", [make_event(0)]), tuple_message("e1", [make_event(1)])]
     stdout = BytesIO()
-    bolt = TableDroppingBolt(input_stream=BytesIO(b"".join(map(frame, messages))), output_stream=stdout, rdb_signal=None)
+    bolt = in_process(TableDroppingBolt(input_stream=BytesIO(b"".join(map(frame, messages))), output_stream=stdout,
+                                        rdb_signal=None))
     started = time.monotonic()
     with pytest.raises(SystemExit):
         bolt.run()
