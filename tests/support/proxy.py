@@ -42,6 +42,12 @@ class TcpProxy:
             listener, self._listener = self._listener, None
             connections, self._connections = self._connections, set()
         if listener is not None:
+            # shutdown() first: a plain close() does not wake the thread blocked in accept(), and
+            # until that returns the kernel keeps the socket listening (the port stays taken).
+            try:
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             listener.close()
         for connection in connections:
             try:
