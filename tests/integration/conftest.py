@@ -56,3 +56,20 @@ def storm_kill():
         raise AssertionError(f"topology {name} still listed 60 s after storm kill")
 
     return kill
+
+
+@pytest.fixture
+def pipelines():
+    """Makes end-to-end pipelines (``tests.support.pipeline.pipeline_for``) and deletes their
+    streams after the test: kinesis-local counts every shard of every stream against a limit."""
+    from tests.support.pipeline import pipeline_for
+
+    made = []
+
+    def make(*args, **kwargs):
+        made.append(pipeline_for(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for pipeline in made:
+        pipeline.delete_stream()

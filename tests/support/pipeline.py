@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 from pistats.demo.runner import DemoRun, Pipeline
@@ -30,6 +31,7 @@ def pipeline_for(store_url: str | None = None, redis_url: str | None = None, **o
                     f"http://127.0.0.1:{ports.kinesis}", options)
 
 
+
 def load(pipeline: Pipeline, recording_dir: Path) -> None:
     recording = Recording.open(recording_dir)
     pipeline.create_stream(recording)
@@ -46,9 +48,51 @@ def wait_for_fraction(pipeline: Pipeline, topology, fraction: float) -> None:
         time.sleep(0.3)
 
 
-def assert_summary(pipeline: Pipeline, recording_dir: Path, keys=EVERYTHING) -> None:
+def assert_summary(pipeline: Pipeline, recording_dir: Path, keys=EVERYTHING, same_sessions: bool = True) -> None:
+    """The store equals expected.json on ``keys`` and, with ``same_sessions``, every stored event
+    has the session id a fault-free run gives it (the same chain in one process, in shard order:
+    ``pistats enrich``'s code path)."""
     summary = pipeline.summary()
     expected = load_expected(recording_dir)
     differences = {key: {"stored": summary[key], "expected": expected[key]}
                    for key in keys if summary[key] != expected[key]}
     assert not differences, f"the store differs from expected.json (logs: {pipeline.logs}): {differences}"
+    if same_sessions:
+        stored = stored_session_ids(pipeline)
+        fault_free = fault_free_session_ids(recording_dir, pipeline.redis_url)
+        assert len(stored) == summary["events_stored"]
+        different = {key: (stored[key], fault_free.get(key)) for key in stored if stored[key] != fault_free.get(key)}
+        assert not different, f"{len(different)} events got another session than in a fault-free run: " \
+                              f"{dict(list(different.items())[:5])}"
+
+
+def stored_session_ids(pipeline: Pipeline) -> dict[tuple[str, str], str]:
+    from pistats.store.backends import open_store
+
+    with open_store(pipeline.run.store_url) as store:
+        rows = store.query(f"SELECT client_id, event_id, session_id FROM {store.database}.events FINAL")
+    return {(client, event): session for client, event, session in rows}
+
+
+def fault_free_session_ids(recording_dir: Path, redis_url: str) -> dict[tuple[str, str], str]:
+    import redis
+
+    from pistats.enrich.chain import Chain, EnrichConfig
+    from pistats.enrich.run import records_from_recording, run_chain
+
+    prefix = f"pistats-test:fault-free:{uuid.uuid4().hex[:12]}"
+    connection = redis.Redis.from_url(redis_url)
+    chain = Chain.build(EnrichConfig.from_dict({"sessions": {"key_prefix": prefix}}), redis=connection,
+                        with_stages=False)
+    sessions: dict[tuple[str, str], str] = {}
+
+    def keep(event: dict) -> None:
+        sessions[(event["client_id"], event["event_id"])] = event["session_id"]
+
+    try:
+        run_chain(chain, records_from_recording(recording_dir), keep, lambda reject: None)
+    finally:
+        keys = list(connection.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            connection.delete(*keys)
+    return sessions

@@ -203,6 +203,12 @@ class Pipeline:
         if report.failures:
             raise UserError(f"{len(report.failures)} records could not be put into {self.run.stream}")
 
+    def delete_stream(self) -> None:
+        """Removes this run's stream (kinesis-local counts every shard against a limit)."""
+        from pistats.kinesis import admin
+
+        admin.delete_stream(self.client, self.run.stream)
+
     def read_layout(self):
         """Every shard's records, once the stream holds everything it will hold."""
         from pistats.demo.progress import read_stream_layout
@@ -294,6 +300,7 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
                 pass
     finally:
         topology.stop()
+        pipeline.delete_stream()
 
     with open_store(pipeline.run.store_url) as store:
         print(render_text(build_report(store, ReportScope())), file=out)

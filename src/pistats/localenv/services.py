@@ -266,7 +266,8 @@ def kinesis_service(ports: Ports) -> Service:
             "UPDATE_SHARD_COUNT_DURATION": "200ms",
             "SPLIT_SHARD_DURATION": "200ms",
             "MERGE_SHARDS_DURATION": "200ms",
-            "SHARD_LIMIT": "200",
+            # Every demo and end-to-end test makes a stream of its own (and deletes it afterwards).
+            "SHARD_LIMIT": "2000",
         },
     )
 

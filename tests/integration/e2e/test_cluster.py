@@ -17,7 +17,7 @@ import pytest
 
 from pistats.store.backends import open_store
 
-from tests.support.pipeline import EVERYTHING, TIMEOUT_S, assert_summary, load, make_recording, pipeline_for
+from tests.support.pipeline import EVERYTHING, TIMEOUT_S, assert_summary, load, make_recording
 
 pytestmark = [pytest.mark.integration, pytest.mark.storm]
 
@@ -34,10 +34,10 @@ def wait_for(condition, what: str, timeout: float = TIMEOUT_S) -> None:
         time.sleep(0.3)
 
 
-def test_cluster_run_survives_kill_9_of_bolt_and_spout_subprocesses(storm_cluster, storm_kill, tmp_path,
+def test_cluster_run_survives_kill_9_of_bolt_and_spout_subprocesses(pipelines, storm_cluster, storm_kill, tmp_path,
                                                                       clickhouse_url, unique_name):
     database = f"e2e_{unique_name}"
-    pipeline = pipeline_for(clickhouse_url.rsplit("/", 1)[0] + f"/{database}")
+    pipeline = pipelines(clickhouse_url.rsplit("/", 1)[0] + f"/{database}")
     recording = make_recording(tmp_path, events=2000, shards=4, seed=13)
     load(pipeline, recording)
     pipeline.submit(**{"topology.workers": 1})
@@ -45,7 +45,11 @@ def test_cluster_run_survives_kill_9_of_bolt_and_spout_subprocesses(storm_cluste
         wait_for(lambda: pipeline.committed()[0] >= 0.25 * pipeline.layout.total, "25% committed")
         sessions = python_component_pids("bolts.sessions.SessionsBolt")
         assert len(sessions) == 2  # parallelism 2 in the cluster environment
+        first_spouts = set(python_component_pids("spouts.kinesis.KinesisSpout"))
         os.kill(sessions[0], signal.SIGKILL)
+        # Storm halts the worker for a dead subprocess; the supervisor starts a new one.
+        wait_for(lambda: len(set(python_component_pids("spouts.kinesis.KinesisSpout")) - first_spouts) == 2,
+                 "the restarted worker's spouts")
 
         wait_for(lambda: pipeline.committed()[0] >= 0.5 * pipeline.layout.total, "50% committed after the restart")
         spouts = python_component_pids("spouts.kinesis.KinesisSpout")
