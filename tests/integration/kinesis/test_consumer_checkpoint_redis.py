@@ -4,7 +4,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-import redis
 
 from pistats.kinesis.checkpoint import OK, RedisCheckpointStore
 from pistats.kinesis.ledger import Position
@@ -15,15 +14,6 @@ contract = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(contract)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def redis_client(redis_url, unique_name):
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    for key in client.scan_iter(f"pistats:ckpt:{unique_name}:*"):
-        client.delete(key)
-    client.close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 
 import pytest
-import redis
 
 from pistats.kinesis.checkpoint import RedisCheckpointStore
 from pistats.kinesis.config import KinesisConfig
@@ -42,15 +41,6 @@ def make_stream(kinesis, unique_name):
     yield make
     for name in created:
         kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
-
-
-@pytest.fixture
-def redis_client(redis_url, unique_name):
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    for key in client.scan_iter(f"pistats:ckpt:{unique_name}*"):
-        client.delete(key)
-    client.close()
 
 
 @pytest.fixture

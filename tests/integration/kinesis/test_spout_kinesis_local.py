@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 
 from pistats.kinesis.config import KinesisConfig
 from pistats.kinesis.consumer import make_kinesis_client
@@ -32,15 +31,6 @@ def stream(kinesis_endpoint, unique_name):
         time.sleep(0.05)
     yield client, unique_name
     client.delete_stream(StreamName=unique_name, EnforceConsumerDeletion=True)
-
-
-@pytest.fixture
-def redis_client(redis_url, unique_name):
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    for key in client.scan_iter(f"pistats:ckpt:{unique_name}:*"):
-        client.delete(key)
-    client.close()
 
 
 def spout_conf(stream, endpoint, redis_url, app):
