@@ -64,16 +64,6 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:
         return False
 
 
-def wait_for_port(port: int, timeout: float, what: str, log: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if port_open(port):
-            return
-        time.sleep(0.2)
-    hint = f" (see {log})" if log else ""
-    raise UserError(f"{what} did not start listening on 127.0.0.1:{port} within {timeout:.0f} s{hint}")
-
-
 @dataclass
 class Service:
     """One background process with a pid file, a log and a readiness port."""
