@@ -6,23 +6,15 @@ virtualenv first on PATH (that is where `sparse` and `storm` live).
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from pistats.demo.runner import LocalTopology, storm_env
 from pistats.localenv.paths import project_root
 
 ROOT = project_root()
-BIN = Path(sys.executable).parent
-
-
-def storm_env() -> dict[str, str]:
-    return {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "LEIN_ROOT": "1"}
 
 
 def sparse(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -35,15 +27,8 @@ def sparse(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return result
 
 
-class RunningTopology:
-    """`sparse run` in the background, stopped (with its LocalCluster and Python children) on exit."""
-
-    def __init__(self, *args: str, log: Path):
-        self.log = log
-        self.process = subprocess.Popen(
-            ["sparse", *args], cwd=ROOT, env=storm_env(), stdout=open(log, "wb"),
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )
+class RunningTopology(LocalTopology):
+    """`sparse run` in the background (see LocalTopology: stopped with its whole process group)."""
 
     def wait_until(self, condition, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -51,18 +36,10 @@ class RunningTopology:
             if condition():
                 return
             if self.process.poll() is not None:
-                pytest.fail(f"sparse run exited with {self.process.returncode} before {what}:\n{self.log.read_text()[-4000:]}")
+                pytest.fail(f"sparse run exited with {self.process.returncode} before {what}:\n"
+                            f"{self.log_path.read_text()[-4000:]}")
             time.sleep(0.5)
-        pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}:\n{self.log.read_text()[-4000:]}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}:\n{self.log_path.read_text()[-4000:]}")
 
 
 @pytest.fixture
@@ -70,7 +47,7 @@ def sparse_run(tmp_path):
     started: list[RunningTopology] = []
 
     def start(*args: str) -> RunningTopology:
-        topology = RunningTopology("run", *args, log=tmp_path / f"sparse-run-{len(started)}.log")
+        topology = RunningTopology(["sparse", "run", *args], tmp_path / f"sparse-run-{len(started)}.log")
         started.append(topology)
         return topology
 

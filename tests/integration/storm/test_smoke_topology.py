@@ -35,7 +35,7 @@ def test_sparse_run_processes_every_tuple_in_local_mode(sparse_run, redis_url, u
     try:
         topology.wait_until(lambda: client.scard(key) >= COUNT, timeout=240, what=f"{COUNT} words in Redis")
         assert client.smembers(key) == expected_words()
-        log = topology.log.read_text()
+        log = topology.log_path.read_text()
         assert "storm local --local-ttl 300" in log  # Storm 2 local mode, not Flux --local
     finally:
         topology.stop()
