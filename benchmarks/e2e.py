@@ -90,8 +90,6 @@ def put_live_events(client, stream: str, rate: float, seconds: float, prefix: st
 
 def main() -> int:
     args = parse_args()
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ.setdefault(name, "pistats-local-emulator")
     ports = local_services.Ports.from_env()
     for name in ("redis", "kinesis"):
         local_services.services(ports)[name].start()
