@@ -191,30 +191,36 @@ class Consumer:
                 out.append(Delivery(item.message_id, item))
         return out
 
-    def ack(self, message_id: str) -> None:
-        """A record (or its dead letter, id ending ``|dead``) was fully processed downstream."""
+    def _owned(self, message_id: str):
+        """(shard, position) of a message id this consumer holds a ledger for, else None.
+        Call with the lock held."""
         parsed = _parse(message_id)
         if parsed is None:
-            return
+            return None
         shard_id, position = parsed
+        shard = self._shards.get(shard_id)
+        if shard is None or shard.ledger is None:
+            return None
+        return shard, position
+
+    def ack(self, message_id: str) -> None:
+        """A record (or its dead letter, id ending ``|dead``) was fully processed downstream."""
         with self._lock:
-            shard = self._shards.get(shard_id)
-            if shard is None or shard.ledger is None or position not in shard.ledger:
+            owned = self._owned(message_id)
+            if owned is None or owned[1] not in owned[0].ledger:
                 return
+            shard, position = owned
             passed = shard.ledger.ack(position)
             self._uncommitted -= passed
             shard.metrics.acked += 1
 
     def fail(self, message_id: str) -> None:
         """A record failed downstream: replay it with backoff, or dead-letter it after the retries."""
-        parsed = _parse(message_id)
-        if parsed is None:
-            return
-        shard_id, position = parsed
         with self._lock:
-            shard = self._shards.get(shard_id)
-            if shard is None or shard.ledger is None:
+            owned = self._owned(message_id)
+            if owned is None:
                 return
+            shard, position = owned
             outcome = shard.ledger.fail(position, self._now_ms())
             if outcome is None:
                 return
