@@ -72,13 +72,7 @@ def load(port: int, key: str, batch: int, seconds: float, concurrency: int) -> d
                 latencies.append(elapsed)
                 statuses[response.status] = statuses.get(response.status, 0) + 1
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    began = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.monotonic() - began
+    wall = run_concurrently(worker, concurrency)
     latencies.sort()
     ok = statuses.get(200, 0)
     return {
@@ -90,6 +84,17 @@ def load(port: int, key: str, batch: int, seconds: float, concurrency: int) -> d
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "statuses": statuses,
     }
+
+
+def run_concurrently(worker, concurrency: int) -> float:
+    """Runs ``worker`` on ``concurrency`` threads until each returns; the wall time it took."""
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.monotonic() - began
 
 
 def load_direct(kinesis, stream: str, batch: int, seconds: float, concurrency: int) -> dict:
@@ -108,13 +113,7 @@ def load_direct(kinesis, stream: str, batch: int, seconds: float, concurrency: i
             with lock:
                 latencies.append(time.perf_counter() - started)
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    began = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.monotonic() - began
+    wall = run_concurrently(worker, concurrency)
     latencies.sort()
     return {"calls_per_s": len(latencies) / wall, "events_per_s": len(latencies) * batch / wall,
             "p50_ms": percentile(latencies, 0.50) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000}
