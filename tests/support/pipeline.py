@@ -14,6 +14,11 @@ from pistats.localenv.services import Ports
 EVERYTHING = ("records_in", "events_stored", "rejected", "duplicates_dropped", "users", "sessions",
               "by_country", "by_device_type")
 TIMEOUT_S = 600
+# For tests that inject a fault mid-run: the spout honours Kinesis's 5 GetRecords/s/shard, so 25
+# records per call reads at most 125 records/s per shard. A 1,200-record, two-shard recording then
+# takes at least 4.8 s to read, and a fault injected at 30% committed lands before the end on any
+# machine (unpaced, a fast machine finished the whole recording before the kill in CI).
+PACED = {"pistats.kinesis.get_records_limit": 25}
 
 
 def make_recording(tmp_path: Path, events: int = 1200, shards: int = 2, reshard_at: float | None = None,

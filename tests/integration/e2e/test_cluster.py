@@ -17,7 +17,7 @@ import pytest
 
 from pistats.store.backends import open_store
 
-from tests.support.pipeline import EVERYTHING, TIMEOUT_S, assert_summary, load, make_recording
+from tests.support.pipeline import EVERYTHING, PACED, TIMEOUT_S, assert_summary, load, make_recording
 
 pytestmark = [pytest.mark.integration, pytest.mark.storm]
 
@@ -37,7 +37,7 @@ def wait_for(condition, what: str, timeout: float = TIMEOUT_S) -> None:
 def test_cluster_run_survives_kill_9_of_bolt_and_spout_subprocesses(pipelines, storm_cluster, storm_kill, tmp_path,
                                                                       clickhouse_url, unique_name):
     database = f"e2e_{unique_name}"
-    pipeline = pipelines(clickhouse_url.rsplit("/", 1)[0] + f"/{database}")
+    pipeline = pipelines(clickhouse_url.rsplit("/", 1)[0] + f"/{database}", **PACED)
     recording = make_recording(tmp_path, events=2000, shards=4, seed=13)
     load(pipeline, recording)
     pipeline.submit(**{"topology.workers": 1})
@@ -46,6 +46,7 @@ def test_cluster_run_survives_kill_9_of_bolt_and_spout_subprocesses(pipelines, s
         sessions = python_component_pids("bolts.sessions.SessionsBolt")
         assert len(sessions) == 2  # parallelism 2 in the cluster environment
         first_spouts = set(python_component_pids("spouts.kinesis.KinesisSpout"))
+        assert pipeline.committed()[0] < pipeline.layout.total  # the kills land mid-run
         os.kill(sessions[0], signal.SIGKILL)
         # Storm halts the worker for a dead subprocess; the supervisor starts a new one.
         wait_for(lambda: len(set(python_component_pids("spouts.kinesis.KinesisSpout")) - first_spouts) == 2,
@@ -54,6 +55,7 @@ def test_cluster_run_survives_kill_9_of_bolt_and_spout_subprocesses(pipelines, s
         wait_for(lambda: pipeline.committed()[0] >= 0.5 * pipeline.layout.total, "50% committed after the restart")
         spouts = python_component_pids("spouts.kinesis.KinesisSpout")
         assert len(spouts) == 2
+        assert pipeline.committed()[0] < pipeline.layout.total
         os.kill(spouts[0], signal.SIGKILL)
 
         pipeline.wait_until_committed(None, TIMEOUT_S)

@@ -19,7 +19,7 @@ from pistats.kinesis import admin
 from pistats.kinesis.recording import Recording
 from pistats.localenv.paths import project_root
 from pistats.localenv.services import Ports
-from tests.support.pipeline import TIMEOUT_S, assert_summary, load, make_recording, wait_for_fraction
+from tests.support.pipeline import PACED, TIMEOUT_S, assert_summary, load, make_recording, wait_for_fraction
 from tests.support.proxy import TcpProxy
 from tests.support.redis_server import RedisServer
 
@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.storm]
 
 def test_whole_topology_killed_and_started_again_resumes_from_checkpoints(pipelines, tmp_path):
     recording = make_recording(tmp_path)
-    pipeline = pipelines()
+    pipeline = pipelines(**PACED)
     load(pipeline, recording)
     first = pipeline.start_local("first")
     try:
@@ -49,7 +49,7 @@ def test_whole_topology_killed_and_started_again_resumes_from_checkpoints(pipeli
 def test_clickhouse_unavailable_for_20_seconds(pipelines, tmp_path, clickhouse_url, unique_name):
     proxy = TcpProxy(Ports.from_env().clickhouse)
     store = f"clickhouse://default@127.0.0.1:{proxy.port}/e2e_{unique_name}"
-    pipeline = pipelines(store)
+    pipeline = pipelines(store, **PACED)
     recording = make_recording(tmp_path)
     load(pipeline, recording)
     topology = pipeline.start_local()
@@ -57,6 +57,7 @@ def test_clickhouse_unavailable_for_20_seconds(pipelines, tmp_path, clickhouse_u
         wait_for_fraction(pipeline, topology, 0.3)
         proxy.down()
         stalled_at = pipeline.committed()[0]
+        assert stalled_at < pipeline.layout.total  # the outage starts mid-run
         time.sleep(20)
         topology.check_alive()  # the topology rides it out: nothing crashes
         assert pipeline.committed()[0] - stalled_at <= 2000  # at most what was already in flight
@@ -80,12 +81,13 @@ def test_redis_restarted_mid_run(pipelines, tmp_path, persistent):
     redis_server = RedisServer(tmp_path / "redis", persistent=persistent)
     redis_server.start()
     try:
-        pipeline = pipelines(redis_url=redis_server.url)
+        pipeline = pipelines(redis_url=redis_server.url, **PACED)
         recording = make_recording(tmp_path)
         load(pipeline, recording)
         topology = pipeline.start_local()
         try:
             wait_for_fraction(pipeline, topology, 0.3)
+            assert pipeline.committed()[0] < pipeline.layout.total  # the restart lands mid-run
             redis_server.restart(pause_s=3)
             pipeline.wait_until_committed(topology, TIMEOUT_S)
         finally:
