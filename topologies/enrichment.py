@@ -1,14 +1,16 @@
 """The pistats enrichment topology: Kinesis -> parse -> geo/device/bots -> sessions -> ClickHouse.
 
-    kinesis ─fields(partition_key)─> parse ─fields(client_id, user_id)─> enrich ─fields(client_id, user_id)─> sessions ──> sink
-       │                             │                                                                               ▲
-       └──rejects────────────────────┴──rejects──────────────────────────────────────────────────────────────────────┘
+    kinesis ─fields(bucket)─> parse ─fields(bucket)─> enrich ─fields(bucket)─> sessions ──shuffle──> sink
+       │                        │                                                                 ▲
+       └──rejects───────────────┴──rejects────────────────────────────────────────────────────────┘
 
-One Kinesis record per tuple, anchored end to end: a tuple tree completes only when the sink
-has stored the event (or the reject) in ClickHouse, and only then may the spout's checkpoint
-pass the record. Every hop up to the sessions bolt is grouped per user (the partition key is
-``<client_id>:<user_id>``), so one user's events reach the sessions bolt in shard order even with
-parallel tasks: a shuffle would let them overtake each other, and sessions depend on order. Parallelism per environment (``sparse run -e local`` / ``sparse submit -e
+One tuple per micro-batch: the records of one bucket of users (``crc32(partition key) mod
+buckets``, see ``pistats.kinesis.microbatch``) from one poll of the spout, anchored end to end:
+a tuple tree completes only when the sink has stored every event (and reject) of the batch, and
+only then does the spout ack the batch's records, so its checkpoint may pass them. Every hop up
+to the sessions bolt is fields-grouped on the bucket, and a user's bucket never changes, so one
+user's events reach the sessions bolt in shard order even with parallel tasks: a shuffle would
+let them overtake each other, and sessions depend on order. Parallelism per environment (``sparse run -e local`` / ``sparse submit -e
 cluster``); the sink stays at one task where the store is embedded chdb (one writer per data
 path) and may grow with a ClickHouse server.
 """
@@ -23,9 +25,10 @@ from streamparse import Grouping, Topology
 
 class Enrichment(Topology):
     config = {
-        # In-flight tuples per spout task (Storm's own bound, on top of max_uncommitted): enough
-        # to fill the sink's batches (5,000 rows or 1 s) without waiting on its flushes.
-        "topology.max.spout.pending": 5000,
+        # In-flight batch tuples per spout task (Storm's own bound, on top of max_uncommitted's
+        # bound on records): enough to fill the sink's batches (5,000 rows or 1 s) without
+        # waiting on its flushes.
+        "topology.max.spout.pending": 500,
         # Above the sink's worst case: max_age 1 s + retry budget 10 s + one insert's timeout.
         "topology.message.timeout.secs": 90,
         # Python subprocesses must answer heartbeats within this; the sink inserts < 30 s.
@@ -34,13 +37,13 @@ class Enrichment(Topology):
     }
 
     kinesis = KinesisSpout.spec(par={"local": 1, "cluster": 2, "prod": 4})
-    parse = ParseBolt.spec(inputs={kinesis: Grouping.fields("partition_key")}, par={"local": 1, "cluster": 2, "prod": 4})
+    parse = ParseBolt.spec(inputs={kinesis: Grouping.fields("bucket")}, par={"local": 1, "cluster": 2, "prod": 4})
     enrich = EnrichBolt.spec(
-        inputs={parse: Grouping.fields("client_id", "user_id")}, par={"local": 1, "cluster": 2, "prod": 8}
+        inputs={parse: Grouping.fields("bucket")}, par={"local": 1, "cluster": 2, "prod": 8}
     )
     # One task owns a user: per-user order and the session state stay consistent.
     sessions = SessionsBolt.spec(
-        inputs={enrich: Grouping.fields("client_id", "user_id")}, par={"local": 1, "cluster": 2, "prod": 4}
+        inputs={enrich: Grouping.fields("bucket")}, par={"local": 1, "cluster": 2, "prod": 4}
     )
     sink = StoreSinkBolt.spec(
         inputs={
@@ -49,8 +52,8 @@ class Enrichment(Topology):
             kinesis["rejects"]: Grouping.SHUFFLE,
         },
         par={"local": 1, "cluster": 1, "prod": 2},
-        # The sink holds tuples until their batch is stored: Storm must let it hold a whole batch
-        # (ShellBolt stops sending at this many unacked tuples; the default of 100 would cap
-        # batches, and throughput, at 100 rows per flush).
+        # The sink holds tuples until their rows are stored: Storm must let it hold a whole
+        # insert's worth (ShellBolt stops sending at this many unacked tuples; the default of 100
+        # would cap inserts at 100 tuples, as small as 100 rows under light load).
         config={"topology.tick.tuple.freq.secs": 1, "topology.shellbolt.max.pending": 10000},
     )

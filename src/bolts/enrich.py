@@ -1,7 +1,7 @@
-"""Enrich bolt: geo, device and bots on each base event.
+"""Enrich bolt: geo, device and bots on each base event of a batch.
 
-Input: ``["event", "client_id", "user_id"]`` from the parse bolt, fields-grouped per user. Output: ``["event", "client_id", "user_id"]`` so the
-sessions bolt can be fields-grouped on ``client_id`` + ``user_id`` (one task owns a user).
+Input: ``["bucket", "events"]`` from the parse bolt, fields-grouped on the bucket. Output: the
+same fields, so the sessions bolt can be fields-grouped on the bucket too (one task owns a user).
 Settings: topology option ``pistats.enrich`` (see docs/enrichment.md).
 """
 
@@ -10,15 +10,16 @@ import os
 from streamparse import Bolt
 
 from pistats.enrich.chain import Chain
-from pistats.enrich.event import from_wire, to_wire_text
+from pistats.enrich.event import from_wire_batch, to_wire_batch
 
 
 class EnrichBolt(Bolt):
-    outputs = ["event", "client_id", "user_id"]
+    outputs = ["bucket", "events"]
 
     def initialize(self, storm_conf, context):
         self.chain = Chain.from_options(storm_conf, os.environ, sessions=False)
 
     def process(self, tup):
-        event = self.chain.enrich(from_wire(tup.values[0]))
-        self.emit([to_wire_text(event), event["client_id"], event["user_id"]])
+        bucket, text = tup.values
+        events = [self.chain.enrich(event) for event in from_wire_batch(text, times=False)]
+        self.emit([bucket, to_wire_batch(events)])

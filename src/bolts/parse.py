@@ -1,30 +1,34 @@
-"""Parse bolt: Kinesis record tuples in, base events (default stream) or rejects (``rejects``) out.
+"""Parse bolt: batches of Kinesis records in, batches of base events and of rejects out.
 
-Input: the spout's fields ``shard_id, sequence_number, sub_sequence_number, partition_key,
-arrival_ms, data_b64``. Output: ``["event", "client_id", "user_id"]`` on the default stream
-(the last two so the enrich bolt can be fields-grouped per user: shuffling would let one user's
-events overtake each other between parallel tasks, and sessions depend on their order),
-``["reject"]`` on ``rejects`` (each one JSON text, datetimes as RFC 3339 strings: ``pistats.enrich.event.to_wire_text``). Both are anchored, so a
-reject is acked only once the sink has stored it.
+Input: the spout's ``["bucket", "records"]`` (``pistats.kinesis.microbatch``), fields-grouped on
+the bucket. Output: ``["bucket", "events"]`` on the default stream (the bucket so the enrich bolt
+can be fields-grouped the same way: shuffling would let one user's events overtake each other
+between parallel tasks, and sessions depend on their order), ``["rejects"]`` on ``rejects``; each
+list of rows packed (``pistats.wire``, ``pistats.enrich.event.to_wire_batch``). Both are anchored, so
+a reject is acked only once the sink has stored it.
 """
 
 from streamparse import Bolt, Stream
 
-from pistats.enrich.event import to_wire_text
-from pistats.enrich.parse import Parser, record_from_tuple
+from pistats.enrich.event import to_wire_batch
+from pistats.enrich.parse import Parser, records_from_batch
 
 REJECTS_STREAM = "rejects"
 
 
 class ParseBolt(Bolt):
-    outputs = [Stream(fields=["event", "client_id", "user_id"]), Stream(fields=["reject"], name=REJECTS_STREAM)]
+    outputs = [Stream(fields=["bucket", "events"]), Stream(fields=["rejects"], name=REJECTS_STREAM)]
 
     def initialize(self, storm_conf, context):
         self.parser = Parser()
 
     def process(self, tup):
-        kind, value = self.parser.parse(record_from_tuple(tup.values))
-        if kind == "event":
-            self.emit([to_wire_text(value), value["client_id"], value["user_id"]])
-        else:
-            self.emit([to_wire_text(value)], stream=REJECTS_STREAM)
+        bucket, records = tup.values
+        events, rejects = [], []
+        for record in records_from_batch(records):
+            kind, value = self.parser.parse(record)
+            (events if kind == "event" else rejects).append(value)
+        if events:
+            self.emit([bucket, to_wire_batch(events)])
+        if rejects:
+            self.emit([to_wire_batch(rejects)], stream=REJECTS_STREAM)

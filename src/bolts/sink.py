@@ -1,12 +1,13 @@
 """The ClickHouse sink bolt: stores enriched events and rejects in batches, acks only stored tuples.
 
 Inputs (see docs/store.md):
-- default stream of the sessions bolt: one field ``event``, the enriched event as JSON text (or a
-  dict; datetimes as RFC 3339 text);
-- stream ``rejects`` (from the parse bolt and the spout): one field ``reject``, JSON text or a dict.
+- default stream of the sessions bolt: one field ``events``, a list of enriched events packed by
+  ``pistats.wire`` (datetimes as RFC 3339 text);
+- stream ``rejects`` (from the parse bolt and the spout): one field ``rejects``, a packed list of
+  rejects.
 
-Acks are manual: a tuple is acked after the insert holding its row returned, failed when its
-batch could not be stored within the retry budget. Batches flush on size and, driven by tick
+Acks are manual: a tuple is acked after the inserts holding all its rows returned, failed when
+one of them could not be stored within the retry budget. Batches flush on size and, driven by tick
 tuples (enable ``topology.tick.tuple.freq.secs`` for this component), on age. A plain Bolt rather
 than TicklessBatchingBolt, whose flush thread holds a lock that delays heartbeat replies.
 """
@@ -17,7 +18,7 @@ import os
 
 from streamparse import Bolt
 
-from pistats.store.sink import Settled, sink_from_options, tuple_payload
+from pistats.store.sink import Settled, sink_from_options, tuple_payloads
 
 REJECTS_STREAM = "rejects"
 
@@ -31,11 +32,11 @@ class StoreSinkBolt(Bolt):
         self.sink = sink_from_options(storm_conf, os.environ)
 
     def process(self, tup):
-        payload = tuple_payload(tup.values)
+        payloads = tuple_payloads(tup.values)
         if tup.stream == REJECTS_STREAM:
-            self._settle(self.sink.add_reject(tup.id, payload))
+            self._settle(self.sink.add_rejects(tup.id, payloads))
         else:
-            self._settle(self.sink.add_event(tup.id, payload))
+            self._settle(self.sink.add_events(tup.id, payloads))
 
     def process_tick(self, tup):
         self._settle(self.sink.tick())

@@ -8,10 +8,11 @@ into RFC 3339 strings and ``from_wire`` turns them back; every other value is al
 
 from __future__ import annotations
 
-import json
 
 from datetime import datetime, timezone
 from typing import Any
+
+from pistats.wire import pack_rows, unpack_rows
 
 RECORD_FIELDS = (
     "client_id", "property_id", "event_id", "event_type", "user_id", "event_time", "received_at",
@@ -51,7 +52,8 @@ EMPTY_GEO: dict[str, Any] = {
 
 def format_time(value: datetime) -> str:
     """RFC 3339 in UTC with microseconds and a ``Z``, e.g. ``2026-11-26T05:00:00.123000Z``."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is several times faster than strftime; every event crosses three hops.
+    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(text: str) -> datetime:
@@ -63,25 +65,35 @@ def parse_time(text: str) -> datetime:
 
 
 def to_wire(row: dict[str, Any]) -> dict[str, Any]:
-    """A JSON-serialisable copy of an event or reject: datetimes become RFC 3339 strings."""
-    return {
-        key: format_time(value) if isinstance(value, datetime) else value for key, value in row.items()
-    }
+    """A JSON-serialisable copy of an event or reject: its datetimes (``DATETIME_FIELDS``, the
+    only fields that hold them) become RFC 3339 strings."""
+    wire = dict(row)
+    for key in DATETIME_FIELDS:
+        value = wire.get(key)
+        if isinstance(value, datetime):
+            wire[key] = format_time(value)
+    return wire
 
 
-def to_wire_text(row: dict[str, Any]) -> str:
-    """``to_wire`` as one compact JSON text: what the bolts put in a tuple. Storm's Java side then
-    passes one string through each hop instead of rebuilding a 60-entry map (measured: the JVM
-    was the topology's largest CPU consumer)."""
-    return json.dumps(to_wire(row), separators=(",", ":"), ensure_ascii=False)
+def from_wire(row: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of ``to_wire``: the time fields become aware UTC datetimes again (in place: the
+    row is fresh from JSON)."""
+    for key in DATETIME_FIELDS:
+        value = row.get(key)
+        if isinstance(value, str):
+            row[key] = parse_time(value)
+    return row
 
 
-def from_wire(row: dict[str, Any] | str) -> dict[str, Any]:
-    """Inverse of ``to_wire`` (or of ``to_wire_text``): the time fields become aware UTC
-    datetimes again."""
-    if isinstance(row, str):
-        row = json.loads(row)
-    return {
-        key: parse_time(value) if key in DATETIME_FIELDS and isinstance(value, str) else value
-        for key, value in row.items()
-    }
+def to_wire_batch(rows: list[dict[str, Any]]) -> str:
+    """Several events or rejects as one micro-batch tuple field (``pistats.wire.pack_rows``; see
+    ``pistats.kinesis.microbatch``)."""
+    return pack_rows([to_wire(row) for row in rows])
+
+
+def from_wire_batch(text: str, *, times: bool = True) -> list[dict[str, Any]]:
+    """Inverse of ``to_wire_batch``. With ``times=False`` the time fields stay RFC 3339 text: for
+    hops that do not read them (geo, device, bots; sessions parses ``event_time`` itself), which
+    saves five conversions per event and hop."""
+    rows = unpack_rows(text)
+    return [from_wire(row) for row in rows] if times else rows

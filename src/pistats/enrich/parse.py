@@ -18,8 +18,9 @@ from typing import Any, Callable, Mapping, Sequence
 from pistats import contract
 from pistats.enrich.device import DEVICE_KEYS
 from pistats.enrich.event import EMPTY_GEO
+from pistats.wire import unpack
 
-# The spout's output fields, in order (one Storm tuple per Kinesis user record).
+# A record's values in the spout's batches, in order (``pistats.kinesis.consumer.tuple_values``).
 RECORD_TUPLE_FIELDS = (
     "shard_id", "sequence_number", "sub_sequence_number", "partition_key", "arrival_ms", "data_b64",
 )
@@ -66,6 +67,12 @@ def record_from_tuple(values: Sequence[Any]) -> KinesisRecord | UndecodableTuple
     except (binascii.Error, ValueError, TypeError):
         return UndecodableTuple(record, str(data_b64))
     return KinesisRecord(**{**record.__dict__, "data": data})
+
+
+def records_from_batch(packed: str) -> list[KinesisRecord | UndecodableTuple]:
+    """The records of one spout batch tuple: ``RECORD_TUPLE_FIELDS`` lists, packed
+    (``pistats.wire``; ``pistats.kinesis.microbatch``)."""
+    return [record_from_tuple(values) for values in unpack(packed)]
 
 
 def _time(text: str) -> datetime:

@@ -25,10 +25,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from redis import exceptions as redis_errors
+
+from pistats.enrich.event import parse_time
+
+log = logging.getLogger(__name__)
+
+# What a Redis restart or network blip looks like to redis-py; other errors (a script error, a
+# wrong type) are not waited out.
+OUTAGE_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MS = timedelta(milliseconds=1)
@@ -210,6 +222,10 @@ class SessionConfig:
     memo_ttl_s: int = 2 * 24 * 60 * 60
     max_retries: int = 5
     state_cache_size: int = 100_000
+    # How long a batch waits out a Redis outage (connection refused or lost, timeout, loading
+    # after a restart) before its error reaches the caller, who fails the tuple. Waiting keeps
+    # each user's events in order through a restart; a replay would come after later events.
+    outage_budget_s: float = 10.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.state_cache_size, int) or self.state_cache_size < 0:
@@ -224,6 +240,8 @@ class SessionConfig:
             raise ValueError("sessions.state_ttl_s must be longer than sessions.gap_s")
         if not self.key_prefix:
             raise ValueError("sessions.key_prefix must not be empty")
+        if not isinstance(self.outage_budget_s, (int, float)) or self.outage_budget_s < 0:
+            raise ValueError(f"sessions.outage_budget_s must be a number >= 0, not {self.outage_budget_s!r}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SessionConfig:
@@ -312,15 +330,20 @@ class RedisSessionStore:
     (one task owns a user) most events cost one round trip.
 
     ``redis`` is a ``redis.Redis`` client (injected); ``now`` returns the current time (only the
-    memo buckets depend on it). Redis errors propagate: the caller fails the tuples. A user's
-    state and memo entries are written together, so a retry finds what was written in the memo
-    and gets the same fields.
+    memo buckets depend on it). A Redis outage is retried with backoff for ``outage_budget_s``
+    (``monotonic`` and ``sleep`` injected), then its error propagates: the caller fails the
+    tuples. A user's state and memo entries are written together, so a retry finds what was
+    written in the memo and gets the same fields.
     """
 
-    def __init__(self, redis: Any, config: SessionConfig, now: Callable[[], datetime]) -> None:
+    def __init__(self, redis: Any, config: SessionConfig, now: Callable[[], datetime],
+                 monotonic: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         self.redis = redis
         self.config = config
         self.now = now
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self.outage_retries = 0
         self._read = redis.register_script(READ_SCRIPT)
         self._write = redis.register_script(WRITE_SCRIPT)
         self._cache: OrderedDict[tuple[str, str], UserState] = OrderedDict()
@@ -348,6 +371,21 @@ class RedisSessionStore:
         """Session fields for each event, in order, with ``first_seen_at`` as a datetime."""
         if not events:
             return []
+        deadline = self._monotonic() + self.config.outage_budget_s
+        delay = 0.05
+        while True:
+            try:
+                return self._assign(events)
+            except OUTAGE_ERRORS as error:
+                remaining = deadline - self._monotonic()
+                if remaining <= 0:
+                    raise
+                self.outage_retries += 1
+                log.warning("sessions: Redis unavailable (%s), retrying in %.2f s", error, min(delay, remaining))
+                self._sleep(min(delay, remaining))
+                delay = min(delay * 2, 1.0)
+
+    def _assign(self, events: Sequence[SessionEvent]) -> list[dict[str, Any]]:
         pending = list(range(len(events)))
         results: list[dict[str, Any] | None] = [None] * len(events)
         for _attempt in range(self.config.max_retries):
@@ -464,12 +502,16 @@ def decode_memo(raw: bytes | str) -> dict[str, Any]:
 
 
 def to_session_event(event: Mapping[str, Any]) -> SessionEvent:
-    """The sessionisation view of an enriched event (``event_time`` an aware datetime)."""
+    """The sessionisation view of an enriched event (``event_time`` an aware datetime, or its
+    RFC 3339 wire text)."""
+    event_time = event["event_time"]
+    if isinstance(event_time, str):
+        event_time = parse_time(event_time)
     return SessionEvent(
         client_id=event["client_id"],
         user_id=event["user_id"],
         event_id=event["event_id"],
-        time_ms=(event["event_time"] - EPOCH) // MS,
+        time_ms=(event_time - EPOCH) // MS,
     )
 
 

@@ -44,7 +44,11 @@ class KinesisConfig:
     list_shards_interval_ms: int = 10_000
     list_shards_page_size: int = 1_000
     lease_ms: int = 30_000
-    emit_batch: int = 100
+    # Records taken per next_tuple call, emitted as one tuple per bucket of users of at most
+    # batch_records records (see microbatch.py).
+    emit_batch: int = 1_000
+    buckets: int = 16
+    batch_records: int = 200
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 5.0
     # Chaos testing only (never in production): periodic Kinesis faults injected into this
@@ -61,7 +65,7 @@ class KinesisConfig:
         if not 1 <= self.get_records_limit <= MAX_GET_RECORDS_LIMIT:
             raise ValueError(f"get_records_limit must be in 1..{MAX_GET_RECORDS_LIMIT}")
         for name in ("max_uncommitted", "checkpoint_interval_ms", "idle_poll_ms", "list_shards_interval_ms",
-                     "list_shards_page_size", "lease_ms", "emit_batch"):
+                     "list_shards_page_size", "lease_ms", "emit_batch", "buckets", "batch_records"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.lease_ms <= self.checkpoint_interval_ms:

@@ -86,3 +86,59 @@ class Accumulator:
         batch = Batch(self.table, tuple(self._ids), tuple(self._rows), dedup_token(self.table, self._keys))
         self._ids, self._rows, self._keys, self._bytes, self._opened_at = [], [], [], 0, None
         return batch
+
+
+@dataclass
+class _Expected:
+    rows: int
+    failed: bool = False
+
+
+class PendingTuples:
+    """Which tuples are settled as their rows are stored: a tuple (one micro-batch) may hold many
+    rows, which may land in different inserts (and tables). It is acked when its last row is
+    stored, failed at the first insert of one of its rows that fails; rows of a failed tuple
+    still stored later are harmless (the replay collapses with them) and settle nothing."""
+
+    def __init__(self):
+        self._expected: dict[Hashable, _Expected] = {}
+
+    def expect(self, tuple_id: Hashable, rows: int) -> list:
+        """Register a tuple and its row count; returns ``[tuple_id]`` when there is nothing to
+        store (settled at once), else ``[]``."""
+        if rows == 0:
+            return [tuple_id]
+        self._expected[tuple_id] = _Expected(rows)
+        return []
+
+    def stored(self, tuple_ids) -> list:
+        """One entry per stored row; returns the tuples now complete and not failed."""
+        acked = []
+        for tuple_id in tuple_ids:
+            entry = self._expected.get(tuple_id)
+            if entry is None:
+                continue
+            entry.rows -= 1
+            if entry.rows == 0:
+                del self._expected[tuple_id]
+                if not entry.failed:
+                    acked.append(tuple_id)
+        return acked
+
+    def failed(self, tuple_ids) -> list:
+        """One entry per row whose insert failed; returns the tuples failing now (each once)."""
+        failing = []
+        for tuple_id in tuple_ids:
+            entry = self._expected.get(tuple_id)
+            if entry is None:
+                continue
+            entry.rows -= 1
+            if not entry.failed:
+                entry.failed = True
+                failing.append(tuple_id)
+            if entry.rows == 0:
+                del self._expected[tuple_id]
+        return failing
+
+    def __len__(self) -> int:
+        return len(self._expected)

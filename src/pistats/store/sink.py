@@ -1,8 +1,8 @@
 """The batching sink: events and rejects in, batched inserts out, and which tuples to ack or fail.
 
-Ack contract: a tuple id appears in ``Settled.acked`` only after the insert holding its row
-returned; if the insert keeps failing for ``retry_budget_s`` the whole batch's ids appear in
-``Settled.failed`` (the spout replays them). A replayed or retried row collapses in the
+Ack contract: a tuple (one micro-batch of rows) id appears in ``Settled.acked`` only after the
+inserts holding all its rows returned; if an insert keeps failing for ``retry_budget_s`` the ids
+of every tuple with a row in it appear in ``Settled.failed`` (the spout replays them). A replayed or retried row collapses in the
 ReplacingMergeTree (``FINAL``), and on servers with ``insert_deduplication_token`` a retried batch
 is not even stored twice.
 
@@ -15,20 +15,20 @@ Retries block the caller: the bolt answers no heartbeat while a flush retries, s
 
 from __future__ import annotations
 
-import json
 
 import logging
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from pistats.errors import UserError
 from pistats.store.backends import Store, StoreError
-from pistats.store.batch import Accumulator, Batch
+from pistats.store.batch import Accumulator, Batch, PendingTuples
 from pistats.store.config import SinkConfig, StoreURL, store_url_from
 from pistats.store.rows import RowError, event_key, event_row, reject_for_event, reject_key, reject_row
 from pistats.store.schema import EVENTS, REJECTS
+from pistats.wire import WireError, unpack_rows
 
 log = logging.getLogger(__name__)
 
@@ -80,22 +80,43 @@ class Sink:
             table: Accumulator(table, self.config.max_rows, self.config.max_bytes, self.config.max_age_s)
             for table in (EVENTS, REJECTS)
         }
+        self._tuples = PendingTuples()
 
     def pending(self, table: str) -> int:
         return len(self._accumulators[table])
 
-    def add_event(self, tuple_id: Hashable, event: Mapping) -> Settled:
-        """Queue one enriched event; returns what got settled by flushes this caused."""
+    def add_events(self, tuple_id: Hashable, events: Sequence[Mapping | None]) -> Settled:
+        """Queue the enriched events of one tuple; returns what got settled by flushes this caused."""
+        settled = Settled(acked=self._tuples.expect(tuple_id, len(events)))
+        for event in events:
+            settled.extend(self._add_event(tuple_id, event))
+        return settled
+
+    def add_rejects(self, tuple_id: Hashable, rejects: Sequence[Mapping | None]) -> Settled:
+        """Queue the rejects (dead letters) of one tuple; returns what got settled by flushes this caused."""
+        settled = Settled(acked=self._tuples.expect(tuple_id, len(rejects)))
+        for reject in rejects:
+            settled.extend(self._add_reject(tuple_id, reject))
+        return settled
+
+    def add_event(self, tuple_id: Hashable, event: Mapping | None) -> Settled:
+        """``add_events`` of a tuple holding one event."""
+        return self.add_events(tuple_id, [event])
+
+    def add_reject(self, tuple_id: Hashable, reject: Mapping | None) -> Settled:
+        """``add_rejects`` of a tuple holding one reject."""
+        return self.add_rejects(tuple_id, [reject])
+
+    def _add_event(self, tuple_id: Hashable, event: Mapping | None) -> Settled:
         try:
             row, nbytes = event_row(event, self.config.max_string_chars)
         except RowError as error:
             self.stats.events_rejected_by_sink += 1
             log.warning("event not storable (%s): stored as a reject", error)
-            return self.add_reject(tuple_id, reject_for_event(event, error, self._wall_clock()))
+            return self._add_reject(tuple_id, reject_for_event(event, error, self._wall_clock()))
         return self._add(EVENTS, tuple_id, row, event_key(row), nbytes)
 
-    def add_reject(self, tuple_id: Hashable, reject: Mapping) -> Settled:
-        """Queue one reject (dead letter); returns what got settled by flushes this caused."""
+    def _add_reject(self, tuple_id: Hashable, reject: Mapping | None) -> Settled:
         row, nbytes = reject_row(reject, self.config.max_string_chars, self._wall_clock())
         return self._add(REJECTS, tuple_id, row, reject_key(row), nbytes)
 
@@ -132,9 +153,9 @@ class Sink:
         if self._write(batch):
             self.stats.rows_inserted += len(batch)
             self.stats.batches_inserted += 1
-            return Settled(acked=list(batch.tuple_ids))
+            return Settled(acked=self._tuples.stored(batch.tuple_ids))
         self.stats.batches_failed += 1
-        return Settled(failed=list(batch.tuple_ids))
+        return Settled(failed=self._tuples.failed(batch.tuple_ids))
 
     def _write(self, batch: Batch) -> bool:
         """Insert with exponential backoff until it returns or the retry budget is spent."""
@@ -188,19 +209,23 @@ def check_heartbeat_budget(config: SinkConfig, url: StoreURL, options: Mapping) 
         )
 
 
-def tuple_payload(values) -> Mapping | None:
-    """The event or reject of a tuple's first field: JSON text (what the bolts emit) or a dict
-    (the spout's dead letters). Anything unreadable becomes None, which the sink stores as a
-    ``schema`` reject rather than crashing on."""
+def tuple_payloads(values) -> list[Mapping | None]:
+    """The events or rejects of a tuple's first field: rows packed by ``pistats.wire.pack_rows``
+    (what the bolts and the spout emit), or a list or one object. Anything unreadable becomes one None, which
+    the sink stores as a ``schema`` reject rather than crashing on."""
     if not values:
-        return None
+        return [None]
     value = values[0]
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except ValueError:
-            return None
-    return value if isinstance(value, Mapping) else None
+            value = unpack_rows(value)
+        except WireError:
+            return [None]
+    if isinstance(value, Mapping):
+        return [value]
+    if isinstance(value, list):
+        return [item if isinstance(item, Mapping) else None for item in value]
+    return [None]
 
 
 def sink_from_options(options: Mapping, env: Mapping[str, str]) -> Sink:

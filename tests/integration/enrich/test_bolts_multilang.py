@@ -5,6 +5,7 @@ import json
 from io import BytesIO
 
 from pistats import contract
+from pistats.wire import pack, unpack_rows
 from pistats.enrich.event import EVENT_FIELDS, REJECT_FIELDS
 from datetime import datetime, timezone
 
@@ -41,8 +42,13 @@ def drive(bolt_class, conf, tuples, tmp_path):
     return [json.loads(chunk) for chunk in chunks if chunk.strip()]
 
 
-def spout_tuple(data: bytes, seq: str):
+def spout_record(data: bytes, seq: str):
     return ["shardId-000000000000", seq, 0, "c1:u1", 1_790_000_000_000, base64.b64encode(data).decode()]
+
+
+def spout_tuple(*records, bucket=5):
+    """The spout's micro-batch tuple: a bucket and its records, packed."""
+    return [bucket, pack(list(records))]
 
 
 def record(event_id, minute):
@@ -56,43 +62,64 @@ def commands(messages, name):
     return [m for m in messages if m.get("command") == name]
 
 
-def test_parse_bolt_emits_events_and_rejects(tmp_path):
-    sent = drive(ParseBolt, {}, [spout_tuple(record("a", 0), "1"), spout_tuple(b"\xff", "2")], tmp_path)
+def test_parse_bolt_emits_a_batch_of_events_and_one_of_rejects(tmp_path):
+    batch = spout_tuple(spout_record(record("a", 0), "1"), spout_record(b"\xff", "2"), spout_record(record("b", 1), "3"))
+    sent = drive(ParseBolt, {}, [batch], tmp_path)
     assert sent[0] == {"pid": sent[0]["pid"]}
     emits = commands(sent, "emit")
     assert [e.get("stream", "default") for e in emits] == ["default", "rejects"]
-    event, reject = json.loads(emits[0]["tuple"][0]), json.loads(emits[1]["tuple"][0])  # JSON text on the wire
-    assert set(event) == set(EVENT_FIELDS) and event["event_time"] == "2026-11-26T05:00:00.000000Z"
-    assert set(reject) == set(REJECT_FIELDS) and reject["reason"] == "bad_encoding"
-    assert emits[0]["tuple"][1:] == ["c1", "u1"]  # the per-user grouping fields
-    assert [e["anchors"] for e in emits] == [["t0"], ["t1"]]
-    assert [a["id"] for a in commands(sent, "ack")] == ["t0", "t1"]
+    assert emits[0]["tuple"][0] == 5  # the bucket travels on: the next hop is grouped on it
+    events, rejects = unpack_rows(emits[0]["tuple"][1]), unpack_rows(emits[1]["tuple"][0])
+    assert [e["event_id"] for e in events] == ["a", "b"]
+    assert all(set(e) == set(EVENT_FIELDS) for e in events) and events[0]["event_time"] == "2026-11-26T05:00:00.000000Z"
+    assert [(set(r) == set(REJECT_FIELDS), r["reason"], r["kinesis_seq"]) for r in rejects] == [(True, "bad_encoding", "2")]
+    assert [e["anchors"] for e in emits] == [["t0"], ["t0"]]
+    assert [a["id"] for a in commands(sent, "ack")] == ["t0"]
+
+
+def test_parse_bolt_emits_no_empty_batches(tmp_path):
+    sent = drive(ParseBolt, {}, [spout_tuple(spout_record(record("a", 0), "1"))], tmp_path)
+    assert [e.get("stream", "default") for e in commands(sent, "emit")] == ["default"]
 
 
 def test_enrich_then_sessions_bolts(tmp_path, redis_url, key_prefix):
-    parsed = drive(ParseBolt, {}, [spout_tuple(record("a", 0), "1"), spout_tuple(record("b", 3), "2")], tmp_path)
+    parsed = drive(ParseBolt, {}, [spout_tuple(spout_record(record("a", 0), "1")),
+                                   spout_tuple(spout_record(record("b", 3), "2"))], tmp_path)
     enrich_in = [e["tuple"] for e in commands(parsed, "emit")]
     enriched = drive(EnrichBolt, {}, enrich_in, tmp_path)
     outputs = [e["tuple"] for e in commands(enriched, "emit")]
-    assert [o[1:] for o in outputs] == [["c1", "u1"], ["c1", "u1"]]
-    first = json.loads(outputs[0][0])
+    assert [o[0] for o in outputs] == [5, 5]
+    (first,) = unpack_rows(outputs[0][1])
     assert (first["geo_country"], first["ip"], first["device_type"]) == ("SE", "89.160.20.0", "mobile")
     conf = {"pistats.redis.url": redis_url, "pistats.enrich": {"sessions": {"key_prefix": key_prefix}}}
     sessions = drive(SessionsBolt, conf, outputs + [outputs[0]], tmp_path)
-    events = [json.loads(e["tuple"][0]) for e in commands(sessions, "emit")]
+    events = [event for e in commands(sessions, "emit") for event in unpack_rows(e["tuple"][0])]
     assert [(e["session_index"], e["session_event_index"], e["is_new_user"]) for e in events] == [
         (1, 1, True), (1, 2, False), (1, 1, True)]
-    assert events[2]["session_id"] == events[0]["session_id"]
+    assert events[2]["session_id"] == events[0]["session_id"]  # a replay gets the fields it got before
     assert events[0]["first_seen_at"] == "2026-11-26T05:00:00.000000Z"
     assert [a["id"] for a in commands(sessions, "ack")] == ["t0", "t1", "t2"]
     assert commands(sessions, "fail") == []
 
 
+def test_sessions_bolt_assigns_a_whole_batch_in_order(tmp_path, redis_url, key_prefix):
+    parsed = drive(ParseBolt, {}, [spout_tuple(*[spout_record(record(f"e{m}", m), str(m)) for m in (0, 10, 50)])],
+                   tmp_path)
+    enriched = drive(EnrichBolt, {}, [e["tuple"] for e in commands(parsed, "emit")], tmp_path)
+    conf = {"pistats.redis.url": redis_url, "pistats.enrich": {"sessions": {"key_prefix": key_prefix}}}
+    sessions = drive(SessionsBolt, conf, [e["tuple"] for e in commands(enriched, "emit")], tmp_path)
+    (emit,) = commands(sessions, "emit")
+    events = unpack_rows(emit["tuple"][0])
+    # minutes 0 and 10 share a session; 50 is past the 30-minute gap
+    assert [(e["event_id"], e["session_index"], e["session_event_index"]) for e in events] == [
+        ("e0", 1, 1), ("e10", 1, 2), ("e50", 2, 1)]
+
+
 def test_sessions_bolt_fails_the_tuple_when_redis_is_down(tmp_path, key_prefix):
-    parsed = drive(ParseBolt, {}, [spout_tuple(record("a", 0), "1")], tmp_path)
+    parsed = drive(ParseBolt, {}, [spout_tuple(spout_record(record("a", 0), "1"))], tmp_path)
     enriched = drive(EnrichBolt, {}, [e["tuple"] for e in commands(parsed, "emit")], tmp_path)
     conf = {"pistats.redis.url": "redis://127.0.0.1:1/0?socket_connect_timeout=0.2",
-            "pistats.enrich": {"sessions": {"key_prefix": key_prefix}}}
+            "pistats.enrich": {"sessions": {"key_prefix": key_prefix, "outage_budget_s": 0.3}}}
     sent = drive(SessionsBolt, conf, [e["tuple"] for e in commands(enriched, "emit")] * 2, tmp_path)
     assert commands(sent, "emit") == []
     assert [f["id"] for f in commands(sent, "fail")] == ["t0", "t1"]

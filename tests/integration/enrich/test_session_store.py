@@ -116,11 +116,56 @@ def test_concurrent_writer_is_detected_and_retried(redis_client, key_prefix):
     assert fields[0]["session_id"] == session_id(ev(0, "first"))
 
 
-def test_unreachable_redis_raises(key_prefix):
+def test_unreachable_redis_raises_once_the_outage_budget_is_spent(key_prefix):
     dead = redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=None)
-    store = RedisSessionStore(dead, SessionConfig(key_prefix=key_prefix), now=lambda: NOW)
+    clock, sleeps = [0.0], []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    store = RedisSessionStore(dead, SessionConfig(key_prefix=key_prefix, outage_budget_s=2.0), now=lambda: NOW,
+                              monotonic=lambda: clock[0], sleep=sleep)
     with pytest.raises(redis_lib.ConnectionError):
         store.assign([ev(0, "a")])
+    assert sleeps == pytest.approx([0.05, 0.1, 0.2, 0.4, 0.8, 0.45])  # backoff, capped by what is left
+    assert store.outage_retries == 6
+
+
+class FlakyRedis:
+    """Fault injection: the first ``failures`` script calls fail as a Redis restart does."""
+
+    def __init__(self, client, failures, error):
+        self.client, self.failures, self.error = client, failures, error
+
+    def register_script(self, text):
+        script = self.client.register_script(text)
+
+        def flaky(**kwargs):
+            if self.failures:
+                self.failures -= 1
+                raise self.error
+            return script(**kwargs)
+
+        return flaky
+
+
+@pytest.mark.parametrize("error", [redis_lib.ConnectionError("Connection refused"),
+                                   redis_lib.BusyLoadingError("Redis is loading the dataset in memory"),
+                                   redis_lib.TimeoutError("Timeout reading from socket")])
+def test_an_outage_within_the_budget_is_waited_out(redis_client, key_prefix, error):
+    store = RedisSessionStore(FlakyRedis(redis_client, 3, error), SessionConfig(key_prefix=key_prefix), now=lambda: NOW,
+                              sleep=lambda seconds: None)
+    fields = store.assign([ev(0, "a"), ev(MIN, "b")])
+    assert [f["session_event_index"] for f in fields] == [1, 2] and store.outage_retries == 3
+
+
+def test_other_redis_errors_are_not_retried(redis_client, key_prefix):
+    store = RedisSessionStore(FlakyRedis(redis_client, 1, redis_lib.ResponseError("WRONGTYPE")),
+                              SessionConfig(key_prefix=key_prefix), now=lambda: NOW, sleep=lambda seconds: None)
+    with pytest.raises(redis_lib.ResponseError):
+        store.assign([ev(0, "a")])
+    assert store.outage_retries == 0
 
 
 def test_reconnects_after_the_connections_are_dropped(redis_url, redis_client, key_prefix, unique_name):

@@ -51,19 +51,20 @@ def test_spout_emits_acks_checkpoints_and_resumes_after_a_kill(stream, kinesis_e
     conf = spout_conf(name, kinesis_endpoint, redis_url, unique_name)
     key = f"pistats:ckpt:{unique_name}:{name}:{SHARD}"
 
-    spout = multilang.MultilangSpout("spouts.kinesis.KinesisSpout", conf)
+    spout = multilang.MultilangSpout("spouts.kinesis.KinesisSpout", {**conf, "pistats.kinesis.buckets": 1,
+                                                                      "pistats.kinesis.batch_records": 1})
     try:
         assert spout.command("activate") == []
-        emits = spout.next_until(4)
-        assert [e["tuple"][1] for e in emits] == seqs
-        assert [base64.b64decode(e["tuple"][5]) for e in emits] == [b"r0", b"r1", b"r2", b"r3"]
-        assert emits[0]["id"] == f"{SHARD}|{seqs[0]}|0"
+        emits = spout.next_until(4)  # one record per batch tuple here, to ack and fail them one by one
+        records = multilang.records_of(emits)
+        assert [r[1] for r in records] == seqs
+        assert [base64.b64decode(r[5]) for r in records] == [b"r0", b"r1", b"r2", b"r3"]
         for e in emits[:2]:
             spout.command("ack", id=e["id"])
         spout.command("fail", id=emits[2]["id"])
         replay = spout.next_until(1)
-        assert [e["id"] for e in replay] == [emits[2]["id"]]
-        spout.command("ack", id=emits[2]["id"])
+        assert multilang.records_of(replay) == [records[2]]
+        spout.command("ack", id=replay[0]["id"])
         deadline = time.time() + 5
         while redis_client.hget(key, "seq") != seqs[2].encode():
             assert time.time() < deadline, "checkpoint not written"
@@ -79,7 +80,7 @@ def test_spout_emits_acks_checkpoints_and_resumes_after_a_kill(stream, kinesis_e
     again = multilang.MultilangSpout("spouts.kinesis.KinesisSpout", conf)
     try:
         emits = again.next_until(2)
-        assert [base64.b64decode(e["tuple"][5]) for e in emits] == [b"r3", b"r4"]
+        assert [base64.b64decode(r[5]) for r in multilang.records_of(emits)] == [b"r3", b"r4"]
         for e in emits:
             again.command("ack", id=e["id"])
         again.proc.send_signal(signal.SIGTERM)  # Storm kills the task: a last checkpoint, then exit

@@ -10,14 +10,16 @@ from tests.support.samples import make_event, make_reject
 
 from bolts.sink import StoreSinkBolt
 from pistats.store.backends import open_store
+from pistats.wire import pack_rows
 
 
 def frame(message) -> bytes:
     return (json.dumps(message) + "\nend\n").encode("utf-8")
 
 
-def tuple_message(tuple_id, values, stream="default", component="sessions"):
-    return {"id": tuple_id, "comp": component, "stream": stream, "task": 7, "tuple": values}
+def tuple_message(tuple_id, rows, stream="default", component="sessions"):
+    """A batch tuple: one field, its rows packed (events, or rejects on ``rejects``)."""
+    return {"id": tuple_id, "comp": component, "stream": stream, "task": 7, "tuple": [pack_rows(rows)]}
 
 
 def tick(tuple_id):
@@ -61,6 +63,8 @@ def test_bolt_acks_after_size_and_tick_flushes(store_url, tmp_path):
         tick("tick-1"),  # age flush of e3, r0 and the sink's reject for "bad"
         tuple_message("e3-again", [make_event(3)]),  # a replay of e3
         tick("tick-2"),
+        tuple_message("e5-e9", [make_event(n) for n in range(5, 10)]),  # one batch tuple over two inserts
+        tick("tick-3"),
     ]
     replies = run_bolt(messages, conf, tmp_path)
     assert "pid" in replies[0]
@@ -70,14 +74,14 @@ def test_bolt_acks_after_size_and_tick_flushes(store_url, tmp_path):
     assert ("sync", None) in commands  # the heartbeat was answered
     assert acked[:3] == ["e0", "e1", "e2"]
     assert sorted(acked[3:6]) == ["bad", "e3", "r0"]
-    assert acked[6:] == ["tick-1", "e3-again", "tick-2"]  # ticks acked too: ShellBolt holds them until then
+    assert acked[6:] == ["tick-1", "e3-again", "tick-2", "e5-e9", "tick-3"]  # ticks acked too: ShellBolt holds them
     store = open_store(store_url, env={})
     try:
         events = store.query(f"SELECT event_id, count() FROM {store.database}.events FINAL GROUP BY event_id ORDER BY event_id")
         rejects = store.query(f"SELECT stage, reason FROM {store.database}.events_rejected FINAL ORDER BY stage")
     finally:
         store.close()
-    assert events == [("ev-0", 1), ("ev-1", 1), ("ev-2", 1), ("ev-3", 1)]
+    assert events == [(f"ev-{n}", 1) for n in range(10) if n != 4]
     assert rejects == [("parse", "bad_json"), ("sink", "schema")]
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from pistats.kinesis.microbatch import bucket_of
+from pistats.wire import unpack, unpack_rows
 from spouts.kinesis import KinesisSpout
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -68,11 +70,12 @@ class MultilangSpout:
                 emits.append(message)
 
     def next_until(self, count: int, max_calls: int = 500) -> list[dict]:
-        """Call next until ``count`` emits arrived (the spout fetches in the background)."""
+        """Call next until emits holding ``count`` records (or dead letters) arrived (the spout
+        fetches in the background)."""
         emits: list[dict] = []
         for _ in range(max_calls):
             emits += self.command("next")
-            if len(emits) >= count:
+            if sum(len(rows_of(emit)) for emit in emits) >= count:
                 return emits
             time.sleep(0.01)  # Storm's ShellSpout idles between empty nexts too
         return emits
@@ -86,6 +89,17 @@ class MultilangSpout:
             self.proc.kill()
             self.proc.wait()
         self.proc.stdout.close()
+
+
+def rows_of(emit: dict) -> list:
+    """The records of a batch tuple (``RECORD_FIELDS`` lists) or the dead letters of a rejects tuple."""
+    if emit.get("stream") == "rejects":
+        return unpack_rows(emit["tuple"][-1])
+    return unpack(emit["tuple"][-1])
+
+
+def records_of(emits: list[dict]) -> list[list]:
+    return [record for emit in emits if emit.get("stream") != "rejects" for record in rows_of(emit)]
 
 
 # --- a spout over a recorded stream, for the child process ---------------------------------------
@@ -142,59 +156,78 @@ def spout_process():
         spout.close()
 
 
-def test_emits_records_as_tuples_with_ids_and_acks_them(spout_process):
-    spout = spout_process(records=3)
+def test_emits_records_in_per_user_bucket_batches_and_acks_them(spout_process):
+    spout = spout_process(records=3, buckets=4)
     assert spout.command("activate") == []
     emits = spout.next_until(6)
-    assert len(emits) == 6
-    first = next(e for e in emits if e["tuple"][0] == "shardId-000000000000" and e["tuple"][2] == 0
-                 and e["tuple"][1] == str(BASE))
-    shard_id, seq, subseq, key, arrival_ms, data_b64 = first["tuple"]
-    assert first["id"] == f"{shard_id}|{seq}|{subseq}"
-    assert (key, arrival_ms) == ("user0", int(T0.timestamp() * 1000))
+    records = records_of(emits)
+    assert len(records) == 6
+    for emit in emits:
+        assert "stream" not in emit or emit["stream"] in (None, "default")
+        bucket = emit["tuple"][0]
+        assert {bucket_of(record[3], 4) for record in rows_of(emit)} == {bucket}
+    assert len({emit["id"] for emit in emits}) == len(emits)
+    first = next(r for r in records if r[0] == "shardId-000000000000" and r[1] == str(BASE))
+    shard_id, seq, subseq, key, arrival_ms, data_b64 = first
+    assert (subseq, key, arrival_ms) == (0, "user0", int(T0.timestamp() * 1000))
     assert json.loads(base64.b64decode(data_b64)) == {"n": 0, "i": 0}
-    assert "stream" not in first or first["stream"] in (None, "default")
     # bad bytes are emitted as they are: rejecting them is the parse bolt's job
-    assert base64.b64decode(next(e for e in emits if e["tuple"][1] == str(BASE + 2))["tuple"][5]) == BAD[0]
+    assert base64.b64decode(next(r for r in records if r[1] == str(BASE + 2))[5]) == BAD[0]
+    # within a shard, records keep their order (per bucket, and so per user)
+    for emit in emits:
+        by_shard = {}
+        for record in rows_of(emit):
+            by_shard.setdefault(record[0], []).append(int(record[1]))
+        assert all(seqs == sorted(seqs) for seqs in by_shard.values())
     for e in emits:
         assert spout.command("ack", id=e["id"]) == []
     assert spout.command("next") == []
 
 
-def test_next_emits_a_small_batch_per_call(spout_process):
+def test_next_takes_at_most_emit_batch_records_per_call(spout_process):
     spout = spout_process(records=10)
     emits = spout.next_until(1)
-    assert 1 <= len(emits) <= 4
+    assert 1 <= len(records_of(emits)) <= 4
 
 
-def test_fail_replays_then_dead_letters_on_the_rejects_stream(spout_process):
-    spout = spout_process(records=1)
+def test_batches_hold_at_most_batch_records(spout_process):
+    spout = spout_process(records=10, buckets=1, batch_records=3, emit_batch=20)
+    emits = spout.next_until(20)
+    assert len(records_of(emits)) == 20
+    assert max(len(rows_of(emit)) for emit in emits) == 3
+
+
+def test_fail_replays_the_batch_then_dead_letters_on_the_rejects_stream(spout_process):
+    spout = spout_process(records=1, buckets=1)
     emits = spout.next_until(2)
     victim = emits[0]
+    victim_records = rows_of(victim)
     assert spout.command("fail", id=victim["id"]) == []
-    replayed = spout.next_until(1)
-    assert [e["id"] for e in replayed] == [victim["id"]]
-    assert replayed[0]["tuple"] == victim["tuple"]
-    spout.command("fail", id=victim["id"])  # retries=1: this failure dead-letters it
-    dead = spout.next_until(1)
-    assert dead[0]["stream"] == "rejects"
-    assert dead[0]["id"] == victim["id"] + "|dead"
-    (reject,) = dead[0]["tuple"]
-    shard_id, seq, subseq = victim["id"].split("|")
-    assert reject["reason"] == "max_retries" and reject["stage"] == "spout"
-    assert (reject["kinesis_shard"], reject["kinesis_seq"], reject["kinesis_subseq"]) == (shard_id, seq, int(subseq))
-    assert reject["raw_b64"] == victim["tuple"][5]
-    assert set(reject) == {"reason", "stage", "field", "detail", "raw_b64", "kinesis_shard", "kinesis_seq",
-                           "kinesis_subseq", "client_id", "rejected_at"}
-    assert datetime.fromisoformat(reject["rejected_at"].replace("Z", "+00:00")).tzinfo is not None
-    assert spout.command("ack", id=dead[0]["id"]) == []
+    replayed = spout.next_until(len(victim_records))
+    assert records_of(replayed) == victim_records  # the same records, under a new tuple id
+    assert replayed[0]["id"] != victim["id"]
+    for emit in replayed:
+        spout.command("fail", id=emit["id"])  # retries=1: this failure dead-letters them
+    dead = spout.next_until(len(victim_records))
+    assert {emit["stream"] for emit in dead} == {"rejects"}
+    rejects = [reject for emit in dead for reject in rows_of(emit)]
+    assert len(rejects) == len(victim_records)
+    for reject, record in zip(rejects, victim_records):
+        assert reject["reason"] == "max_retries" and reject["stage"] == "spout"
+        assert (reject["kinesis_shard"], reject["kinesis_seq"], reject["kinesis_subseq"]) == tuple(record[:3])
+        assert reject["raw_b64"] == record[5]
+        assert set(reject) == {"reason", "stage", "field", "detail", "raw_b64", "kinesis_shard", "kinesis_seq",
+                               "kinesis_subseq", "client_id", "rejected_at"}
+        assert datetime.fromisoformat(reject["rejected_at"].replace("Z", "+00:00")).tzinfo is not None
+    for emit in dead:
+        assert spout.command("ack", id=emit["id"]) == []
 
 
 def test_two_tasks_read_disjoint_shards():
     spouts = [MultilangSpout("test_spout_multilang.RecordedKinesisSpout", conf(), task_id=t, tasks=2,
                              pythonpath=[Path(__file__).parent], env={"TEST_RECORDS": "2"}) for t in (1, 2)]
     try:
-        shards = [{e["tuple"][0] for e in s.next_until(2)} for s in spouts]
+        shards = [{record[0] for record in records_of(s.next_until(2))} for s in spouts]
         assert shards == [{"shardId-000000000000"}, {"shardId-000000000001"}]
     finally:
         for s in spouts:
@@ -213,7 +246,7 @@ def test_missing_stream_setting_fails_initialisation():
 
 def test_sigterm_stops_the_spout_promptly_while_it_waits_for_storm(spout_process):
     spout = spout_process(records=2)
-    assert len(spout.next_until(4)) == 4
+    assert len(records_of(spout.next_until(4))) == 4
     spout.proc.send_signal(signal.SIGTERM)
     assert spout.proc.wait(5) == 128 + signal.SIGTERM
 

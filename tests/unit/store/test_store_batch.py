@@ -53,3 +53,17 @@ def test_token_follows_keys():
     other = accumulator()
     other.add(1, ("row",), "key-2", 1, now=0.0)
     assert first.take().token == second.take().token != other.take().token
+
+
+def test_pending_tuples_ack_on_the_last_row_and_fail_once():
+    from pistats.store.batch import PendingTuples
+
+    pending = PendingTuples()
+    assert pending.expect("a", 3) == [] and pending.expect("b", 1) == [] and pending.expect("z", 0) == ["z"]
+    assert pending.stored(["a", "b"]) == ["b"]
+    assert pending.stored(["a", "a"]) == ["a"] and len(pending) == 0
+    assert pending.stored(["a"]) == []  # unknown (settled) ids settle nothing
+    pending.expect("c", 3)
+    assert pending.failed(["c"]) == ["c"]
+    assert pending.failed(["c"]) == []  # failed once only
+    assert pending.stored(["c"]) == [] and len(pending) == 0

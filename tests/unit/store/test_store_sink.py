@@ -120,3 +120,50 @@ def test_heartbeat_budget_check():
     with pytest.raises(UserError):
         check_heartbeat_budget(SinkConfig(retry_budget_s=10), server, {"topology.subprocess.timeout.secs": 15})
     check_heartbeat_budget(SinkConfig(retry_budget_s=25), StoreURL.parse("chdb:///x"), {})
+
+
+def test_a_batch_tuple_is_acked_only_when_its_last_row_is_stored():
+    store, clock = MemoryStore(), ManualClock()
+    sink = sink_for(store, clock, max_rows=3)
+    settled = sink.add_events("b1", [make_event(n) for n in range(4)])  # rows 0-2 stored, row 3 pending
+    assert len(store.rows("events")) == 3 and settled.acked == []
+    settled = sink.add_events("b2", [make_event(4), make_event(5)])  # rows 3-5: a full insert
+    assert settled.acked == ["b1", "b2"]
+    assert sink.add_events("b3", [make_event(6)]).acked == []
+    assert sink.flush_all().acked == ["b3"]
+
+
+def test_rows_of_one_tuple_in_both_tables():
+    store, clock = MemoryStore(), ManualClock()
+    sink = sink_for(store, clock, max_rows=10)
+    assert sink.add_events("b", [make_event(0), make_event(1, event_time="not a time")]).acked == []
+    assert sink.flush_all().acked == ["b"]  # acked once, after both the events and the rejects insert
+    assert len(store.rows("events")) == 1 and len(store.rows("events_rejected")) == 1
+
+
+def test_an_empty_tuple_is_acked_at_once():
+    store, clock = MemoryStore(), ManualClock()
+    assert sink_for(store, clock).add_events("empty", []).acked == ["empty"]
+
+
+def test_a_tuple_fails_once_when_one_of_its_inserts_fails():
+    store, clock = MemoryStore(fail_next=100), ManualClock()
+    sink = sink_for(store, clock, max_rows=2)
+    settled = sink.add_events("b", [make_event(n) for n in range(5)])  # two failing inserts so far
+    assert settled.failed == ["b"] and settled.acked == []
+    store.fail_next = 0
+    assert sink.flush_all().acked == []  # its last row is stored, but the tuple already failed
+
+
+def test_tuple_payloads_reads_lists_objects_and_garbage():
+    from pistats.store.sink import tuple_payloads
+    from pistats.wire import pack, pack_rows
+
+    assert tuple_payloads([pack_rows([{"a": 1}, {"b": 2}])]) == [{"a": 1, "b": None}, {"a": None, "b": 2}]
+    assert tuple_payloads([pack([{"a": 1}, "x"])]) == [None]  # not [fields, rows]
+    assert tuple_payloads([{"a": 1}]) == [{"a": 1}]
+    assert tuple_payloads([[{"a": 1}, 3]]) == [{"a": 1}, None]
+    assert tuple_payloads(["not packed"]) == [None]
+    assert tuple_payloads([pack_rows([])]) == []
+    assert tuple_payloads([]) == [None]
+    assert tuple_payloads([7]) == [None]

@@ -1,0 +1,67 @@
+"""How a micro-batch travels through Storm: its rows as JSON, deflated, as base64 text.
+
+Storm's multilang protocol is JSON, and the JVM (json-simple) spends per character: it parses
+each emit of a Python component and writes it again for the next task, escaping every quote of a
+nested JSON text. Enriched events are about 1.2 KB of JSON each, most of it the same 60 keys, so
+with one batch per tuple the JVM became the topology's largest CPU consumer again, on bytes
+rather than tuples. Deflate at level 1 shrinks a batch several times over for a few microseconds
+per row, and base64 needs no escaping (benchmarks/e2e.py; README, Benchmarks).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from typing import Any
+
+# One encoder for every batch: json.dumps with non-default options builds a new one per call.
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class WireError(ValueError):
+    """A tuple field that is not a packed batch."""
+
+
+def pack(rows: list[Any]) -> str:
+    """The tuple field carrying ``rows`` (JSON-serialisable values)."""
+    data = _COMPACT_JSON(rows).encode("utf-8", "surrogatepass")
+    return base64.b64encode(zlib.compress(data, 1)).decode("ascii")
+
+
+def unpack(text: str) -> list[Any]:
+    """Inverse of ``pack``; raises ``WireError`` for anything else."""
+    try:
+        data = zlib.decompress(base64.b64decode(text, validate=True))
+        rows = json.loads(data.decode("utf-8", "surrogatepass"))
+    except (binascii.Error, zlib.error, UnicodeDecodeError, ValueError, TypeError) as error:
+        raise WireError(f"not a packed batch: {error}") from None
+    if not isinstance(rows, list):
+        raise WireError("not a packed batch: not a list")
+    return rows
+
+
+def pack_rows(rows: list[dict[str, Any]]) -> str:
+    """``pack`` for dicts: a header of their keys and one list of values per row."""
+    if not rows:
+        return pack([[], []])
+    fields = tuple(rows[0])
+    if all(tuple(row) == fields for row in rows):
+        return pack([fields, [list(row.values()) for row in rows]])
+    # Rows of different shapes: the union of their keys, None where a row lacks one.
+    union = list(dict.fromkeys(key for row in rows for key in row))
+    return pack([union, [[row.get(key) for key in union] for row in rows]])
+
+
+def unpack_rows(text: str) -> list[dict[str, Any]]:
+    """Inverse of ``pack_rows``; raises ``WireError`` for anything else."""
+    batch = unpack(text)
+    if len(batch) != 2 or not isinstance(batch[0], list) or not isinstance(batch[1], list):
+        raise WireError("not a packed batch of rows: not [fields, rows]")
+    fields, rows = batch
+    if not all(isinstance(field, str) for field in fields):
+        raise WireError("not a packed batch of rows: a field name is not text")
+    if not all(isinstance(row, list) and len(row) == len(fields) for row in rows):
+        raise WireError("not a packed batch of rows: a row does not match the fields")
+    return [dict(zip(fields, row)) for row in rows]

@@ -1,0 +1,50 @@
+import base64
+import zlib
+
+import pytest
+
+from pistats.wire import WireError, pack, pack_rows, unpack, unpack_rows
+
+
+def test_round_trip_keeps_every_json_value():
+    rows = [{"event_id": "é\u2028\ud800", "n": 1, "x": 1.5, "ok": True, "none": None}, ["a", 2], "text"]
+    assert unpack(pack(rows)) == rows
+
+
+def test_packed_text_needs_no_json_escaping_and_is_smaller():
+    rows = [{"client_id": "c1", "user_id": f"u{n}", "geo_country": "SE", "device_type": "mobile"} for n in range(100)]
+    packed = pack(rows)
+    assert packed.isascii() and '"' not in packed and "\\" not in packed
+    assert len(packed) < len(str(rows)) / 3
+
+
+@pytest.mark.parametrize("text", [
+    "not base64!",
+    base64.b64encode(b"not deflated").decode(),
+    base64.b64encode(zlib.compress(b"{not json")).decode(),
+    base64.b64encode(zlib.compress(b'{"a": 1}')).decode(),  # JSON, but not a list
+    base64.b64encode(zlib.compress(b"\xff\xfe")).decode(),
+])
+def test_anything_else_is_a_wire_error(text):
+    with pytest.raises(WireError):
+        unpack(text)
+
+
+def test_rows_travel_as_one_header_and_value_lists():
+    rows = [{"event_id": "a", "n": 1, "t": "2026-11-26T05:00:00.000000Z"}, {"event_id": "b", "n": 2, "t": None}]
+    packed = pack_rows(rows)
+    assert unpack(packed) == [["event_id", "n", "t"], [["a", 1, "2026-11-26T05:00:00.000000Z"], ["b", 2, None]]]
+    assert unpack_rows(packed) == rows
+
+
+def test_rows_of_other_shapes_arrive_whole():
+    rows = [{"a": 1, "b": 2}, {"b": 3, "a": 4}, {"c": 5}]  # another key order, another key
+    assert unpack_rows(pack_rows(rows)) == [{"a": 1, "b": 2, "c": None}, {"a": 4, "b": 3, "c": None},
+                                            {"a": None, "b": None, "c": 5}]
+    assert unpack_rows(pack_rows([])) == []
+
+
+@pytest.mark.parametrize("value", [[], [["a"]], [["a"], [[1, 2]]], [[1], [[1]]], [["a"], [{"a": 1}]], ["a", []]])
+def test_anything_but_fields_and_rows_is_a_wire_error(value):
+    with pytest.raises(WireError):
+        unpack_rows(pack(value))
