@@ -88,6 +88,35 @@ def put_live_events(client, stream: str, rate: float, seconds: float, prefix: st
     return put_times
 
 
+def process_cpu(session: int) -> dict[str, float]:
+    """CPU seconds (user + system) so far of each process of the topology's session (the JVM and
+    every Python component, named by class), this process (moto, when it is the source) and Redis."""
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = [part for part in (entry / "cmdline").read_bytes().split(b"\0") if part]
+        except OSError:
+            continue
+        if not command:  # a kernel thread
+            continue
+        if int(stat[3]) == session and command[0].endswith(b"java"):
+            name = "JVM (Storm)"
+        elif int(stat[3]) == session and any(b"streamparse_run" in part for part in command):
+            name = command[-1].decode().rsplit(".", 1)[-1]
+        elif int(entry.name) == os.getpid():
+            name = "benchmark + moto"
+        elif command[0].startswith(b"redis-server"):
+            name = "redis"
+        else:
+            continue
+        cpu[name] = cpu.get(name, 0.0) + (int(stat[11]) + int(stat[12])) / tick
+    return cpu
+
+
 def main() -> int:
     args = parse_args()
     ports = local_services.Ports.from_env()
@@ -128,9 +157,17 @@ def main() -> int:
     started = time.monotonic()
     topology = pipeline.start_local("bench")
     samples: list[tuple[float, int]] = []
+    cpu_at: dict[float, dict[str, float]] = {}
+    total = layout.total
+
+    def sample(committed: int) -> None:
+        samples.append((time.monotonic(), committed))
+        for fraction in (0.1, 0.9):
+            if fraction not in cpu_at and committed >= fraction * total:
+                cpu_at[fraction] = process_cpu(os.getsid(topology.process.pid))
+
     try:
-        pipeline.wait_until_committed(topology, 3600, lambda committed: samples.append((time.monotonic(), committed)))
-        total = layout.total
+        pipeline.wait_until_committed(topology, 3600, sample)
 
         def time_at(fraction: float) -> float:
             return next(t for t, c in samples if c >= fraction * total)
@@ -141,6 +178,11 @@ def main() -> int:
         print(f"drain: {total} records in {end - first:.1f} s after the first checkpoint "
               f"({total / (end - first):.0f} records/s)")
         print(f"sustained (10%..90% of records): {0.8 * total / (t90 - t10):.0f} records/s end to end")
+        records = 0.8 * total
+        used = {name: cpu_at[0.9].get(name, 0.0) - cpu_at[0.1].get(name, 0.0) for name in cpu_at[0.9]}
+        print(f"cpu between 10% and 90% ({os.cpu_count() * (t90 - t10):.1f} core-seconds available): " + ", ".join(
+            f"{name} {seconds:.1f} s ({seconds * 1e6 / records:.0f} us/record)"
+            for name, seconds in sorted(used.items(), key=lambda item: -item[1])))
 
         if args.latency_rate > 0:
             if not run.store_url.startswith("clickhouse"):

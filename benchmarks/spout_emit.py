@@ -4,7 +4,9 @@ memory at max_uncommitted 10k and 100k.
 The spout runs as Storm runs it (`streamparse_run`, JSON multilang over stdin/stdout) over a
 pre-filled stream (4 shards served from memory) with in-memory checkpoints, so the numbers are
 the spout's own cost, not kinesis-local's. This script plays Storm's ShellSpout: `next`
-until the spout syncs, then one `ack` command per emitted tuple (each answered with sync).
+until the spout syncs, then one `ack` command per emitted tuple (each answered with sync). A
+tuple is a micro-batch (one bucket of users per poll, the topology's defaults); records are
+counted by unpacking each one, which this stand-in's CPU figure includes.
 
     .venv/bin/python benchmarks/spout_emit.py [--records 200000] [--payload 300]
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from pistats.wire import unpack  # noqa: E402
 from spouts.kinesis import KinesisSpout  # noqa: E402
 
 T0 = datetime(2026, 11, 26, 5, 0, tzinfo=timezone.utc)
@@ -93,7 +96,7 @@ def multilang_driver():
 
 def start(driver, records: int, payload: int, max_uncommitted: int):
     conf = {"topology.name": "bench", "topology.debug": False, "pistats.kinesis.stream": "bench",
-            "pistats.kinesis.max_uncommitted": max_uncommitted, "pistats.kinesis.emit_batch": 100,
+            "pistats.kinesis.max_uncommitted": max_uncommitted,
             "pistats.kinesis.idle_poll_ms": 50, "pistats.kinesis.checkpoint_interval_ms": 1000}
     return driver("spout_emit.PrefilledKinesisSpout", conf, pythonpath=[ROOT / "benchmarks"],
                   env={"BENCH_RECORDS": str(records), "BENCH_PAYLOAD": str(payload)})
@@ -115,18 +118,20 @@ _EMIT_ID = re.compile(rb'"id": "([^"]+)"')
 _SYNC = b'{"command": "sync"}\n'
 
 
-def lean_next(spout) -> list[bytes]:
-    """`next` as a Java ShellSpout would cost it: tuple ids picked out, nothing else decoded."""
+def lean_next(spout) -> tuple[list[bytes], int]:
+    """`next` as a Java ShellSpout would cost it (tuple ids picked out), plus the records of each
+    batch counted."""
     spout.send({"command": "next"})
-    ids = []
+    ids, records = [], 0
     readline = spout.proc.stdout.readline
     while True:
         line = readline()
         if line == _SYNC:
             readline()  # "end"
-            return ids
+            return ids, records
         if line.startswith(b'{"command": "emit"'):
             ids.append(_EMIT_ID.search(line).group(1))
+            records += len(unpack(json.loads(line)["tuple"][1]))
         elif not line:
             raise EOFError("spout exited")
 
@@ -144,27 +149,30 @@ def throughput(driver, records: int, payload: int) -> None:
     spout = start(driver, records, payload, max_uncommitted=20_000)
     try:
         spout.command("activate")
-        for emit in spout.next_until(1, max_calls=2000):  # the fetchers are running
+        first = spout.next_until(1, max_calls=2000)  # the fetchers are running
+        for emit in first:
             spout.command("ack", id=emit["id"])  # an unacked tuple would hold its shard's books
-        emitted = 0
+        emitted, tuples = 0, 0
+        records -= sum(len(unpack(emit["tuple"][1])) for emit in first)
         cpu_before = cpu_seconds(spout.pid), time.process_time()
         began = time.perf_counter()
         deadline = began + 120
         empty = 0
         while emitted < records - 100 and time.perf_counter() < deadline:
-            ids = lean_next(spout)
+            ids, count = lean_next(spout)
             if not ids:
                 empty += 1
                 time.sleep(0.001)  # Storm's ShellSpout waits after an empty next
                 continue
-            emitted += len(ids)
+            emitted += count
+            tuples += len(ids)
             for tuple_id in ids:
                 lean_ack(spout, tuple_id)
         elapsed = time.perf_counter() - began
         spout_cpu = cpu_seconds(spout.pid) - cpu_before[0]
         driver_cpu = time.process_time() - cpu_before[1]
         print(f"throughput: {emitted} records emitted and acked in {elapsed:.2f} s = "
-              f"{emitted / elapsed:,.0f} records/s wall (payload {payload} B, {SHARDS} shards, "
+              f"{emitted / elapsed:,.0f} records/s wall in {tuples:,} tuples (payload {payload} B, {SHARDS} shards, "
               f"{empty} empty nexts, load average {os.getloadavg()[0]:.1f})")
         print(f"cpu: spout {spout_cpu:.2f} s = {emitted / spout_cpu:,.0f} records per spout CPU-second; "
               f"this Storm stand-in {driver_cpu:.2f} s")
@@ -182,7 +190,7 @@ def memory(driver, max_uncommitted: int, payload: int) -> None:
         stalled_since = None
         while True:
             emits = spout.command("next")
-            held += len(emits)
+            held += sum(len(unpack(emit["tuple"][1])) for emit in emits)
             if emits:
                 stalled_since = None
             elif stalled_since is None:
@@ -192,7 +200,7 @@ def memory(driver, max_uncommitted: int, payload: int) -> None:
             else:
                 time.sleep(0.005)
         peak = rss_mib(spout.pid)
-        print(f"memory: max_uncommitted={max_uncommitted:,}: {held:,} tuples held unacked (source has "
+        print(f"memory: max_uncommitted={max_uncommitted:,}: {held:,} records held unacked (source has "
               f"{records:,}); RSS {baseline:.0f} -> {peak:.0f} MiB, +{peak - baseline:.1f} MiB "
               f"= {(peak - baseline) * 2**20 / max(held, 1):,.0f} B/record (payload {payload} B)")
     finally:

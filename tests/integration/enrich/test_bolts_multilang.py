@@ -10,7 +10,6 @@ from pistats.enrich.event import EVENT_FIELDS, REJECT_FIELDS
 from datetime import datetime, timezone
 
 from bolts.enrich import EnrichBolt
-from bolts.parse import ParseBolt
 from bolts.sessions import SessionsBolt
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
@@ -62,31 +61,30 @@ def commands(messages, name):
     return [m for m in messages if m.get("command") == name]
 
 
-def test_parse_bolt_emits_a_batch_of_events_and_one_of_rejects(tmp_path):
+def test_enrich_bolt_emits_a_batch_of_events_and_one_of_rejects(tmp_path):
     batch = spout_tuple(spout_record(record("a", 0), "1"), spout_record(b"\xff", "2"), spout_record(record("b", 1), "3"))
-    sent = drive(ParseBolt, {}, [batch], tmp_path)
+    sent = drive(EnrichBolt, {}, [batch], tmp_path)
     assert sent[0] == {"pid": sent[0]["pid"]}
     emits = commands(sent, "emit")
     assert [e.get("stream", "default") for e in emits] == ["default", "rejects"]
     assert emits[0]["tuple"][0] == 5  # the bucket travels on: the next hop is grouped on it
     events, rejects = unpack_rows(emits[0]["tuple"][1]), unpack_rows(emits[1]["tuple"][0])
     assert [e["event_id"] for e in events] == ["a", "b"]
+    assert (events[0]["geo_country"], events[0]["ip"], events[0]["device_type"]) == ("SE", "89.160.20.0", "mobile")
     assert all(set(e) == set(EVENT_FIELDS) for e in events) and events[0]["event_time"] == "2026-11-26T05:00:00.000000Z"
     assert [(set(r) == set(REJECT_FIELDS), r["reason"], r["kinesis_seq"]) for r in rejects] == [(True, "bad_encoding", "2")]
     assert [e["anchors"] for e in emits] == [["t0"], ["t0"]]
     assert [a["id"] for a in commands(sent, "ack")] == ["t0"]
 
 
-def test_parse_bolt_emits_no_empty_batches(tmp_path):
-    sent = drive(ParseBolt, {}, [spout_tuple(spout_record(record("a", 0), "1"))], tmp_path)
+def test_enrich_bolt_emits_no_empty_batches(tmp_path):
+    sent = drive(EnrichBolt, {}, [spout_tuple(spout_record(record("a", 0), "1"))], tmp_path)
     assert [e.get("stream", "default") for e in commands(sent, "emit")] == ["default"]
 
 
 def test_enrich_then_sessions_bolts(tmp_path, redis_url, key_prefix):
-    parsed = drive(ParseBolt, {}, [spout_tuple(spout_record(record("a", 0), "1")),
-                                   spout_tuple(spout_record(record("b", 3), "2"))], tmp_path)
-    enrich_in = [e["tuple"] for e in commands(parsed, "emit")]
-    enriched = drive(EnrichBolt, {}, enrich_in, tmp_path)
+    enriched = drive(EnrichBolt, {}, [spout_tuple(spout_record(record("a", 0), "1")),
+                                      spout_tuple(spout_record(record("b", 3), "2"))], tmp_path)
     outputs = [e["tuple"] for e in commands(enriched, "emit")]
     assert [o[0] for o in outputs] == [5, 5]
     (first,) = unpack_rows(outputs[0][1])
@@ -103,9 +101,8 @@ def test_enrich_then_sessions_bolts(tmp_path, redis_url, key_prefix):
 
 
 def test_sessions_bolt_assigns_a_whole_batch_in_order(tmp_path, redis_url, key_prefix):
-    parsed = drive(ParseBolt, {}, [spout_tuple(*[spout_record(record(f"e{m}", m), str(m)) for m in (0, 10, 50)])],
-                   tmp_path)
-    enriched = drive(EnrichBolt, {}, [e["tuple"] for e in commands(parsed, "emit")], tmp_path)
+    enriched = drive(EnrichBolt, {}, [spout_tuple(*[spout_record(record(f"e{m}", m), str(m)) for m in (0, 10, 50)])],
+                     tmp_path)
     conf = {"pistats.redis.url": redis_url, "pistats.enrich": {"sessions": {"key_prefix": key_prefix}}}
     sessions = drive(SessionsBolt, conf, [e["tuple"] for e in commands(enriched, "emit")], tmp_path)
     (emit,) = commands(sessions, "emit")
@@ -116,8 +113,7 @@ def test_sessions_bolt_assigns_a_whole_batch_in_order(tmp_path, redis_url, key_p
 
 
 def test_sessions_bolt_fails_the_tuple_when_redis_is_down(tmp_path, key_prefix):
-    parsed = drive(ParseBolt, {}, [spout_tuple(spout_record(record("a", 0), "1"))], tmp_path)
-    enriched = drive(EnrichBolt, {}, [e["tuple"] for e in commands(parsed, "emit")], tmp_path)
+    enriched = drive(EnrichBolt, {}, [spout_tuple(spout_record(record("a", 0), "1"))], tmp_path)
     conf = {"pistats.redis.url": "redis://127.0.0.1:1/0?socket_connect_timeout=0.2",
             "pistats.enrich": {"sessions": {"key_prefix": key_prefix, "outage_budget_s": 0.3}}}
     sent = drive(SessionsBolt, conf, [e["tuple"] for e in commands(enriched, "emit")] * 2, tmp_path)
