@@ -3,7 +3,7 @@
 Inputs (see docs/store.md):
 - default stream of the sessions bolt: one field ``events``, a list of enriched events packed by
   ``pistats.wire`` (datetimes as RFC 3339 text);
-- stream ``rejects`` (from the parse bolt and the spout): one field ``rejects``, a packed list of
+- stream ``rejects`` (from the enrich bolt and the spout): one field ``rejects``, a packed list of
   rejects.
 
 Acks are manual: a tuple is acked after the inserts holding all its rows returned, failed when
