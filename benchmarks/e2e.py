@@ -175,14 +175,17 @@ def main() -> int:
         first = next(t for t, c in samples if c > 0)
         t10, t90, end = time_at(0.1), time_at(0.9), samples[-1][0]
         print(f"start-up (sparse run to first checkpoint): {first - started:.1f} s")
-        print(f"drain: {total} records in {end - first:.1f} s after the first checkpoint "
-              f"({total / (end - first):.0f} records/s)")
-        print(f"sustained (10%..90% of records): {0.8 * total / (t90 - t10):.0f} records/s end to end")
-        records = 0.8 * total
-        used = {name: cpu_at[0.9].get(name, 0.0) - cpu_at[0.1].get(name, 0.0) for name in cpu_at[0.9]}
-        print(f"cpu between 10% and 90% ({os.cpu_count() * (t90 - t10):.1f} core-seconds available): " + ", ".join(
-            f"{name} {seconds:.1f} s ({seconds * 1e6 / records:.0f} us/record)"
-            for name, seconds in sorted(used.items(), key=lambda item: -item[1])))
+        if t90 <= t10 or end <= first:
+            print(f"drain: all {total} records committed within one checkpoint interval: too few to measure a rate")
+        else:
+            print(f"drain: {total} records in {end - first:.1f} s after the first checkpoint "
+                  f"({total / (end - first):.0f} records/s)")
+            print(f"sustained (10%..90% of records): {0.8 * total / (t90 - t10):.0f} records/s end to end")
+            records = 0.8 * total
+            used = {name: cpu_at[0.9].get(name, 0.0) - cpu_at[0.1].get(name, 0.0) for name in cpu_at[0.9]}
+            print(f"cpu between 10% and 90% ({os.cpu_count() * (t90 - t10):.1f} core-seconds available): " + ", ".join(
+                f"{name} {seconds:.1f} s ({seconds * 1e6 / records:.0f} us/record)"
+                for name, seconds in sorted(used.items(), key=lambda item: -item[1])))
 
         if args.latency_rate > 0:
             if not run.store_url.startswith("clickhouse"):
