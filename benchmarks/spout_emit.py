@@ -14,7 +14,6 @@ counted by unpacking each one, which this stand-in's CPU figure includes.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -87,11 +86,10 @@ class PrefilledKinesisSpout(KinesisSpout):
 
 
 def multilang_driver():
-    spec = importlib.util.spec_from_file_location(
-        "spout_multilang", ROOT / "tests" / "unit" / "kinesis" / "test_spout_multilang.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.MultilangSpout
+    sys.path.insert(0, str(ROOT))
+    from tests.support.multilang_spout import MultilangSpout
+
+    return MultilangSpout
 
 
 def start(driver, records: int, payload: int, max_uncommitted: int):

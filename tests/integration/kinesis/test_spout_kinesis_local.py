@@ -4,20 +4,14 @@ kinesis-local and checkpointing in Redis; its worker going away, a restart, and 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
 from pistats.kinesis.config import KinesisConfig
 from pistats.kinesis.consumer import make_kinesis_client
-
-_spec = importlib.util.spec_from_file_location(
-    "spout_multilang", Path(__file__).resolve().parents[2] / "unit" / "kinesis" / "test_spout_multilang.py")
-multilang = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(multilang)
+from tests.support.multilang_spout import MultilangSpout, records_of
 
 pytestmark = pytest.mark.integration
 SHARD = "shardId-000000000000"
@@ -51,19 +45,19 @@ def test_spout_emits_acks_checkpoints_and_resumes_after_a_kill(stream, kinesis_e
     conf = spout_conf(name, kinesis_endpoint, redis_url, unique_name)
     key = f"pistats:ckpt:{unique_name}:{name}:{SHARD}"
 
-    spout = multilang.MultilangSpout("spouts.kinesis.KinesisSpout", {**conf, "pistats.kinesis.buckets": 1,
+    spout = MultilangSpout("spouts.kinesis.KinesisSpout", {**conf, "pistats.kinesis.buckets": 1,
                                                                       "pistats.kinesis.batch_records": 1})
     try:
         assert spout.command("activate") == []
         emits = spout.next_until(4)  # one record per batch tuple here, to ack and fail them one by one
-        records = multilang.records_of(emits)
+        records = records_of(emits)
         assert [r[1] for r in records] == seqs
         assert [base64.b64decode(r[5]) for r in records] == [b"r0", b"r1", b"r2", b"r3"]
         for e in emits[:2]:
             spout.command("ack", id=e["id"])
         spout.command("fail", id=emits[2]["id"])
         replay = spout.next_until(1)
-        assert multilang.records_of(replay) == [records[2]]
+        assert records_of(replay) == [records[2]]
         spout.command("ack", id=replay[0]["id"])
         deadline = time.time() + 5
         while redis_client.hget(key, "seq") != seqs[2].encode():
@@ -77,10 +71,10 @@ def test_spout_emits_acks_checkpoints_and_resumes_after_a_kill(stream, kinesis_e
     assert redis_client.hget(key, "seq") == seqs[2].encode()
 
     client.put_records(StreamName=name, Records=[{"PartitionKey": "user9", "Data": b"r4"}])
-    again = multilang.MultilangSpout("spouts.kinesis.KinesisSpout", conf)
+    again = MultilangSpout("spouts.kinesis.KinesisSpout", conf)
     try:
         emits = again.next_until(2)
-        assert [base64.b64decode(r[5]) for r in multilang.records_of(emits)] == [b"r3", b"r4"]
+        assert [base64.b64decode(r[5]) for r in records_of(emits)] == [b"r3", b"r4"]
         for e in emits:
             again.command("ack", id=e["id"])
         again.proc.send_signal(signal.SIGTERM)  # Storm kills the task: a last checkpoint, then exit

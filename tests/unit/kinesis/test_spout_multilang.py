@@ -3,7 +3,8 @@ speaking multilang JSON over stdin/stdout (handshake, activate, next, ack, fail;
 with sync). The stream is a recorded shard map (ReplaySource) and checkpoints live in memory, so
 this needs no service; tests/integration/kinesis/test_spout_kinesis_local.py runs the real wiring.
 
-`MultilangSpout` is also used by the integration test and benchmarks/spout_emit.py.
+The driver, `tests.support.multilang_spout.MultilangSpout`, is shared with the integration test
+and benchmarks/spout_emit.py.
 """
 
 from __future__ import annotations
@@ -12,95 +13,14 @@ import base64
 import json
 import os
 import signal
-import subprocess
-import sys
-import tempfile
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from pistats.kinesis.microbatch import bucket_of
-from pistats.wire import unpack, unpack_rows
 from spouts.kinesis import KinesisSpout
-
-ROOT = Path(__file__).resolve().parents[3]
-VENV_BIN = Path(sys.executable).parent
-
-
-class MultilangSpout:
-    """A spout subprocess and the Storm side of the multilang protocol."""
-
-    def __init__(self, target: str, conf: dict, *, task_id: int = 1, tasks: int = 1, pythonpath=(), env=None):
-        path = os.pathsep.join([str(ROOT / "src"), *map(str, pythonpath)])
-        self.proc = subprocess.Popen(
-            [str(VENV_BIN / "streamparse_run"), target], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            cwd=ROOT, env={**os.environ, **(env or {}), "PYTHONPATH": path})
-        self._pid_dir = tempfile.mkdtemp(prefix="spout-pids-")
-        components = {str(t): "kinesis" for t in range(1, tasks + 1)}
-        self.send({"conf": conf, "context": {"taskid": task_id, "componentid": "kinesis",
-                                             "task->component": {**components, str(tasks + 1): "__acker"}},
-                   "pidDir": self._pid_dir})
-        self.pid = self.read()["pid"]
-
-    def send(self, message: dict) -> None:
-        self.proc.stdin.write(json.dumps(message).encode() + b"\nend\n")
-        self.proc.stdin.flush()
-
-    def read(self) -> dict:
-        lines = []
-        while True:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise EOFError(f"spout exited with {self.proc.wait()}")
-            if line == b"end\n":
-                return json.loads(b"".join(lines))
-            lines.append(line)
-
-    def command(self, name: str, **fields) -> list[dict]:
-        """Send one command; return the emits it caused (logs skipped) once the spout syncs."""
-        self.send({"command": name, **fields})
-        emits = []
-        while True:
-            message = self.read()
-            if message.get("command") == "sync":
-                return emits
-            if message.get("command") == "emit":
-                emits.append(message)
-
-    def next_until(self, count: int, max_calls: int = 500) -> list[dict]:
-        """Call next until emits holding ``count`` records (or dead letters) arrived (the spout
-        fetches in the background)."""
-        emits: list[dict] = []
-        for _ in range(max_calls):
-            emits += self.command("next")
-            if sum(len(rows_of(emit)) for emit in emits) >= count:
-                return emits
-            time.sleep(0.01)  # Storm's ShellSpout idles between empty nexts too
-        return emits
-
-    def close(self) -> None:
-        if not self.proc.stdin.closed:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout.close()
-
-
-def rows_of(emit: dict) -> list:
-    """The records of a batch tuple (``RECORD_FIELDS`` lists) or the dead letters of a rejects tuple."""
-    if emit.get("stream") == "rejects":
-        return unpack_rows(emit["tuple"][-1])
-    return unpack(emit["tuple"][-1])
-
-
-def records_of(emits: list[dict]) -> list[list]:
-    return [record for emit in emits if emit.get("stream") != "rejects" for record in rows_of(emit)]
-
+from tests.support.multilang_spout import MultilangSpout, records_of, rows_of
 
 # --- a spout over a recorded stream, for the child process ---------------------------------------
 
