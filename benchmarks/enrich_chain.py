@@ -135,7 +135,7 @@ def main() -> None:
         chain = Chain(plain.parser, plain.stages, SessionEnrichment(store), timed=True, clock=time.process_time)
         report("redis sessions, new events", chain, records, args.batch)
         report("redis sessions, replays", chain, records, args.batch)
-        # The sessions bolt's way: one event per call. Users are known by now (state cache),
+        # The bolts' way before micro-batches: one event per call. Users are known by now (state cache),
         # so this is the one-round-trip path; events are new (shifted a day later).
         later = make_records(args.bolt_events, args.users, args.distinct_uas, seed=8,
                              start=NOW + timedelta(days=1))

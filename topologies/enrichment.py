@@ -1,16 +1,16 @@
-"""The pistats enrichment topology: Kinesis -> parse, geo/device/bots -> sessions -> ClickHouse.
+"""The pistats enrichment topology: Kinesis -> parse, geo, device, bots, sessions -> ClickHouse.
 
-    kinesis ─fields(bucket)─> enrich ─fields(bucket)─> sessions ──shuffle──> sink
-       │                        │                                            ▲
-       └──rejects───────────────┴──rejects───────────────────────────────────┘
+    kinesis ─fields(bucket)─> enrich ──shuffle──> sink
+       │                        │                  ▲
+       └──rejects───────────────┴──rejects─────────┘
 
 One tuple per micro-batch: the records of one bucket of users (``crc32(partition key) mod
 buckets``, see ``pistats.kinesis.microbatch``) from one poll of the spout, anchored end to end:
 a tuple tree completes only when the sink has stored every event (and reject) of the batch, and
-only then does the spout ack the batch's records, so its checkpoint may pass them. Every hop up
-to the sessions bolt is fields-grouped on the bucket, and a user's bucket never changes, so one
-user's events reach the sessions bolt in shard order even with parallel tasks: a shuffle would
-let them overtake each other, and sessions depend on order.
+only then does the spout ack the batch's records, so its checkpoint may pass them. The enrich
+bolt (the whole chain, sessions included) is fields-grouped on the bucket, and a user's bucket
+never changes, so one task owns a user and sees its events in shard order even with parallel
+tasks: a shuffle would let them overtake each other, and sessions depend on order.
 
 Parallelism per environment (``sparse run -e local`` / ``sparse submit -e cluster``); the sink
 stays at one task where the store is embedded chdb (one writer per data path) and may grow with
@@ -18,7 +18,6 @@ a ClickHouse server.
 """
 
 from bolts.enrich import EnrichBolt
-from bolts.sessions import SessionsBolt
 from bolts.sink import StoreSinkBolt
 from spouts.kinesis import KinesisSpout
 from streamparse import Grouping, Topology
@@ -46,17 +45,14 @@ class Enrichment(Topology):
     }
 
     kinesis = KinesisSpout.spec(par={"local": 1, "cluster": 2, "prod": 4})
-    # Parse, validate, geo, device and bots: stateless, CPU-bound, so it gets the most tasks.
+    # The whole chain: parse, validate, geo, device, bots (CPU-bound) and sessions (one task owns
+    # a user: per-user order and the session state stay consistent).
     enrich = EnrichBolt.spec(
         inputs={kinesis: Grouping.fields("bucket")}, par={"local": 1, "cluster": 2, "prod": 8}
     )
-    # One task owns a user: per-user order and the session state stay consistent.
-    sessions = SessionsBolt.spec(
-        inputs={enrich: Grouping.fields("bucket")}, par={"local": 1, "cluster": 2, "prod": 4}
-    )
     sink = StoreSinkBolt.spec(
         inputs={
-            sessions: Grouping.SHUFFLE,
+            enrich: Grouping.SHUFFLE,
             enrich["rejects"]: Grouping.SHUFFLE,
             kinesis["rejects"]: Grouping.SHUFFLE,
         },

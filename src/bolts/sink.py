@@ -1,7 +1,7 @@
 """The ClickHouse sink bolt: stores enriched events and rejects in batches, acks only stored tuples.
 
 Inputs (see docs/store.md):
-- default stream of the sessions bolt: one field ``events``, a list of enriched events packed by
+- default stream of the enrich bolt: one field ``events``, a list of enriched events packed by
   ``pistats.wire`` (datetimes as RFC 3339 text);
 - stream ``rejects`` (from the enrich bolt and the spout): one field ``rejects``, a packed list of
   rejects.

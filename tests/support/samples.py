@@ -2,7 +2,7 @@
 
 
 def make_event(index: int = 0, **overrides) -> dict:
-    """An enriched event as the sessions bolt emits it over multilang (datetimes as RFC 3339 text)."""
+    """An enriched event as the enrich bolt emits it over multilang (datetimes as RFC 3339 text)."""
     event = {
         "client_id": "client-a", "property_id": "prop-1", "event_id": f"ev-{index}", "event_type": "page_view",
         "user_id": f"user-{index % 5}", "event_time": "2026-11-25T10:00:00.250Z",

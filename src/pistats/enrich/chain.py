@@ -111,8 +111,8 @@ class Chain:
               with_stages: bool = True) -> Chain:
         """Open the databases and build every enrichment.
 
-        ``redis`` None means no sessions; ``with_stages`` False skips geo, device and bots (for
-        the sessions bolt, which needs none of their files).
+        ``redis`` None means no sessions; ``with_stages`` False skips geo, device and bots (to
+        compute sessions alone, as the tests' fault-free reference does).
         """
         sessions = None
         if redis is not None:

@@ -6,7 +6,7 @@ events/s on two cores, with the JVM its largest CPU consumer. So the spout emits
 records as a few tuples, one per *bucket*: ``crc32(partition key) mod buckets``. The hash is
 stable across processes and restarts (Python's ``hash()`` is salted per process), so every record
 of a user always lands in the same bucket, fields grouping on the bucket sends it to the same task
-of every bolt, and one user's events keep their shard order all the way to the sessions bolt.
+of the enrich bolt, and one user's events keep their shard order all the way to its sessions.
 
 The unit of replay is the batch: Storm acks or fails a batch tuple as a whole, and the spout acks
 or fails each of its records in the consumer's books (``InFlight``), so checkpoints still move

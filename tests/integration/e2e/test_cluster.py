@@ -1,7 +1,7 @@
 """The same topology submitted to the single-node Storm cluster, with Python processes killed.
 
 `sparse submit -e cluster` (spout parallelism 2, bolts 2) reads a 4-shard stream into a
-ClickHouse server database. Mid-run a sessions bolt subprocess and then a spout subprocess are
+ClickHouse server database. Mid-run an enrich bolt subprocess and then a spout subprocess are
 killed with SIGKILL; Storm's supervisor restarts the worker, the spout tasks take their shards
 back from the checkpoints, and the de-duplicated table equals expected.json exactly.
 """
@@ -43,11 +43,11 @@ def test_cluster_run_survives_kill_9_of_bolt_and_spout_subprocesses(pipelines, s
     pipeline.submit(**{"topology.workers": 1})
     try:
         wait_for(lambda: pipeline.committed()[0] >= 0.25 * pipeline.layout.total, "25% committed")
-        sessions = python_component_pids("bolts.sessions.SessionsBolt")
-        assert len(sessions) == 2  # parallelism 2 in the cluster environment
+        enrich = python_component_pids("bolts.enrich.EnrichBolt")
+        assert len(enrich) == 2  # parallelism 2 in the cluster environment
         first_spouts = set(python_component_pids("spouts.kinesis.KinesisSpout"))
         assert pipeline.committed()[0] < pipeline.layout.total  # the kills land mid-run
-        os.kill(sessions[0], signal.SIGKILL)
+        os.kill(enrich[0], signal.SIGKILL)
         # Storm halts the worker for a dead subprocess; the supervisor starts a new one.
         wait_for(lambda: len(set(python_component_pids("spouts.kinesis.KinesisSpout")) - first_spouts) == 2,
                  "the restarted worker's spouts")

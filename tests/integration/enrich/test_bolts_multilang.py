@@ -1,16 +1,17 @@
-"""The bolts driven through Storm's multilang protocol (pystorm over byte streams)."""
+"""The enrich bolt driven through Storm's multilang protocol (pystorm over byte streams), with
+sessions in a real Redis."""
 
 import base64
 import json
+from datetime import datetime, timezone
 from io import BytesIO
 
-from pistats import contract
-from pistats.wire import pack, unpack_rows
-from pistats.enrich.event import EVENT_FIELDS, REJECT_FIELDS
-from datetime import datetime, timezone
+import pytest
 
 from bolts.enrich import EnrichBolt
-from bolts.sessions import SessionsBolt
+from pistats import contract
+from pistats.enrich.event import EVENT_FIELDS, REJECT_FIELDS
+from pistats.wire import pack, unpack_rows
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
 ANDROID = ("Mozilla/5.0 (Linux; Android 13; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -61,62 +62,59 @@ def commands(messages, name):
     return [m for m in messages if m.get("command") == name]
 
 
-def test_enrich_bolt_emits_a_batch_of_events_and_one_of_rejects(tmp_path):
+@pytest.fixture
+def conf(redis_url, key_prefix):
+    return {"pistats.redis.url": redis_url, "pistats.enrich": {"sessions": {"key_prefix": key_prefix}}}
+
+
+def test_enrich_bolt_emits_a_batch_of_events_and_one_of_rejects(tmp_path, conf):
     batch = spout_tuple(spout_record(record("a", 0), "1"), spout_record(b"\xff", "2"), spout_record(record("b", 1), "3"))
-    sent = drive(EnrichBolt, {}, [batch], tmp_path)
+    sent = drive(EnrichBolt, conf, [batch], tmp_path)
     assert sent[0] == {"pid": sent[0]["pid"]}
     emits = commands(sent, "emit")
     assert [e.get("stream", "default") for e in emits] == ["default", "rejects"]
-    assert emits[0]["tuple"][0] == 5  # the bucket travels on: the next hop is grouped on it
-    events, rejects = unpack_rows(emits[0]["tuple"][1]), unpack_rows(emits[1]["tuple"][0])
+    events, rejects = unpack_rows(emits[0]["tuple"][0]), unpack_rows(emits[1]["tuple"][0])
     assert [e["event_id"] for e in events] == ["a", "b"]
     assert (events[0]["geo_country"], events[0]["ip"], events[0]["device_type"]) == ("SE", "89.160.20.0", "mobile")
     assert all(set(e) == set(EVENT_FIELDS) for e in events) and events[0]["event_time"] == "2026-11-26T05:00:00.000000Z"
+    assert [(e["session_index"], e["session_event_index"], e["is_new_user"]) for e in events] == [(1, 1, True), (1, 2, False)]
+    assert events[0]["first_seen_at"] == "2026-11-26T05:00:00.000000Z"
     assert [(set(r) == set(REJECT_FIELDS), r["reason"], r["kinesis_seq"]) for r in rejects] == [(True, "bad_encoding", "2")]
     assert [e["anchors"] for e in emits] == [["t0"], ["t0"]]
     assert [a["id"] for a in commands(sent, "ack")] == ["t0"]
 
 
-def test_enrich_bolt_emits_no_empty_batches(tmp_path):
-    sent = drive(EnrichBolt, {}, [spout_tuple(spout_record(record("a", 0), "1"))], tmp_path)
+def test_enrich_bolt_emits_no_empty_batches(tmp_path, conf):
+    sent = drive(EnrichBolt, conf, [spout_tuple(spout_record(record("a", 0), "1"))], tmp_path)
     assert [e.get("stream", "default") for e in commands(sent, "emit")] == ["default"]
 
 
-def test_enrich_then_sessions_bolts(tmp_path, redis_url, key_prefix):
-    enriched = drive(EnrichBolt, {}, [spout_tuple(spout_record(record("a", 0), "1")),
-                                      spout_tuple(spout_record(record("b", 3), "2"))], tmp_path)
-    outputs = [e["tuple"] for e in commands(enriched, "emit")]
-    assert [o[0] for o in outputs] == [5, 5]
-    (first,) = unpack_rows(outputs[0][1])
-    assert (first["geo_country"], first["ip"], first["device_type"]) == ("SE", "89.160.20.0", "mobile")
-    conf = {"pistats.redis.url": redis_url, "pistats.enrich": {"sessions": {"key_prefix": key_prefix}}}
-    sessions = drive(SessionsBolt, conf, outputs + [outputs[0]], tmp_path)
-    events = [event for e in commands(sessions, "emit") for event in unpack_rows(e["tuple"][0])]
+def test_sessions_across_batches_and_replays(tmp_path, conf):
+    first, second = spout_tuple(spout_record(record("a", 0), "1")), spout_tuple(spout_record(record("b", 3), "2"))
+    sent = drive(EnrichBolt, conf, [first, second, first], tmp_path)
+    events = [event for e in commands(sent, "emit") for event in unpack_rows(e["tuple"][0])]
     assert [(e["session_index"], e["session_event_index"], e["is_new_user"]) for e in events] == [
         (1, 1, True), (1, 2, False), (1, 1, True)]
     assert events[2]["session_id"] == events[0]["session_id"]  # a replay gets the fields it got before
-    assert events[0]["first_seen_at"] == "2026-11-26T05:00:00.000000Z"
-    assert [a["id"] for a in commands(sessions, "ack")] == ["t0", "t1", "t2"]
-    assert commands(sessions, "fail") == []
+    assert [a["id"] for a in commands(sent, "ack")] == ["t0", "t1", "t2"]
+    assert commands(sent, "fail") == []
 
 
-def test_sessions_bolt_assigns_a_whole_batch_in_order(tmp_path, redis_url, key_prefix):
-    enriched = drive(EnrichBolt, {}, [spout_tuple(*[spout_record(record(f"e{m}", m), str(m)) for m in (0, 10, 50)])],
-                     tmp_path)
-    conf = {"pistats.redis.url": redis_url, "pistats.enrich": {"sessions": {"key_prefix": key_prefix}}}
-    sessions = drive(SessionsBolt, conf, [e["tuple"] for e in commands(enriched, "emit")], tmp_path)
-    (emit,) = commands(sessions, "emit")
+def test_a_whole_batch_is_sessionised_in_order(tmp_path, conf):
+    sent = drive(EnrichBolt, conf, [spout_tuple(*[spout_record(record(f"e{m}", m), str(m)) for m in (0, 10, 50)])],
+                 tmp_path)
+    (emit,) = commands(sent, "emit")
     events = unpack_rows(emit["tuple"][0])
     # minutes 0 and 10 share a session; 50 is past the 30-minute gap
     assert [(e["event_id"], e["session_index"], e["session_event_index"]) for e in events] == [
         ("e0", 1, 1), ("e10", 1, 2), ("e50", 2, 1)]
 
 
-def test_sessions_bolt_fails_the_tuple_when_redis_is_down(tmp_path, key_prefix):
-    enriched = drive(EnrichBolt, {}, [spout_tuple(spout_record(record("a", 0), "1"))], tmp_path)
+def test_enrich_bolt_fails_the_tuple_when_redis_stays_down(tmp_path, key_prefix):
     conf = {"pistats.redis.url": "redis://127.0.0.1:1/0?socket_connect_timeout=0.2",
             "pistats.enrich": {"sessions": {"key_prefix": key_prefix, "outage_budget_s": 0.3}}}
-    sent = drive(SessionsBolt, conf, [e["tuple"] for e in commands(enriched, "emit")] * 2, tmp_path)
-    assert commands(sent, "emit") == []
+    batch = spout_tuple(spout_record(record("a", 0), "1"), spout_record(b"\xff", "2"))
+    sent = drive(EnrichBolt, conf, [batch, batch], tmp_path)
+    assert commands(sent, "emit") == []  # neither half-enriched events nor the reject: the replay brings both
     assert [f["id"] for f in commands(sent, "fail")] == ["t0", "t1"]
     assert commands(sent, "ack") == []
