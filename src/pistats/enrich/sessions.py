@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from redis import exceptions as redis_errors
 
-from pistats.enrich.event import parse_time
+from pistats.retry import retry_within
 
 log = logging.getLogger(__name__)
 
@@ -371,19 +371,14 @@ class RedisSessionStore:
         """Session fields for each event, in order, with ``first_seen_at`` as a datetime."""
         if not events:
             return []
-        deadline = self._monotonic() + self.config.outage_budget_s
-        delay = 0.05
-        while True:
-            try:
-                return self._assign(events)
-            except OUTAGE_ERRORS as error:
-                remaining = deadline - self._monotonic()
-                if remaining <= 0:
-                    raise
-                self.outage_retries += 1
-                log.warning("sessions: Redis unavailable (%s), retrying in %.2f s", error, min(delay, remaining))
-                self._sleep(min(delay, remaining))
-                delay = min(delay * 2, 1.0)
+
+        def waiting(error: BaseException, attempt: int, wait: float) -> None:
+            self.outage_retries += 1
+            log.warning("sessions: Redis unavailable (%s), retrying in %.2f s", error, wait)
+
+        return retry_within(lambda: self._assign(events), retry_on=OUTAGE_ERRORS,
+                            budget_s=self.config.outage_budget_s, initial_delay_s=0.05, max_delay_s=1.0,
+                            monotonic=self._monotonic, sleep=self._sleep, on_retry=waiting)
 
     def _assign(self, events: Sequence[SessionEvent]) -> list[dict[str, Any]]:
         pending = list(range(len(events)))
@@ -502,16 +497,12 @@ def decode_memo(raw: bytes | str) -> dict[str, Any]:
 
 
 def to_session_event(event: Mapping[str, Any]) -> SessionEvent:
-    """The sessionisation view of an enriched event (``event_time`` an aware datetime, or its
-    RFC 3339 wire text)."""
-    event_time = event["event_time"]
-    if isinstance(event_time, str):
-        event_time = parse_time(event_time)
+    """The sessionisation view of an enriched event (``event_time`` an aware datetime)."""
     return SessionEvent(
         client_id=event["client_id"],
         user_id=event["user_id"],
         event_id=event["event_id"],
-        time_ms=(event_time - EPOCH) // MS,
+        time_ms=(event["event_time"] - EPOCH) // MS,
     )
 
 

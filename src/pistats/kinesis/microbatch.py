@@ -38,8 +38,9 @@ class MicroBatch:
 
 
 def split(deliveries: Iterable, buckets: int, max_records: int) -> list[MicroBatch]:
-    """Group deliveries (``consumer.Delivery``: a ``message_id`` and a ``record``) by bucket, keeping their order within each bucket; a bucket with more than
-    ``max_records`` gives several batches, in order."""
+    """Group deliveries (``consumer.Delivery``: a ``message_id`` and a ``record``) by bucket,
+    keeping their order within each bucket; a bucket with more than ``max_records`` gives several
+    batches, in order."""
     if buckets < 1 or max_records < 1:
         raise ValueError("buckets and max_records must be >= 1")
     open_batches: dict[int, list] = {}

@@ -115,30 +115,31 @@ class PendingTuples:
         """One entry per stored row; returns the tuples now complete and not failed."""
         acked = []
         for tuple_id in tuple_ids:
-            entry = self._expected.get(tuple_id)
-            if entry is None:
-                continue
-            entry.rows -= 1
-            if entry.rows == 0:
-                del self._expected[tuple_id]
-                if not entry.failed:
-                    acked.append(tuple_id)
+            entry = self._count_row(tuple_id)
+            if entry is not None and entry.rows == 0 and not entry.failed:
+                acked.append(tuple_id)
         return acked
 
     def failed(self, tuple_ids) -> list:
         """One entry per row whose insert failed; returns the tuples failing now (each once)."""
         failing = []
         for tuple_id in tuple_ids:
-            entry = self._expected.get(tuple_id)
-            if entry is None:
-                continue
-            entry.rows -= 1
-            if not entry.failed:
+            entry = self._count_row(tuple_id)
+            if entry is not None and not entry.failed:
                 entry.failed = True
                 failing.append(tuple_id)
-            if entry.rows == 0:
-                del self._expected[tuple_id]
         return failing
+
+    def _count_row(self, tuple_id: Hashable) -> _Expected | None:
+        """One row of the tuple is settled; its entry (forgotten once no row is left), or None
+        for a tuple already settled."""
+        entry = self._expected.get(tuple_id)
+        if entry is None:
+            return None
+        entry.rows -= 1
+        if entry.rows == 0:
+            del self._expected[tuple_id]
+        return entry
 
     def __len__(self) -> int:
         return len(self._expected)

@@ -2,9 +2,9 @@
 
 Ack contract: a tuple (one micro-batch of rows) id appears in ``Settled.acked`` only after the
 inserts holding all its rows returned; if an insert keeps failing for ``retry_budget_s`` the ids
-of every tuple with a row in it appear in ``Settled.failed`` (the spout replays them). A replayed or retried row collapses in the
-ReplacingMergeTree (``FINAL``), and on servers with ``insert_deduplication_token`` a retried batch
-is not even stored twice.
+of every tuple with a row in it appear in ``Settled.failed`` (the spout replays them). A replayed
+or retried row collapses in the ReplacingMergeTree (``FINAL``), and on servers with
+``insert_deduplication_token`` a retried batch is not even stored twice.
 
 An event the store cannot hold (see ``pistats.store.rows``) is stored as a reject instead and its
 tuple is acked with the rejects batch: a data failure is a value, not a replay loop.
@@ -14,7 +14,6 @@ Retries block the caller: the bolt answers no heartbeat while a flush retries, s
 """
 
 from __future__ import annotations
-
 
 import logging
 import time
@@ -27,6 +26,7 @@ from pistats.store.backends import Store, StoreError
 from pistats.store.batch import Accumulator, Batch, PendingTuples
 from pistats.store.config import SinkConfig, StoreURL, store_url_from
 from pistats.store.rows import RowError, event_key, event_row, reject_for_event, reject_key, reject_row
+from pistats.retry import retry_within
 from pistats.store.schema import EVENTS, REJECTS
 from pistats.wire import WireError, unpack_rows
 
@@ -87,16 +87,17 @@ class Sink:
 
     def add_events(self, tuple_id: Hashable, events: Sequence[Mapping | None]) -> Settled:
         """Queue the enriched events of one tuple; returns what got settled by flushes this caused."""
-        settled = Settled(acked=self._tuples.expect(tuple_id, len(events)))
-        for event in events:
-            settled.extend(self._add_event(tuple_id, event))
-        return settled
+        return self._add_tuple(tuple_id, events, self._add_event)
 
     def add_rejects(self, tuple_id: Hashable, rejects: Sequence[Mapping | None]) -> Settled:
         """Queue the rejects (dead letters) of one tuple; returns what got settled by flushes this caused."""
-        settled = Settled(acked=self._tuples.expect(tuple_id, len(rejects)))
-        for reject in rejects:
-            settled.extend(self._add_reject(tuple_id, reject))
+        return self._add_tuple(tuple_id, rejects, self._add_reject)
+
+    def _add_tuple(self, tuple_id: Hashable, items: Sequence[Mapping | None],
+                   add_one: Callable[[Hashable, Mapping | None], Settled]) -> Settled:
+        settled = Settled(acked=self._tuples.expect(tuple_id, len(items)))
+        for item in items:
+            settled.extend(add_one(tuple_id, item))
         return settled
 
     def add_event(self, tuple_id: Hashable, event: Mapping | None) -> Settled:
@@ -160,25 +161,23 @@ class Sink:
     def _write(self, batch: Batch) -> bool:
         """Insert with exponential backoff until it returns or the retry budget is spent."""
         insert = self.store.insert_events if batch.table == EVENTS else self.store.insert_rejects
-        deadline = self._now() + self.config.retry_budget_s
-        delay = self.config.backoff_initial_s
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                insert(batch.rows, batch.token)
-                return True
-            except StoreError as error:
-                self.stats.insert_errors += 1
-                remaining = deadline - self._now()
-                if remaining <= 0:
-                    log.error("insert of %d rows into %s failed %d times, failing tuples: %s",
-                              len(batch), batch.table, attempt, error)
-                    return False
-                log.warning("insert of %d rows into %s failed (attempt %d), retrying: %s",
-                            len(batch), batch.table, attempt, error)
-                self._sleep(min(delay, remaining))
-                delay = min(delay * 2, self.config.backoff_max_s)
+
+        def retrying(error: BaseException, attempt: int, wait: float) -> None:
+            self.stats.insert_errors += 1
+            log.warning("insert of %d rows into %s failed (attempt %d), retrying: %s",
+                        len(batch), batch.table, attempt, error)
+
+        try:
+            retry_within(lambda: insert(batch.rows, batch.token), retry_on=StoreError,
+                         budget_s=self.config.retry_budget_s, initial_delay_s=self.config.backoff_initial_s,
+                         max_delay_s=self.config.backoff_max_s, monotonic=self._now, sleep=self._sleep,
+                         on_retry=retrying)
+        except StoreError as error:
+            self.stats.insert_errors += 1
+            log.error("insert of %d rows into %s failed for %g s, failing tuples: %s",
+                      len(batch), batch.table, self.config.retry_budget_s, error)
+            return False
+        return True
 
 
 STORE_URL_OPTION = "pistats.store.url"
