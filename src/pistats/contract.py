@@ -50,6 +50,8 @@ REQUIRED_FIELDS = ("event_id", "type", "property_id", "user_id", "timestamp")
 OPTIONAL_FIELDS = ("push_token", "notification_id", "context", "properties")
 EVENT_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 RECORD_FIELDS = ("v", "client_id", "received_at", "ip", "user_agent", "event", "clock_skew")
+_EVENT_FIELD_SET = frozenset(EVENT_FIELDS)
+_RECORD_FIELD_SET = frozenset(RECORD_FIELDS)
 
 # Known context keys and their limits (characters); other context keys are kept unchecked
 # apart from being plain, finite JSON.
@@ -109,6 +111,13 @@ def parse_timestamp(text: str) -> datetime:
     match = _RFC3339.fullmatch(text)
     if match is None:
         raise ValueError(f"not RFC 3339: {text[:40]!r}")
+    if text[-1] == "Z" and text[10] == "T":
+        # The usual shape (the SDKs and the ingest write it): datetime.fromisoformat is C, and
+        # once the pattern matched it reads a Z time exactly as the general path below does.
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass  # e.g. hour 24 or second 60: the general path says why
     year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
     micros = int((fraction or "0")[:6].ljust(6, "0"))
     try:
@@ -147,6 +156,8 @@ def _is_text(value: object) -> bool:
 
 
 def _check_text(value: object, field: str, problems: list[Problem], *, min_len=1, max_len: int) -> None:
+    if type(value) is str and min_len <= len(value) <= max_len and value.isascii():
+        return  # the usual case, decided without the checks below
     if type(value) is not str:
         problems.append(Problem(field, "not a string"))
     elif not _is_text(value):
@@ -180,6 +191,33 @@ def _check_plain_json(value: object, field: str, depth: int, problems: list[Prob
         problems.append(Problem(field, "not a JSON value"))
 
 
+def _check_sdk_text(value: object, field: str, problems: list[Problem]) -> None:
+    _check_text(value, field, problems, max_len=_SDK_TEXT_MAX)
+
+
+def _check_screen_dimension(value: object, field: str, problems: list[Problem]) -> None:
+    if type(value) is not int or not 0 <= value <= _SCREEN_DIMENSION_MAX:
+        problems.append(Problem(field, f"not an integer in 0..{_SCREEN_DIMENSION_MAX}"))
+
+
+_SDK_TEXT_KEYS = {"name": _check_sdk_text, "version": _check_sdk_text}
+_SCREEN_KEYS = {"width": _check_screen_dimension, "height": _check_screen_dimension}
+
+
+def _check_known_keys(value: dict, field: str, checks: dict, problems: list[Problem]) -> None:
+    """A context object with some known keys (each null or passing its check); other keys are
+    kept as plain JSON, one level down."""
+    for key, item in value.items():
+        check = checks.get(key)
+        if check is not None:
+            if item is not None:
+                check(item, f"{field}.{key}", problems)
+        elif not _is_text(key):
+            problems.append(Problem(field, "key with invalid unicode"))
+        else:
+            _check_plain_json(item, f"{field}.{key}", 2, problems)
+
+
 def _check_context(context: object, problems: list[Problem]) -> None:
     if type(context) is not dict:
         problems.append(Problem("context", "not an object"))
@@ -198,21 +236,12 @@ def _check_context(context: object, problems: list[Problem]) -> None:
             if type(value) is not dict:
                 problems.append(Problem(field, "not an object"))
                 continue
-            for sdk_key in ("name", "version"):
-                if value.get(sdk_key) is not None:
-                    _check_text(value[sdk_key], f"{field}.{sdk_key}", problems, max_len=_SDK_TEXT_MAX)
-            rest = {k: v for k, v in value.items() if k not in ("name", "version")}
-            _check_plain_json(rest, field, 1, problems)
+            _check_known_keys(value, field, _SDK_TEXT_KEYS, problems)
         elif key == "screen":
             if type(value) is not dict:
                 problems.append(Problem(field, "not an object"))
                 continue
-            for dimension in ("width", "height"):
-                size = value.get(dimension)
-                if size is not None and (type(size) is not int or not 0 <= size <= _SCREEN_DIMENSION_MAX):
-                    problems.append(Problem(f"{field}.{dimension}", f"not an integer in 0..{_SCREEN_DIMENSION_MAX}"))
-            rest = {k: v for k, v in value.items() if k not in ("width", "height")}
-            _check_plain_json(rest, field, 1, problems)
+            _check_known_keys(value, field, _SCREEN_KEYS, problems)
         else:
             _check_plain_json(value, field, 1, problems)
 
@@ -250,7 +279,7 @@ def validate_event(obj: object) -> list[Problem]:
         return [Problem("", "event is not a JSON object")]
     problems: list[Problem] = []
     for key in obj:
-        if key not in EVENT_FIELDS:
+        if key not in _EVENT_FIELD_SET:
             problems.append(Problem(key if _is_text(key) else "?", "unknown field"))
     for key in REQUIRED_FIELDS:
         if obj.get(key) is None:
@@ -349,6 +378,10 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
 
+# json.loads with any option builds a new decoder per call; one decoder serves every record.
+_strict_json = json.JSONDecoder(parse_constant=_reject_constant).decode
+
+
 def validate_record(obj: object) -> list[Problem]:
     """Problems of a decoded v1 record (fields dotted from the record: ``event.timestamp``).
 
@@ -358,7 +391,7 @@ def validate_record(obj: object) -> list[Problem]:
         return [Problem("", "record is not a JSON object")]
     problems: list[Problem] = []
     for key in obj:
-        if key not in RECORD_FIELDS:
+        if key not in _RECORD_FIELD_SET:
             problems.append(Problem(key if _is_text(key) else "?", "unknown field"))
     for key in RECORD_FIELDS:
         if key not in obj:
@@ -397,7 +430,7 @@ def decode_record(data: bytes) -> dict:
     except UnicodeDecodeError as error:
         raise ContractError("bad_encoding", f"not UTF-8 at byte {error.start}") from None
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
+        obj = _strict_json(text)
     except (ValueError, RecursionError) as error:
         raise ContractError("bad_json", str(error)[:200]) from None
     if type(obj) is not dict:

@@ -179,6 +179,15 @@ def test_parse_timestamp_rejects(text):
         parse_timestamp(text)
 
 
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)),
+       st.sampled_from(["", ".5", ".123", ".123456", ".1234567", ".000000000"]))
+def test_z_times_read_as_the_same_time_with_a_zero_offset(moment, fraction):
+    # A "Z" time takes a faster path than an offset time; both must give the same datetime.
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S").rjust(19, "0") + fraction
+    zulu = parse_timestamp(text + "Z")
+    assert zulu == parse_timestamp(text + "+00:00") and zulu.tzinfo == timezone.utc
+
+
 # --- records --------------------------------------------------------------------------------
 
 

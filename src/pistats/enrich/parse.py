@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
+import orjson
+
 from pistats import contract
 from pistats.enrich.device import DEVICE_KEYS
 from pistats.enrich.event import EMPTY_GEO
@@ -26,13 +28,28 @@ RECORD_TUPLE_FIELDS = (
 )
 
 # One encoder for all events: json.dumps with non-default options builds a new one per call.
-_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_STDLIB_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _compact_json(value: Any) -> str:
+    """Compact JSON of a validated context or properties object, UTF-8 kept as is.
+
+    orjson writes it about ten times faster than the standard library, and the same text apart
+    from exponents (``1e-7`` for ``1e-07``). It refuses integers beyond 64 bits, which JSON and
+    the contract allow: those values go through the standard library.
+    """
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except TypeError:
+        return _STDLIB_COMPACT_JSON(value)
 
 _DEVICE_DEFAULTS = dict(zip(DEVICE_KEYS, ("", "", "", "", "", "", "", "other", False, False)))
 _SESSION_DEFAULTS = {
     "session_id": None, "session_index": None, "session_event_index": None,
     "is_new_user": None, "first_seen_at": None,
 }
+# The later stages' fields, in event order, merged into each event in one update.
+_LATER_DEFAULTS = {**EMPTY_GEO, **_DEVICE_DEFAULTS, **_SESSION_DEFAULTS}
 
 
 @dataclass(frozen=True)
@@ -140,7 +157,7 @@ class Parser:
         event = decoded["event"]
         context = event.get("context") or {}
         sdk = context.get("sdk") if isinstance(context.get("sdk"), dict) else {}
-        return {
+        enriched = {
             "client_id": decoded["client_id"],
             "property_id": event["property_id"],
             "event_id": event["event_id"],
@@ -157,15 +174,14 @@ class Parser:
             "locale": _text(context.get("locale")),
             "sdk_name": _text(sdk.get("name")),
             "sdk_version": _text(sdk.get("version")),
-            "context_json": _COMPACT_JSON(context) if context else "{}",
-            "properties_json": _COMPACT_JSON(event["properties"]) if event.get("properties") else "{}",
+            "context_json": _compact_json(context) if context else "{}",
+            "properties_json": _compact_json(event["properties"]) if event.get("properties") else "{}",
             "clock_skew": decoded["clock_skew"],
-            **EMPTY_GEO,
-            **_DEVICE_DEFAULTS,
-            **_SESSION_DEFAULTS,
-            "enrich_errors": [],
-            "kinesis_shard": record.shard_id,
-            "kinesis_seq": record.sequence_number,
-            "kinesis_subseq": record.sub_sequence_number,
-            "processed_at": self.now(),
         }
+        enriched.update(_LATER_DEFAULTS)
+        enriched["enrich_errors"] = []
+        enriched["kinesis_shard"] = record.shard_id
+        enriched["kinesis_seq"] = record.sequence_number
+        enriched["kinesis_subseq"] = record.sub_sequence_number
+        enriched["processed_at"] = self.now()
+        return enriched

@@ -60,6 +60,17 @@ def test_valid_record_becomes_the_base_event(parser):
     assert ev["push_token"] is None and ev["device_type"] == "other" and ev["session_id"] is None
 
 
+def test_context_and_properties_are_stored_as_compact_json_with_their_exact_values(parser):
+    context = {"page_url": "https://example.com/é", "note": "tab\there \u2028 😀 \"q\" \\", "depth": [{"a": None}],
+               "ratio": 0.30000000000000004}
+    properties = {"big": 2 ** 70, "n": -3, "ok": True, "price": 1e21}
+    _, ev = parser.parse(kinesis(record_bytes(event(context=context, properties=properties))))
+    # The same text as the standard library's compact form, integers beyond 64 bits included.
+    assert ev["context_json"] == json.dumps(context, ensure_ascii=False, separators=(",", ":"))
+    assert ev["properties_json"] == json.dumps(properties, ensure_ascii=False, separators=(",", ":"))
+    assert json.loads(ev["properties_json"])["big"] == 2 ** 70
+
+
 def test_optional_context_absent(parser):
     ev = event()
     del ev["context"], ev["properties"]
