@@ -30,7 +30,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from redis import exceptions as redis_errors
 
@@ -46,8 +46,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MS = timedelta(milliseconds=1)
 
 
-@dataclass(frozen=True)
-class SessionEvent:
+# The value types below are named tuples, not frozen dataclasses: they are as immutable, and
+# several are built per event, where a frozen dataclass costs three times as much to make.
+
+
+class SessionEvent(NamedTuple):
     """What sessionisation needs from an event; ``time_ms`` is the event time."""
 
     client_id: str
@@ -60,8 +63,7 @@ class SessionEvent:
         return (self.client_id, self.user_id)
 
 
-@dataclass(frozen=True)
-class Session:
+class Session(NamedTuple):
     id: str
     index: int
     start_ms: int
@@ -70,18 +72,23 @@ class Session:
 
     def fits(self, t: int, gap_ms: int, max_len_ms: int) -> bool:
         """Whether an event at ``t`` belongs here (see the module docstring)."""
-        if not (self.start_ms - gap_ms < t < self.last_ms + gap_ms):
+        start, last = self.start_ms, self.last_ms
+        if not (start - gap_ms < t < last + gap_ms):
             return False
-        return max(self.last_ms, t) - min(self.start_ms, t) < max_len_ms
+        return (t if t > last else last) - (t if t < start else start) < max_len_ms
 
     def including(self, t: int) -> Session:
-        return Session(
-            self.id, self.index, min(self.start_ms, t), max(self.last_ms, t), self.events + 1
-        )
+        start, last = self.start_ms, self.last_ms
+        return Session(self.id, self.index, t if t < start else start, t if t > last else last, self.events + 1)
 
 
-@dataclass(frozen=True)
-class UserState:
+def _session_json(session: Session | None) -> str:
+    if session is None:
+        return "null"
+    return f'["{session.id}",{session.index},{session.start_ms},{session.last_ms},{session.events}]'
+
+
+class UserState(NamedTuple):
     """One user's sessionisation state. ``version`` counts writes (for compare-and-set)."""
 
     first_seen_ms: int
@@ -91,16 +98,14 @@ class UserState:
     version: int = 0
 
     def to_json(self, version: int | None = None) -> str:
-        """Compact JSON; ``version`` overrides ``self.version`` (the store writes the next one).
+        """Compact JSON, ``ver`` first (the write script reads it there); ``version`` overrides
+        ``self.version`` (the store writes the next one).
 
         Formatted by hand: every value is an int or a hex id, and this runs once per user per batch.
         """
-        def session(s: Session | None) -> str:
-            return "null" if s is None else f'["{s.id}",{s.index},{s.start_ms},{s.last_ms},{s.events}]'
-
         return (
             f'{{"ver":{self.version if version is None else version},"first":{self.first_seen_ms},'
-            f'"n":{self.sessions},"cur":{session(self.current)},"prev":{session(self.previous)}}}'
+            f'"n":{self.sessions},"cur":{_session_json(self.current)},"prev":{_session_json(self.previous)}}}'
         )
 
     @classmethod
@@ -135,7 +140,7 @@ def assign_session(
         fields = _fields(session, is_new_user=True, first_seen_ms=t)
         return UserState(first_seen_ms=t, sessions=1, current=session), fields
 
-    first_seen = min(state.first_seen_ms, t)
+    first_seen = t if t < state.first_seen_ms else state.first_seen_ms
     current, previous, sessions = state.current, state.previous, state.sessions
     if current.fits(t, gap_ms, max_len_ms):
         current = joined = current.including(t)
@@ -191,15 +196,21 @@ def assign_batch(
     out: list[dict[str, Any]] = []
     replays = 0
     for event in events:
-        user = event.user
-        remembered = new_memo.get(user, {}).get(event.event_id) or memo.get(user, {}).get(event.event_id)
+        user, event_id = event.user, event.event_id
+        seen = new_memo.get(user)
+        remembered = seen.get(event_id) if seen else None
+        if remembered is None and memo:
+            remembered = memo.get(user, {}).get(event_id)
         if remembered is not None:
             out.append(remembered)
             replays += 1
             continue
         state, fields = assign_session(current.get(user), event, gap_ms, max_len_ms)
         current[user] = changed[user] = state
-        new_memo.setdefault(user, {})[event.event_id] = fields
+        if seen is None:
+            new_memo[user] = {event_id: fields}
+        else:
+            seen[event_id] = fields
         out.append(fields)
     return BatchResult(out, changed, new_memo, replays)
 
@@ -275,41 +286,62 @@ return cjson.encode({states, now, before})
 """
 
 # WRITE_SCRIPT: ARGV[1] = JSON [state key prefix, memo key now, memo key before, state TTL,
-# memo TTL, [[user tag, expected version, new state JSON, [memo field, value, ...]], ...]].
+# memo TTL, [[user tag, expected version, new state JSON, [memo field, value, ...], cached], ...]].
 # A user is skipped, state and memo alike, and its position (1-based) returned for a retry when
-# its state changed since it was read (version differs) or one of its events is already in the
-# memo (the state came from the local cache, which does not know about replays); every other
-# user is written.
+# its state changed since it was read (version differs) or, for a user whose state came from the
+# local cache (``cached``), one of its events is already in the memo: the cache does not know
+# about replays. A user read in this batch needs no memo check: its memo entries were read with
+# its state, and any later memo write for it came with a state write, which the version shows.
+# Every other user is written. Reads are one MGET and two HMGETs per batch, not calls per user;
+# ``unpack`` is limited by Lua's C stack, hence the slices of 4,000.
 WRITE_SCRIPT = """
 local request = cjson.decode(ARGV[1])
 local prefix, memo_now, memo_before = request[1], request[2], request[3]
 local state_ttl, memo_ttl, users = request[4], request[5], request[6]
-local conflicts = {}
-local memo_written = false
+local keys, checked, owners = {}, {}, {}
 for i, user in ipairs(users) do
-  local key = prefix .. user[1]
-  local current = redis.call('GET', key)
-  local version = 0
-  if current then version = cjson.decode(current)['ver'] end
-  local ok = version == user[2]
-  local entries = user[4]
-  for f = 1, #entries, 2 do
-    if not ok then break end
-    if redis.call('HEXISTS', memo_now, entries[f]) == 1 or redis.call('HEXISTS', memo_before, entries[f]) == 1 then
-      ok = false
+  keys[i] = prefix .. user[1]
+  if user[5] then
+    local entries = user[4]
+    for f = 1, #entries, 2 do
+      checked[#checked + 1] = entries[f]
+      owners[#owners + 1] = i
     end
   end
-  if ok then
-    redis.call('SET', key, user[3], 'EX', state_ttl)
-    if #entries > 0 then
-      redis.call('HSET', memo_now, unpack(entries))
-      memo_written = true
-    end
+end
+local replayed = {}
+for first = 1, #checked, 4000 do
+  local last = math.min(first + 3999, #checked)
+  local now = redis.call('HMGET', memo_now, unpack(checked, first, last))
+  local before = redis.call('HMGET', memo_before, unpack(checked, first, last))
+  for j = 1, last - first + 1 do
+    if now[j] or before[j] then replayed[owners[first + j - 1]] = true end
+  end
+end
+local currents = {}
+for first = 1, #keys, 4000 do
+  local part = redis.call('MGET', unpack(keys, first, math.min(first + 3999, #keys)))
+  for j = 1, #part do currents[first + j - 1] = part[j] end
+end
+local conflicts, memo = {}, {}
+for i, user in ipairs(users) do
+  local current = currents[i]
+  local version = 0
+  if current then
+    version = tonumber(string.match(current, '^{"ver":(%d+)')) or cjson.decode(current)['ver']
+  end
+  if version == user[2] and not replayed[i] then
+    redis.call('SET', keys[i], user[3], 'EX', state_ttl)
+    local entries = user[4]
+    for f = 1, #entries do memo[#memo + 1] = entries[f] end
   else
     conflicts[#conflicts + 1] = i
   end
 end
-if memo_written then redis.call('EXPIRE', memo_now, memo_ttl) end
+for first = 1, #memo, 4000 do
+  redis.call('HSET', memo_now, unpack(memo, first, math.min(first + 3999, #memo)))
+end
+if #memo > 0 then redis.call('EXPIRE', memo_now, memo_ttl) end
 return conflicts
 """
 
@@ -409,34 +441,34 @@ class RedisSessionStore:
                 unknown.append(user)
             else:
                 states[user] = cached
+        read = set(unknown)
         if unknown:
-            wanted = set(unknown)
-            self._read_users(unknown, tags, [e for e in events if e.user in wanted], bucket, states, memo)
+            self._read_users(unknown, tags, [e for e in events if e.user in read], bucket, states, memo)
         result = assign_batch(events, states, memo, self.config.gap_s * 1000, self.config.max_length_s * 1000)
         writes = list(result.states.items())
         conflicted: set[tuple[str, str]] = set()
         if writes:
             payload = []
             for user, state in writes:
-                expected = states[user].version if states[user] is not None else 0
+                before = states[user]
+                expected = before.version if before is not None else 0
                 tag = tags[user]
                 entries: list[str] = []
-                for event_id, fields in result.memo.get(user, {}).items():
-                    entries += [tag + event_id, encode_memo(fields)]
-                payload.append([tag, expected, state.to_json(version=expected + 1), entries])
+                for event_id, fields in result.memo[user].items():
+                    entries.append(tag + event_id)
+                    entries.append(encode_memo(fields))
+                payload.append([tag, expected, state.to_json(version=expected + 1), entries, user not in read])
             request = json.dumps(
                 [self.state_prefix, self.memo_key(bucket), self.memo_key(bucket - 1),
                  self.config.state_ttl_s, 2 * self.config.memo_ttl_s, payload],
                 separators=(",", ":"),
             )
             conflicted = {writes[i - 1][0] for i in self._write(args=[request])}
-            for user, state in writes:
+            for position, (user, state) in enumerate(writes):
                 if user in conflicted:
                     self._cache.pop(user, None)
                 else:
-                    written = states[user].version + 1 if states[user] is not None else 1
-                    self._remember(user, UserState(state.first_seen_ms, state.sessions, state.current,
-                                                   state.previous, written))
+                    self._remember(user, state._replace(version=payload[position][1] + 1))
         for user in unknown:
             if user not in result.states and states.get(user) is not None:
                 self._remember(user, states[user])
