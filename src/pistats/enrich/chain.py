@@ -161,10 +161,12 @@ class Chain:
         for stage in self.stages:
             started = self.clock() if self.timed else 0.0
             fields = stage.enrich(event)
-            errors = fields.pop("enrich_errors", None)
-            event.update(fields)
-            if errors:
-                event["enrich_errors"] = [*event.get("enrich_errors", []), *errors]
+            if "enrich_errors" in fields:
+                errors = [*event.get("enrich_errors", []), *fields["enrich_errors"]]
+                event.update(fields)
+                event["enrich_errors"] = errors
+            else:
+                event.update(fields)
             if self.timed:
                 self.seconds[stage.name] += self.clock() - started
         return event

@@ -138,15 +138,15 @@ class DeviceEnrichment:
             raise ValueError("device.parser 'rs' needs the ua-parser-rs package")
         self.parser_name = "rs" if use_rs else "legacy"
         parse = parse_rs if use_rs else user_agents.parse
-        self._uncached = lambda text: classify(text, parse)
+        self._uncached = lambda text: dict(zip(DEVICE_KEYS, classify(text, parse)))
         self._classify = lru_cache(maxsize=config.cache_size)(self._uncached) if config.cache_size else None
 
     def enrich(self, event: Mapping[str, Any]) -> dict[str, Any]:
         user_agent = event.get("user_agent") or ""
         if not isinstance(user_agent, str):
             user_agent = str(user_agent)
-        values = self._classify(user_agent) if self._classify else self._uncached(user_agent)
-        return dict(zip(DEVICE_KEYS, values))
+        # A copy of the cached fields, which must not change when a caller changes what it got.
+        return (self._classify(user_agent) if self._classify else self._uncached(user_agent)).copy()
 
     def cache_stats(self) -> dict[str, Any]:
         """hits, misses, size and hit_rate (0.0 before any lookup) of the UA cache."""

@@ -104,11 +104,11 @@ class GeoEnrichment:
             )
         except (OSError, maxminddb.InvalidDatabaseError) as error:
             raise ValueError(f"cannot open GeoIP database: {error}") from error
-        self._lookup = lru_cache(maxsize=config.cache_size)(self._fields) if config.cache_size else self._fields
+        self._lookup = lru_cache(maxsize=config.cache_size)(self._uncached) if config.cache_size else self._uncached
 
     def cache_stats(self) -> dict[str, Any]:
         """hits, misses, size and hit_rate of the per-IP cache."""
-        if self._lookup is self._fields:
+        if not hasattr(self._lookup, "cache_info"):  # cache_size 0
             return {"hits": 0, "misses": 0, "size": 0, "hit_rate": 0.0}
         info = self._lookup.cache_info()
         total = info.hits + info.misses
@@ -123,13 +123,11 @@ class GeoEnrichment:
 
     def enrich(self, event: Mapping[str, Any]) -> dict[str, Any]:
         text = event.get("ip") or ""
-        fields = dict(self._lookup(text if isinstance(text, str) else str(text)))
+        # A copy: the cached dict must not change when a caller changes what it got.
+        fields = self._lookup(text if isinstance(text, str) else str(text)).copy()
         if "enrich_errors" in fields:
             fields["enrich_errors"] = list(fields["enrich_errors"])
         return fields
-
-    def _fields(self, text: str) -> tuple[tuple[str, Any], ...]:
-        return tuple(self._uncached(text).items())
 
     def _uncached(self, text: str) -> dict[str, Any]:
         fields = dict(EMPTY_GEO)

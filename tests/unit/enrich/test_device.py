@@ -83,3 +83,10 @@ def test_auto_prefers_rs_when_installed():
     assert DeviceEnrichment(DeviceConfig()).parser_name == "rs"
     with pytest.raises(ValueError, match="device.parser"):
         DeviceConfig(parser="fast")
+
+
+def test_cached_fields_are_fresh_copies():
+    device = DeviceEnrichment(DeviceConfig(cache_size=10))
+    first = device.enrich({"user_agent": CASES[0]["ua"]})
+    first["device_type"] = "mutated by a caller"
+    assert device.enrich({"user_agent": CASES[0]["ua"]})["device_type"] == CASES[0]["device_type"]

@@ -105,10 +105,13 @@ def test_ip_cache_gives_fresh_copies_and_reports_hits():
     geo = GeoEnrichment(GeoConfig(cache_size=10))
     first = geo.enrich({"ip": "nope"})
     first["enrich_errors"].append("mutated by a caller")
-    assert geo.enrich({"ip": "nope"})["enrich_errors"] == ["ip: malformed"]
+    first["ip"] = "mutated too"
+    again = geo.enrich({"ip": "nope"})
+    assert again["enrich_errors"] == ["ip: malformed"] and again["ip"] == ""
     geo.enrich({"ip": "8.8.8.8"})
     assert geo.cache_stats() == {"hits": 1, "misses": 2, "size": 2, "hit_rate": 0.3333}
     uncached = GeoEnrichment(GeoConfig(cache_size=0))
     assert uncached.enrich({"ip": "81.2.69.160"}) == geo.enrich({"ip": "81.2.69.160"})
+    assert uncached.cache_stats() == {"hits": 0, "misses": 0, "size": 0, "hit_rate": 0.0}
     with pytest.raises(ValueError, match="cache_size"):
         GeoConfig(cache_size=-1)
