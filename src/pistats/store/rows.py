@@ -18,6 +18,7 @@ number where text is expected, ...) raises :class:`RowError`; the sink turns it 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import math
@@ -148,7 +149,10 @@ def parse_time(value: object, field: str) -> datetime:
         raise RowError(field, f"expected a timestamp, got {type(value).__name__}")
     if value.tzinfo is None:
         raise RowError(field, "timestamp without a time zone")
-    value = value.astimezone(timezone.utc)
+    try:
+        value = value.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00, before year 1 in UTC
+        raise RowError(field, "timestamp outside 1970-01-02..2105-12-31") from None
     if not _MIN_TIME <= value < _MAX_TIME:
         raise RowError(field, "timestamp outside 1970-01-02..2105-12-31")
     return value
@@ -164,6 +168,30 @@ def epoch_ms(value: object, field: str) -> int:
 
 def from_epoch_ms(milliseconds: int) -> datetime:
     return _EPOCH + milliseconds * _MILLISECOND
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_epoch_ms(text: str) -> int | None:
+    """``epoch_ms`` of RFC 3339 text, or None when it is not storable.
+
+    Cached because parsing is the largest part of a row's cost and the times of a micro-batch
+    repeat: one ``processed_at`` per batch, one ``received_at`` per request, one ``first_seen_at``
+    per user (and all four equal for an event seen first). Pure, so a hit equals a parse.
+    """
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    # The rest is parse_time and epoch_ms for text, minus their type checks.
+    if value.tzinfo is None:
+        return None
+    try:
+        value = value.astimezone(timezone.utc)
+    except OverflowError:
+        return None
+    if not _MIN_TIME <= value < _MAX_TIME:
+        return None
+    return (value - _EPOCH) // _MILLISECOND
 
 
 class _Converter:
@@ -257,18 +285,21 @@ def _indexes(kinds: tuple[str, ...]) -> tuple[int, ...]:
 
 
 _ALL_VALUES = operator.itemgetter(*EVENT_COLUMN_NAMES)
-_TEXT_VALUES = operator.itemgetter(*_names((STR, LC)))
+# Picked from the row tuple, not the event: indexing a tuple is cheaper than looking keys up again.
+_TEXTS_OF_ROW = operator.itemgetter(*_indexes((STR, LC)))
 _TEXT_INDEXES = _indexes((STR, LC))
-_FLAG_VALUES = operator.itemgetter(*_names((BOOL,)))
+_FLAGS_OF_ROW = operator.itemgetter(*_indexes((BOOL,)))
 _FLAG_INDEXES = _indexes((BOOL,))
-_COUNT_INDEXES = _indexes((U32,))
-_NULLABLE_COUNT_INDEXES = _indexes((NU32,))
+_COUNTS_OF_ROW = operator.itemgetter(*_indexes((U32,)))
+_NULLABLE_COUNTS_OF_ROW = operator.itemgetter(*_indexes((NU32,)))
+_REQUIRED_OF_ROW = operator.itemgetter(*_REQUIRED_INDEXES)
 _COORDINATES = tuple((_EVENT_INDEX[name], limit) for name, limit in _COORDINATE_LIMIT.items())
 _TIMES = tuple((_EVENT_INDEX[name], name) for name in _names((DT,)))
 _EVENT_TIME_INDEX = _EVENT_INDEX["event_time"]
-_STR_OR_NONE = {str, type(None)}
-_TEXT_TYPES = ({str}, _STR_OR_NONE)
+_TEXT_TYPES = ({str}, {str, type(None)})
 _FLAG_TYPES = ({bool},)
+_COUNT_TYPES = ({int},)
+_FIXED_SIZE = _FIXED_COST * len(_EVENT_PLAN)
 
 
 def _event_row_fast(event: Mapping, max_string_chars: int) -> tuple[tuple, int] | None:
@@ -279,49 +310,61 @@ def _event_row_fast(event: Mapping, max_string_chars: int) -> tuple[tuple, int] 
         values = _ALL_VALUES(event)
     except (KeyError, TypeError):
         return None
-    texts = _TEXT_VALUES(event)
-    if set(map(type, texts)) not in _TEXT_TYPES or set(map(type, _FLAG_VALUES(event))) not in _FLAG_TYPES:
+    texts = _TEXTS_OF_ROW(values)
+    if set(map(type, texts)) not in _TEXT_TYPES or set(map(type, _FLAGS_OF_ROW(values))) not in _FLAG_TYPES:
         return None
-    row = list(values)
-    if None in texts:
-        for index in _TEXT_INDEXES:
-            if row[index] is None:
-                row[index] = ""
-        texts = [text for text in texts if text is not None]
-    joined = "".join(texts)
-    if not joined.isascii() or max(map(len, texts)) > max_string_chars:
+    if not all(_REQUIRED_OF_ROW(values)):
         return None
-    for index in _REQUIRED_INDEXES:
-        if not row[index]:
-            return None
-    for index in _COUNT_INDEXES:
-        value = row[index]
-        if value.__class__ is not int or not 0 <= value <= _U32_MAX:
-            return None
-    for index in _NULLABLE_COUNT_INDEXES:
-        value = row[index]
+    counts = _COUNTS_OF_ROW(values)
+    if set(map(type, counts)) not in _COUNT_TYPES or min(counts) < 0 or max(counts) > _U32_MAX:
+        return None
+    for value in _NULLABLE_COUNTS_OF_ROW(values):
         if value is not None and (value.__class__ is not int or not 0 <= value <= _U32_MAX):
             return None
+    # "" adds nothing to the text checks and None becomes ""; filter(None, ...) drops both in C.
+    present_texts = list(filter(None, texts))
+    joined = "".join(present_texts)
+    if not joined.isascii() or max(map(len, present_texts), default=0) > max_string_chars:
+        return None
+    errors = values[_ERRORS_INDEX]
+    if errors.__class__ is not list or (errors and (
+        set(map(type, errors)) != {str} or not "".join(errors).isascii()
+        or max(map(len, errors)) > max_string_chars
+    )):
+        return None
+    row = list(values)
+    if len(present_texts) != len(texts):
+        # Only a few texts are None: find them with C-level scans rather than test all of them.
+        position = -1
+        while True:
+            try:
+                position = texts.index(None, position + 1)
+            except ValueError:
+                break
+            row[_TEXT_INDEXES[position]] = ""
     for index, limit in _COORDINATES:
         value = row[index]
         if value is not None:
             if value.__class__ not in (float, int) or not -limit <= value <= limit:  # NaN fails both
                 return None
             row[index] = float(value)
-    errors = row[_ERRORS_INDEX]
-    if errors.__class__ is not list or any(
-        error.__class__ is not str or not error.isascii() or len(error) > max_string_chars for error in errors
-    ):
-        return None
     for index in _FLAG_INDEXES:
-        row[index] = int(row[index])
-    try:
-        for index, name in _TIMES:
-            value = row[index]
-            row[index] = epoch_ms(value if value is not None else values[_EVENT_TIME_INDEX], name)
-    except RowError:
-        return None
-    size = len(joined) + 2 * len(texts) + sum(map(len, errors)) + _FIXED_COST * len(_EVENT_PLAN)
+        row[index] = 1 if row[index] else 0
+    for index, name in _TIMES:
+        value = row[index]
+        if value is None:
+            value = values[_EVENT_TIME_INDEX]
+        if value.__class__ is str:
+            milliseconds = _text_epoch_ms(value)
+            if milliseconds is None:
+                return None
+        else:
+            try:
+                milliseconds = epoch_ms(value, name)
+            except RowError:
+                return None
+        row[index] = milliseconds
+    size = len(joined) + 2 * (len(texts) - texts.count(None)) + sum(map(len, errors)) + _FIXED_SIZE
     return tuple(row), size
 
 
@@ -421,9 +464,12 @@ def reject_for_event(event: object, error: RowError, now: datetime) -> dict:
     }
 
 
+_CLIENT_ID_INDEX, _EVENT_ID_INDEX = _EVENT_INDEX["client_id"], _EVENT_INDEX["event_id"]
+
+
 def event_key(row: tuple) -> str:
     """The identity ReplacingMergeTree collapses on: (client_id, event_id)."""
-    return f"{row[_EVENT_INDEX['client_id']]}\x1f{row[_EVENT_INDEX['event_id']]}"
+    return f"{row[_CLIENT_ID_INDEX]}\x1f{row[_EVENT_ID_INDEX]}"
 
 
 def reject_key(row: tuple) -> str:

@@ -80,6 +80,7 @@ class Sink:
             table: Accumulator(table, self.config.max_rows, self.config.max_bytes, self.config.max_age_s)
             for table in (EVENTS, REJECTS)
         }
+        self._events, self._rejects = self._accumulators[EVENTS], self._accumulators[REJECTS]
         self._tuples = PendingTuples()
 
     def pending(self, table: str) -> int:
@@ -94,10 +95,10 @@ class Sink:
         return self._add_tuple(tuple_id, rejects, self._add_reject)
 
     def _add_tuple(self, tuple_id: Hashable, items: Sequence[Mapping | None],
-                   add_one: Callable[[Hashable, Mapping | None], Settled]) -> Settled:
+                   add_one: Callable[[Hashable, Mapping | None, Settled], None]) -> Settled:
         settled = Settled(acked=self._tuples.expect(tuple_id, len(items)))
         for item in items:
-            settled.extend(add_one(tuple_id, item))
+            add_one(tuple_id, item, settled)
         return settled
 
     def add_event(self, tuple_id: Hashable, event: Mapping | None) -> Settled:
@@ -108,28 +109,29 @@ class Sink:
         """``add_rejects`` of a tuple holding one reject."""
         return self.add_rejects(tuple_id, [reject])
 
-    def _add_event(self, tuple_id: Hashable, event: Mapping | None) -> Settled:
+    # The per-item steps below add what flushes settle to the caller's ``settled``: one Settled
+    # per tuple rather than per row, since this runs for every row.
+    def _add_event(self, tuple_id: Hashable, event: Mapping | None, settled: Settled) -> None:
         try:
             row, nbytes = event_row(event, self.config.max_string_chars)
         except RowError as error:
             self.stats.events_rejected_by_sink += 1
             log.warning("event not storable (%s): stored as a reject", error)
-            return self._add_reject(tuple_id, reject_for_event(event, error, self._wall_clock()))
-        return self._add(EVENTS, tuple_id, row, event_key(row), nbytes)
+            self._add_reject(tuple_id, reject_for_event(event, error, self._wall_clock()), settled)
+            return
+        self._add(self._events, tuple_id, row, event_key(row), nbytes, settled)
 
-    def _add_reject(self, tuple_id: Hashable, reject: Mapping | None) -> Settled:
+    def _add_reject(self, tuple_id: Hashable, reject: Mapping | None, settled: Settled) -> None:
         row, nbytes = reject_row(reject, self.config.max_string_chars, self._wall_clock())
-        return self._add(REJECTS, tuple_id, row, reject_key(row), nbytes)
+        self._add(self._rejects, tuple_id, row, reject_key(row), nbytes, settled)
 
-    def _add(self, table: str, tuple_id: Hashable, row: tuple, key: str, nbytes: int) -> Settled:
-        accumulator = self._accumulators[table]
-        settled = Settled()
+    def _add(self, accumulator: Accumulator, tuple_id: Hashable, row: tuple, key: str, nbytes: int,
+             settled: Settled) -> None:
         if not accumulator.fits(nbytes):
             settled.extend(self._flush(accumulator))
         accumulator.add(tuple_id, row, key, nbytes, self._now())
         if accumulator.full:
             settled.extend(self._flush(accumulator))
-        return settled
 
     def tick(self) -> Settled:
         """Flush every table whose batch is old enough (call on each tick tuple)."""

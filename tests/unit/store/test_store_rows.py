@@ -9,10 +9,12 @@ from tests.support.samples import make_event, make_reject
 from pistats.store.rows import (
     _event_row_checked,
     _event_row_fast,
+    _text_epoch_ms,
     EVENT_COLUMN_NAMES,
     REJECT_COLUMN_NAMES,
     RowError,
     dedup_token,
+    epoch_ms,
     event_key,
     event_row,
     from_epoch_ms,
@@ -166,3 +168,94 @@ def test_fast_path_takes_the_common_event(index):
     event = make_event(index)
     fast = _event_row_fast(event, LIMIT)
     assert fast is not None and fast[0] == _event_row_checked(event, LIMIT)[0]
+
+
+EDGE_CASES = [
+    {"geo_lat": None, "geo_lon": None, "geo_accuracy_km": None, "geo_asn": None},
+    {"geo_accuracy_km": 0, "geo_asn": 2**32 - 1, "session_index": 0, "kinesis_subseq": 2**32 - 1},
+    {"geo_lat": -90, "geo_lon": 180},
+    {"geo_lat": math.nan},
+    {"geo_lon": -math.inf},
+    {"user_agent": "x" * (LIMIT + 1)},
+    {"user_agent": "x" * LIMIT},
+    {"referrer": "bad\ud800", "page_url": "https://example.com/\u00e9"},
+    {"context_json": "a\x00b", "ip": "\x00"},
+    {"enrich_errors": []},
+    {"enrich_errors": ["geo:miss", "ua:unknown"]},
+    {"enrich_errors": ["e" * (LIMIT + 1)]},
+    {"enrich_errors": ["caf\u00e9"]},
+    {"push_token": None, "notification_id": None, "user_agent": None, "geo_org": None},
+    {"push_token": "", "notification_id": ""},
+    {"received_at": None, "processed_at": None, "first_seen_at": None},
+    {"event_time": "2026-11-25T12:00:00.123456+02:00", "received_at": "2026-11-25 10:00:01+00:00"},
+    {"event_time": datetime(2026, 11, 25, 10, 0, 0, 250000, tzinfo=timezone.utc)},
+    {"is_touch": True, "is_bot": 1, "clock_skew": 0},
+    {"session_index": True},
+    {"geo_asn": -1},
+    {"kinesis_subseq": 2**32},
+    {"geo_lat": "52.5"},
+]
+
+
+@pytest.mark.parametrize("overrides", EDGE_CASES)
+def test_fast_path_stores_what_the_field_by_field_path_stores(overrides):
+    """The fast path either declines or builds the very row the field-by-field path builds."""
+    event = make_event(4, **overrides)
+    fast = _event_row_fast(event, LIMIT)
+    try:
+        checked_row, _ = _event_row_checked(event, LIMIT)
+    except RowError as error:
+        assert fast is None
+        with pytest.raises(RowError, match=error.field):
+            event_row(event, LIMIT)
+        return
+    assert fast is None or fast[0] == checked_row
+    assert event_row(event, LIMIT)[0] == checked_row
+
+
+@pytest.mark.parametrize("overrides", [{}, {"enrich_errors": ["geo:miss"]}, {"geo_lat": None, "geo_asn": None}])
+def test_fast_path_takes_nulls_and_empty_errors(overrides):
+    assert _event_row_fast(make_event(1, **overrides), LIMIT) is not None
+
+
+def test_absent_texts_are_stored_as_empty_text():
+    with_none, _ = _event_row_fast(make_event(2, push_token=None, user_agent=None), LIMIT)
+    with_empty, _ = _event_row_fast(make_event(2, push_token="", user_agent=""), LIMIT)
+    assert with_none == with_empty and with_none[EVENT_COLUMN_NAMES.index("user_agent")] == ""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-25T10:00:00.250Z",
+        "2026-11-25T12:00:00.999999+02:00",
+        "2026-11-25T10:00:00.0004-00:30",
+        "2026-11-25 10:00:00+00:00",
+        "1970-01-02T00:00:00Z",
+        "2105-12-30T23:59:59.999Z",
+        "1970-01-01T23:59:59.999Z",
+        "2105-12-31T00:00:00Z",
+        "2026-11-25T10:00:00",
+        "yesterday",
+        "0001-01-01T00:00:00+01:00",  # before year 1 once in UTC
+        "9999-12-31T23:59:59-01:00",  # after year 9999 once in UTC
+        "",
+    ],
+)
+def test_cached_text_times_equal_a_fresh_parse(text):
+    try:
+        expected = epoch_ms(text, "event_time")
+    except RowError:
+        expected = None
+    assert _text_epoch_ms(text) == expected
+    assert _text_epoch_ms(text) == expected  # the cached answer
+    event = make_event(5, event_time=text or None, received_at=text, first_seen_at=text, processed_at=text)
+    fast = _event_row_fast(event, LIMIT)
+    if expected is None:
+        assert fast is None
+        with pytest.raises(RowError):
+            event_row(event, LIMIT)
+    else:
+        times = [fast[0][EVENT_COLUMN_NAMES.index(name)]
+                 for name in ("event_time", "received_at", "first_seen_at", "processed_at")]
+        assert times == [expected] * 4 and fast[0] == _event_row_checked(event, LIMIT)[0]
