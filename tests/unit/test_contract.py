@@ -22,6 +22,7 @@ from pistats.contract import (
     parse_timestamp,
     partition_key,
     validate_event,
+    validate_record,
 )
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
@@ -424,3 +425,104 @@ def test_decode_random_bytes_raises_only_contract_errors(data):
 def test_base64_round_trip_as_the_spout_emits_it():
     data = encode_record(good_record())
     assert decode_record(base64.b64decode(base64.b64encode(data)))["client_id"] == "c-1"
+
+
+# --- the plain-record fast path ------------------------------------------------------------------
+
+def _ascii(min_size=0, max_size=12):
+    return st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=min_size, max_size=max_size)
+
+
+def _upto(limit):
+    """Valid ASCII text, often exactly at ``limit`` characters."""
+    return st.sampled_from([1, limit]).map(lambda n: "x" * n) | _ascii(1)
+
+
+# Valid records of the usual shape, then the same with one field of the record, the event, its
+# context, sdk or properties made odd: past a limit, non-ASCII, a wrong type, an unknown key.
+_plain_sdk = st.fixed_dictionaries({}, optional={"name": _upto(64), "version": _upto(64)})
+_plain_context = st.fixed_dictionaries({}, optional={
+    "page_url": _upto(4096), "referrer": st.none() | _upto(4096), "locale": _upto(64), "sdk": _plain_sdk})
+_plain_properties = st.dictionaries(_upto(contract.PROPERTY_KEY_MAX),
+                                    _upto(contract.PROPERTY_VALUE_MAX) | st.integers() | st.booleans()
+                                    | st.floats(allow_nan=False, allow_infinity=False), max_size=4)
+plain_events = st.fixed_dictionaries(
+    {"event_id": _upto(contract.EVENT_ID_MAX), "type": st.sampled_from(["register", "page_view", "unsubscribe"]),
+     "property_id": _upto(contract.PROPERTY_ID_MAX), "user_id": _upto(contract.USER_ID_MAX),
+     "timestamp": st.sampled_from(["2026-11-26T05:00:00.123Z", "2026-11-26T05:00:00+01:00"])},
+    optional={"notification_id": _upto(contract.NOTIFICATION_ID_MAX), "context": _plain_context,
+              "properties": _plain_properties},
+)
+plain_records = st.fixed_dictionaries({
+    "v": st.just(1), "client_id": _upto(contract.CLIENT_ID_MAX), "received_at": st.just("2026-11-26T05:00:00.000Z"),
+    "ip": st.sampled_from(["203.0.113.9", ""]), "user_agent": _ascii(), "event": plain_events,
+    "clock_skew": st.booleans(),
+})
+_odd_values = (
+    st.none() | st.integers() | st.floats() | st.booleans() | st.lists(st.integers(), max_size=2)
+    | st.dictionaries(_ascii(), st.integers() | st.floats(), max_size=2)
+    | st.sampled_from(["", "é", "\ud800", "subscribe", "notification_click", "2026-11-26T24:00:00Z", "2026-11-26",
+                      float("nan"), float("inf")])
+)
+# Where a field can be made odd, and its length limit (None: no limit).
+_ODD_PLACES = [
+    ("record", "client_id", contract.CLIENT_ID_MAX), ("record", "received_at", None), ("record", "ip", None),
+    ("record", "user_agent", None), ("record", "clock_skew", None), ("record", "event", None), ("record", "typo", None),
+    ("event", "event_id", contract.EVENT_ID_MAX), ("event", "type", None), ("event", "property_id", contract.PROPERTY_ID_MAX),
+    ("event", "user_id", contract.USER_ID_MAX), ("event", "timestamp", None),
+    ("event", "push_token", contract.PUSH_TOKEN_MAX_BYTES), ("event", "notification_id", contract.NOTIFICATION_ID_MAX),
+    ("event", "context", None), ("event", "properties", None), ("event", "typo", None),
+    ("context", "page_url", 4096), ("context", "referrer", 4096), ("context", "locale", 64), ("context", "sdk", None),
+    ("context", "screen", None), ("context", "other", None),
+    ("sdk", "name", 64), ("sdk", "version", 64), ("sdk", "build", None),
+    ("properties", "plan", contract.PROPERTY_VALUE_MAX), ("properties", "x" * (contract.PROPERTY_KEY_MAX + 1), None),
+    ("properties", "", None), ("properties", "é", None),
+]
+
+
+def _odd_value(place):
+    limit = place[2]
+    past_limit = st.just("x" * (limit + 1)) if limit else st.nothing()
+    return st.tuples(st.just(place), past_limit | _odd_values)
+
+
+def _with_odd(record, place_and_value):
+    (where, key, _limit), value = place_and_value
+    record = json.loads(json.dumps(record))  # a deep copy
+    target = {"record": record, "event": record["event"]}.get(where)
+    if where in ("context", "properties"):
+        target = record["event"].setdefault(where, {})
+    elif where == "sdk":
+        target = record["event"].setdefault("context", {}).setdefault("sdk", {})
+    target[key] = value
+    return record
+
+
+odd_records = plain_records | st.builds(
+    _with_odd, plain_records, st.sampled_from(_ODD_PLACES).flatmap(_odd_value),
+)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(odd_records)
+def test_fast_path_never_passes_a_record_the_full_check_faults(record):
+    if contract._plainly_valid_record(record):
+        assert contract._record_problems(record) == []
+
+
+def test_a_usual_record_takes_the_fast_path():
+    event = {"event_id": "e-1", "type": "subscribe", "property_id": "site", "user_id": "u-1",
+             "timestamp": "2026-11-26T05:00:00.123Z", "push_token": "tok",
+             "context": {"page_url": "https://example.com/", "locale": "en-GB", "referrer": None,
+                         "sdk": {"name": "pistats-js", "version": "1.0.0"}},
+             "properties": {"plan": "pro", "n": 3, "ratio": 0.5, "ok": True}}
+    record = build_record(client_id="c-1", event=event, received_at=NOW, ip="203.0.113.9",
+                          user_agent="Mozilla/5.0", now=NOW)
+    assert contract._plainly_valid_record(record) and validate_record(record) == []
+    # Outside the usual shape the full check decides, with the same answer for a valid record...
+    unusual = {**record, "event": {**event, "context": {**event["context"], "screen": {"width": 390}}}}
+    assert not contract._plainly_valid_record(unusual) and validate_record(unusual) == []
+    # ...and its problems for an invalid one.
+    invalid = {**record, "event": {**event, "user_id": "x" * 129}}
+    assert not contract._plainly_valid_record(invalid)
+    assert [p.field for p in validate_record(invalid)] == ["event.user_id"]
