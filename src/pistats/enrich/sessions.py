@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
+import orjson
 from redis import exceptions as redis_errors
 
 from pistats.retry import retry_within
@@ -346,6 +347,15 @@ return conflicts
 """
 
 
+def _script_argument(request: list) -> bytes:
+    """A script's JSON argument. orjson writes it several times faster than the standard
+    library; it refuses text with lone surrogates, which the standard library escapes."""
+    try:
+        return orjson.dumps(request)
+    except TypeError:
+        return json.dumps(request, separators=(",", ":")).encode("ascii")
+
+
 class SessionConflict(RuntimeError):
     """Another writer kept changing the same users; raised after ``max_retries`` attempts."""
 
@@ -418,7 +428,7 @@ class RedisSessionStore:
         for _attempt in range(self.config.max_retries):
             fields, conflicted = self._attempt([events[i] for i in pending])
             for i, assigned in zip(pending, fields):
-                if events[i].user not in conflicted:
+                if not conflicted or events[i].user not in conflicted:
                     results[i] = self._public(assigned)
             pending = [i for i in pending if results[i] is None]
             if not pending:
@@ -458,10 +468,9 @@ class RedisSessionStore:
                     entries.append(tag + event_id)
                     entries.append(encode_memo(fields))
                 payload.append([tag, expected, state.to_json(version=expected + 1), entries, user not in read])
-            request = json.dumps(
+            request = _script_argument(
                 [self.state_prefix, self.memo_key(bucket), self.memo_key(bucket - 1),
-                 self.config.state_ttl_s, 2 * self.config.memo_ttl_s, payload],
-                separators=(",", ":"),
+                 self.config.state_ttl_s, 2 * self.config.memo_ttl_s, payload]
             )
             conflicted = {writes[i - 1][0] for i in self._write(args=[request])}
             for position, (user, state) in enumerate(writes):
@@ -479,10 +488,9 @@ class RedisSessionStore:
         """Read ``users``' states and their ``events``' memo entries into ``states`` and ``memo``."""
         self.reads += 1
         memo_fields = list(dict.fromkeys(tags[e.user] + e.event_id for e in events))
-        reply = self._read(args=[json.dumps(
+        reply = self._read(args=[_script_argument(
             [self.state_prefix, [tags[user] for user in users], self.memo_key(bucket),
-             self.memo_key(bucket - 1), memo_fields],
-            separators=(",", ":"),
+             self.memo_key(bucket - 1), memo_fields]
         )])
         # cjson writes an empty Lua table as {}: read it as "nothing found".
         raw_states, this_bucket, last_bucket = (part or [] for part in json.loads(reply))
