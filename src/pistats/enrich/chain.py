@@ -172,17 +172,55 @@ class Chain:
         return event
 
     def sessionise(self, events: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
-        if self.sessions is None or not events:
-            return events
-        started = self.clock() if self.timed else 0.0
-        assigned = self.sessions.enrich_batch(events)
-        for event, fields in zip(events, assigned):
-            event.update(fields)
-        if self.timed:
-            self.seconds["sessions"] += self.clock() - started
+        self._begin_sessions(events)()
         return events
 
+    def _begin_sessions(self, events: Sequence[dict[str, Any]]) -> Callable[[], None]:
+        """Start sessionising ``events``; the returned function finishes it (sets their fields)."""
+        if self.sessions is None or not events:
+            return lambda: None
+        started = self.clock() if self.timed else 0.0
+        finish = self.sessions.begin_batch(events)
+        if self.timed:
+            self.seconds["sessions"] += self.clock() - started
+
+        def set_fields() -> None:
+            started = self.clock() if self.timed else 0.0
+            for event, fields in zip(events, finish()):
+                event.update(fields)
+            if self.timed:
+                self.seconds["sessions"] += self.clock() - started
+
+        return set_fields
+
     def run(self, records: Iterable[KinesisRecord | UndecodableTuple]) -> tuple[list[dict], list[dict]]:
+        """All of the chain for a batch: (events, rejects), each in record order.
+
+        With sessions, the batch goes in chunks of ``sessions.chunk_events`` records: while
+        Redis runs one chunk's write script, this thread parses and enriches the next. Chunks are
+        sessionised one after another, in record order, so each user's events are assigned in
+        the order they came, exactly as for the whole batch at once. A Redis error is raised
+        here and nothing of the batch is returned.
+        """
+        records = list(records)
+        chunk = self.sessions.store.config.chunk_events if self.sessions is not None else 0
+        if not chunk or len(records) <= chunk:
+            events, rejects = self._parse_and_enrich(records)
+            self.sessionise(events)
+            return events, rejects
+        events, rejects = [], []
+        finish_previous = None
+        for start in range(0, len(records), chunk):
+            chunk_events, chunk_rejects = self._parse_and_enrich(records[start:start + chunk])
+            events += chunk_events
+            rejects += chunk_rejects
+            if finish_previous is not None:
+                finish_previous()
+            finish_previous = self._begin_sessions(chunk_events)
+        finish_previous()
+        return events, rejects
+
+    def _parse_and_enrich(self, records: Sequence[KinesisRecord | UndecodableTuple]) -> tuple[list[dict], list[dict]]:
         events, rejects = [], []
         for record in records:
             kind, value = self.parse(record)
@@ -190,7 +228,6 @@ class Chain:
                 events.append(self.enrich(value))
             else:
                 rejects.append(value)
-        self.sessionise(events)
         return events, rejects
 
     def summary(self) -> dict[str, Any]:

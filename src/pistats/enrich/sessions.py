@@ -170,12 +170,17 @@ def _fields(session: Session, *, is_new_user: bool, first_seen_ms: int) -> dict[
 
 @dataclass
 class BatchResult:
-    """``fields[i]`` for ``events[i]``; per user the state to write and the new memo entries."""
+    """``fields[i]`` for ``events[i]``; per user the state to write, the new memo entries and
+    the number of events answered from the memo (``replays`` in all)."""
 
     fields: list[dict[str, Any]]
     states: dict[tuple[str, str], UserState]
     memo: dict[tuple[str, str], dict[str, dict[str, Any]]]
-    replays: int
+    replays_by_user: dict[tuple[str, str], int]
+
+    @property
+    def replays(self) -> int:
+        return sum(self.replays_by_user.values())
 
 
 def assign_batch(
@@ -195,7 +200,7 @@ def assign_batch(
     new_memo: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     changed: dict[tuple[str, str], UserState] = {}
     out: list[dict[str, Any]] = []
-    replays = 0
+    replays: dict[tuple[str, str], int] = {}
     for event in events:
         user, event_id = event.user, event.event_id
         seen = new_memo.get(user)
@@ -204,7 +209,7 @@ def assign_batch(
             remembered = memo.get(user, {}).get(event_id)
         if remembered is not None:
             out.append(remembered)
-            replays += 1
+            replays[user] = replays.get(user, 0) + 1
             continue
         state, fields = assign_session(current.get(user), event, gap_ms, max_len_ms)
         current[user] = changed[user] = state
@@ -238,10 +243,15 @@ class SessionConfig:
     # after a restart) before its error reaches the caller, who fails the tuple. Waiting keeps
     # each user's events in order through a restart; a replay would come after later events.
     outage_budget_s: float = 10.0
+    # The chain assigns a batch's sessions this many records at a time, overlapping each chunk's
+    # write to Redis with the parsing of the next (0: the whole batch at once, no overlap).
+    chunk_events: int = 100
 
     def __post_init__(self) -> None:
         if not isinstance(self.state_cache_size, int) or self.state_cache_size < 0:
             raise ValueError(f"sessions.state_cache_size must be an integer >= 0, not {self.state_cache_size!r}")
+        if not isinstance(self.chunk_events, int) or self.chunk_events < 0:
+            raise ValueError(f"sessions.chunk_events must be an integer >= 0, not {self.chunk_events!r}")
         for name in ("gap_s", "max_length_s", "state_ttl_s", "memo_ttl_s", "max_retries"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
@@ -356,6 +366,17 @@ def _script_argument(request: list) -> bytes:
         return json.dumps(request, separators=(",", ":")).encode("ascii")
 
 
+class _Attempt(NamedTuple):
+    """A prepared read-assign-write round: the assignment, the states to cache once written
+    (versions bumped), the read states it left alone, and the write script's request (None
+    when nothing changed)."""
+
+    result: BatchResult
+    writes: list[tuple[tuple[str, str], UserState]]
+    unchanged: list[tuple[tuple[str, str], UserState]]
+    request: bytes | None
+
+
 class SessionConflict(RuntimeError):
     """Another writer kept changing the same users; raised after ``max_retries`` attempts."""
 
@@ -422,11 +443,56 @@ class RedisSessionStore:
                             budget_s=self.config.outage_budget_s, initial_delay_s=0.05, max_delay_s=1.0,
                             monotonic=self._monotonic, sleep=self._sleep, on_retry=waiting)
 
-    def _assign(self, events: Sequence[SessionEvent]) -> list[dict[str, Any]]:
+    def begin(self, events: Sequence[SessionEvent]) -> Callable[[], list[dict[str, Any]]]:
+        """Start ``assign(events)``; the returned function finishes it and returns its result.
+
+        The state reads (for users not in the cache) and the assignment happen here; the write
+        script is sent and its reply read by the returned function, so the caller can work while
+        Redis runs it (``Chain.run`` parses the next chunk). Whatever goes wrong on the way (an
+        outage, an unloaded script, a conflict) is finished by ``assign``: with the outage budget,
+        the version checks and the memo, a write that may or may not have landed is safe to redo.
+        """
+        if not events:
+            return lambda: []
+        pool = getattr(self.redis, "connection_pool", None)
+        if pool is None:  # a client without a pool (a wrapper): no overlap
+            return lambda: self.assign(events)
+        try:
+            attempt = self._prepare(events)
+        except OUTAGE_ERRORS:
+            return lambda: self.assign(events)
+        if attempt.request is None:
+            return lambda: self._assign(events, self._settle(attempt, []))
+        connection = pool.get_connection()
+        try:
+            connection.send_command("EVALSHA", self._write.sha, 0, attempt.request)
+        except OUTAGE_ERRORS:
+            pool.release(connection)
+            return lambda: self.assign(events)
+
+        def finish() -> list[dict[str, Any]]:
+            try:
+                positions = connection.read_response()
+            except (*OUTAGE_ERRORS, redis_errors.NoScriptError):
+                positions = None  # not run (no script loaded), or not known whether it ran
+            finally:
+                pool.release(connection)
+            if positions is None:
+                return self.assign(events)  # decides anew
+            return self._assign(events, self._settle(attempt, positions))
+
+        return finish
+
+    def _assign(self, events: Sequence[SessionEvent],
+                first: tuple[list[dict[str, Any]], set[tuple[str, str]]] | None = None) -> list[dict[str, Any]]:
+        """``first``: the outcome of an attempt already made for all of ``events``."""
         pending = list(range(len(events)))
         results: list[dict[str, Any] | None] = [None] * len(events)
         for _attempt in range(self.config.max_retries):
-            fields, conflicted = self._attempt([events[i] for i in pending])
+            if first is not None:
+                (fields, conflicted), first = first, None
+            else:
+                fields, conflicted = self._attempt([events[i] for i in pending])
             for i, assigned in zip(pending, fields):
                 if not conflicted or events[i].user not in conflicted:
                     results[i] = self._public(assigned)
@@ -439,6 +505,13 @@ class RedisSessionStore:
         )
 
     def _attempt(self, events: Sequence[SessionEvent]) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
+        """One read-assign-write round: (fields per event, users whose write conflicted)."""
+        attempt = self._prepare(events)
+        positions = self._write(args=[attempt.request]) if attempt.request is not None else []
+        return self._settle(attempt, positions)
+
+    def _prepare(self, events: Sequence[SessionEvent]) -> _Attempt:
+        """Read what the cache lacks, assign, and build the write script's request."""
         bucket = int((self.now() - EPOCH) / MS) // (self.config.memo_ttl_s * 1000)
         users = list(dict.fromkeys(event.user for event in events))
         tags = {user: self.user_tag(user) for user in users}
@@ -455,34 +528,41 @@ class RedisSessionStore:
         if unknown:
             self._read_users(unknown, tags, [e for e in events if e.user in read], bucket, states, memo)
         result = assign_batch(events, states, memo, self.config.gap_s * 1000, self.config.max_length_s * 1000)
-        writes = list(result.states.items())
-        conflicted: set[tuple[str, str]] = set()
-        if writes:
-            payload = []
-            for user, state in writes:
-                before = states[user]
-                expected = before.version if before is not None else 0
-                tag = tags[user]
-                entries: list[str] = []
-                for event_id, fields in result.memo[user].items():
-                    entries.append(tag + event_id)
-                    entries.append(encode_memo(fields))
-                payload.append([tag, expected, state.to_json(version=expected + 1), entries, user not in read])
+        writes: list[tuple[tuple[str, str], UserState]] = []
+        payload = []
+        for user, state in result.states.items():
+            before = states[user]
+            expected = before.version if before is not None else 0
+            tag = tags[user]
+            entries: list[str] = []
+            for event_id, fields in result.memo[user].items():
+                entries.append(tag + event_id)
+                entries.append(encode_memo(fields))
+            payload.append([tag, expected, state.to_json(version=expected + 1), entries, user not in read])
+            writes.append((user, state._replace(version=expected + 1)))
+        request = None
+        if payload:
             request = _script_argument(
                 [self.state_prefix, self.memo_key(bucket), self.memo_key(bucket - 1),
                  self.config.state_ttl_s, 2 * self.config.memo_ttl_s, payload]
             )
-            conflicted = {writes[i - 1][0] for i in self._write(args=[request])}
-            for position, (user, state) in enumerate(writes):
-                if user in conflicted:
-                    self._cache.pop(user, None)
-                else:
-                    self._remember(user, state._replace(version=payload[position][1] + 1))
-        for user in unknown:
-            if user not in result.states and states.get(user) is not None:
-                self._remember(user, states[user])
-        self.replays += result.replays
-        return result.fields, conflicted
+        unchanged = [(user, states[user]) for user in unknown if user not in result.states and states[user] is not None]
+        return _Attempt(result, writes, unchanged, request)
+
+    def _settle(self, attempt: _Attempt, conflict_positions: Sequence[int]
+                ) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
+        """Cache what was written (and what was read and left alone); forget the conflicted."""
+        conflicted = {attempt.writes[i - 1][0] for i in conflict_positions}
+        for user, written in attempt.writes:
+            if user in conflicted:
+                self._cache.pop(user, None)
+            else:
+                self._remember(user, written)
+        for user, state in attempt.unchanged:
+            self._remember(user, state)
+        # Only kept answers count: a conflicted user's events are assigned (and counted) again.
+        self.replays += sum(n for user, n in attempt.result.replays_by_user.items() if user not in conflicted)
+        return attempt.result.fields, conflicted
 
     def _read_users(self, users, tags, events, bucket, states, memo) -> None:
         """Read ``users``' states and their ``events``' memo entries into ``states`` and ``memo``."""
@@ -556,3 +636,7 @@ class SessionEnrichment:
 
     def enrich_batch(self, events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         return self.store.assign([to_session_event(event) for event in events])
+
+    def begin_batch(self, events: Iterable[Mapping[str, Any]]) -> Callable[[], list[dict[str, Any]]]:
+        """``enrich_batch`` in two steps (``RedisSessionStore.begin``): call the result for the fields."""
+        return self.store.begin([to_session_event(event) for event in events])

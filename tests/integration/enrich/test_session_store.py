@@ -228,3 +228,73 @@ def test_without_the_cache_every_batch_reads(redis_client, key_prefix):
     fields = [store.assign([ev(n * MIN, f"e{n}")])[0] for n in range(3)] + store.assign([ev(MIN, "e1")])
     assert [f["session_event_index"] for f in fields] == [1, 2, 3, 2]
     assert (store.reads, store.replays, store.conflicts) == (4, 1, 0)
+
+
+class LostReplies:
+    """Fault injection: the first ``count`` write scripts run, but their replies never arrive
+    (the connection drops after Redis executed the script), as seen by ``RedisSessionStore.begin``."""
+
+    def __init__(self, client, count):
+        self.client, self.count = client, count
+        self.connection_pool = self
+
+    def register_script(self, text):
+        return self.client.register_script(text)
+
+    def get_connection(self):
+        connection = self.client.connection_pool.get_connection()
+        if self.count:
+            self.count -= 1
+            real_read = connection.read_response
+
+            def read_then_lose(*args, **kwargs):
+                real_read(*args, **kwargs)  # the script ran
+                connection.disconnect()
+                raise redis_lib.ConnectionError("Connection closed by server.")
+
+            connection.read_response = read_then_lose
+        return connection
+
+    def release(self, connection):
+        connection.__dict__.pop("read_response", None)
+        self.client.connection_pool.release(connection)
+
+
+def test_begin_then_finish_equals_assign(redis_client, key_prefix):
+    batch = [ev(0, "a"), ev(MIN, "b"), ev(0, "x", user="u2"), ev(3 * 60 * MIN, "c"), ev(MIN, "b")]
+    plain = RedisSessionStore(redis_client, SessionConfig(key_prefix=key_prefix + ":plain"), now=lambda: NOW)
+    started = RedisSessionStore(redis_client, SessionConfig(key_prefix=key_prefix + ":begun"), now=lambda: NOW)
+    expected = plain.assign(batch)
+    assert started.begin(batch)() == expected
+    assert started.begin(batch)() == plain.assign(batch)  # the replay, from the cache and the memo
+    assert started.replays == plain.replays == 6
+
+
+def test_a_lost_reply_is_assigned_again_without_counting_twice(redis_client, key_prefix):
+    config = SessionConfig(key_prefix=key_prefix)
+    store = RedisSessionStore(LostReplies(redis_client, 1), config, now=lambda: NOW, sleep=lambda seconds: None)
+    store.assign([ev(0, "a")])  # u1 is now in the cache
+    fields = store.begin([ev(MIN, "b"), ev(0, "x", user="u2")])()
+    assert [(f["session_event_index"], f["is_new_user"]) for f in fields] == [(2, False), (1, True)]
+    # The script had run: the second try found u1's new version (a conflict) and both events in the memo.
+    assert store.conflicts == 1 and store.replays == 2
+    assert store.assign([ev(2 * MIN, "c")])[0]["session_event_index"] == 3
+
+
+def test_an_unloaded_write_script_is_loaded_and_run(redis_client, key_prefix):
+    store = RedisSessionStore(redis_client, SessionConfig(key_prefix=key_prefix), now=lambda: NOW)
+    redis_client.script_flush()  # as after a Redis restart
+    fields = store.begin([ev(0, "a"), ev(MIN, "b")])()
+    assert [f["session_event_index"] for f in fields] == [1, 2]
+    assert store.assign([ev(2 * MIN, "c")])[0]["session_event_index"] == 3
+
+
+def test_a_concurrent_writer_between_begin_and_finish_is_detected(redis_client, key_prefix):
+    config = SessionConfig(key_prefix=key_prefix)
+    other = RedisSessionStore(redis_client, config, now=lambda: NOW)
+    proxy = InterferingRedis(redis_client, lambda: other.assign([ev(0, "first")]))
+    proxy.connection_pool = redis_client.connection_pool
+    store = RedisSessionStore(proxy, config, now=lambda: NOW)
+    fields = store.begin([ev(MIN, "second")])()
+    assert store.conflicts == 1
+    assert (fields[0]["session_event_index"], fields[0]["is_new_user"]) == (2, False)
