@@ -16,6 +16,8 @@ import json
 import zlib
 from typing import Any
 
+import orjson
+
 # One encoder for every batch: json.dumps with non-default options builds a new one per call.
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -25,8 +27,16 @@ class WireError(ValueError):
 
 
 def pack(rows: list[Any]) -> str:
-    """The tuple field carrying ``rows`` (JSON-serialisable values)."""
-    data = _COMPACT_JSON(rows).encode("utf-8", "surrogatepass")
+    """The tuple field carrying ``rows`` (JSON-serialisable values).
+
+    orjson writes the JSON about ten times faster than the standard library; what it refuses (text
+    with lone surrogates, integers beyond 64 bits) the standard library writes, as before. NaN and
+    infinities, which JSON has no words for, arrive as None (the chain never produces them).
+    """
+    try:
+        data = orjson.dumps(rows)
+    except TypeError:
+        data = _COMPACT_JSON(rows).encode("utf-8", "surrogatepass")
     return base64.b64encode(zlib.compress(data, 1)).decode("ascii")
 
 

@@ -48,3 +48,9 @@ def test_rows_of_other_shapes_arrive_whole():
 def test_anything_but_fields_and_rows_is_a_wire_error(value):
     with pytest.raises(WireError):
         unpack_rows(pack(value))
+
+
+def test_values_json_cannot_write_arrive_as_written_or_as_none():
+    rows = [{"text": "lone \ud800 surrogate", "big": 2 ** 70, "small": -(2 ** 63)}]
+    assert unpack_rows(pack_rows(rows)) == rows  # written by the standard library instead
+    assert unpack_rows(pack_rows([{"lat": float("nan"), "lon": float("inf")}])) == [{"lat": None, "lon": None}]

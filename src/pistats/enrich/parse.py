@@ -75,15 +75,12 @@ class UndecodableTuple:
 def record_from_tuple(values: Sequence[Any]) -> KinesisRecord | UndecodableTuple:
     """The record carried by a spout tuple (values in ``RECORD_TUPLE_FIELDS`` order)."""
     shard_id, sequence_number, sub_sequence_number, partition_key, arrival_ms, data_b64 = values
-    record = KinesisRecord(
-        str(shard_id), str(sequence_number), int(sub_sequence_number or 0), str(partition_key),
-        arrival_ms, b"",
-    )
+    provenance = (str(shard_id), str(sequence_number), int(sub_sequence_number or 0), str(partition_key), arrival_ms)
     try:
         data = base64.b64decode(data_b64, validate=True)
     except (binascii.Error, ValueError, TypeError):
-        return UndecodableTuple(record, str(data_b64))
-    return KinesisRecord(**{**record.__dict__, "data": data})
+        return UndecodableTuple(KinesisRecord(*provenance, b""), str(data_b64))
+    return KinesisRecord(*provenance, data)
 
 
 def records_from_batch(packed: str) -> list[KinesisRecord | UndecodableTuple]:

@@ -5,7 +5,7 @@ import pytest
 
 from pistats import contract
 from pistats.enrich.chain import Chain, EnrichConfig
-from pistats.enrich.event import EVENT_FIELDS, from_wire, to_wire
+from pistats.enrich.event import EVENT_FIELDS, format_time, from_wire, to_wire
 from pistats.enrich.geo import GeoConfig
 from pistats.enrich.parse import KinesisRecord
 
@@ -91,3 +91,12 @@ def test_any_valid_record_is_enriched_without_error(chain, ip, ua, user):
     assert set(event) == set(EVENT_FIELDS) and event["device_type"] in ("desktop", "mobile", "tablet", "bot", "other")
     assert event["enrich_errors"] in ([], ["ip: malformed"])
     json.dumps(to_wire(event))
+
+
+def test_wire_times_are_utc_whatever_zone_a_time_was_cached_in():
+    from datetime import timedelta
+
+    utc = datetime(2026, 11, 26, 5, 0, 0, 250000, tzinfo=timezone.utc)
+    paris = utc.astimezone(timezone(timedelta(hours=1)))
+    assert format_time(paris) == format_time(utc) == "2026-11-26T05:00:00.250000Z"
+    assert format_time(utc.replace(microsecond=0)) == "2026-11-26T05:00:00.000000Z"
