@@ -434,12 +434,18 @@ class RedisSessionStore:
         """Session fields for each event, in order, with ``first_seen_at`` as a datetime."""
         if not events:
             return []
+        return self._within_budget(events)
+
+    def _within_budget(self, events: Sequence[SessionEvent],
+                       first: tuple[list[dict[str, Any]], set[tuple[str, str]]] | None = None) -> list[dict[str, Any]]:
+        """``_assign`` with a Redis outage waited out for ``outage_budget_s``."""
 
         def waiting(error: BaseException, attempt: int, wait: float) -> None:
             self.outage_retries += 1
             log.warning("sessions: Redis unavailable (%s), retrying in %.2f s", error, wait)
 
-        return retry_within(lambda: self._assign(events), retry_on=OUTAGE_ERRORS,
+        # A retry starts again from ``first``: its kept answers are final (settled, cached, counted).
+        return retry_within(lambda: self._assign(events, first), retry_on=OUTAGE_ERRORS,
                             budget_s=self.config.outage_budget_s, initial_delay_s=0.05, max_delay_s=1.0,
                             monotonic=self._monotonic, sleep=self._sleep, on_retry=waiting)
 
@@ -462,7 +468,7 @@ class RedisSessionStore:
         except OUTAGE_ERRORS:
             return lambda: self.assign(events)
         if attempt.request is None:
-            return lambda: self._assign(events, self._settle(attempt, []))
+            return lambda: self._within_budget(events, self._settle(attempt, []))
         connection = pool.get_connection()
         try:
             connection.send_command("EVALSHA", self._write.sha, 0, attempt.request)
@@ -479,7 +485,8 @@ class RedisSessionStore:
                 pool.release(connection)
             if positions is None:
                 return self.assign(events)  # decides anew
-            return self._assign(events, self._settle(attempt, positions))
+            # Conflicted users, if any, are assigned again, an outage then waited out as in assign.
+            return self._within_budget(events, self._settle(attempt, positions))
 
         return finish
 

@@ -298,3 +298,30 @@ def test_a_concurrent_writer_between_begin_and_finish_is_detected(redis_client, 
     fields = store.begin([ev(MIN, "second")])()
     assert store.conflicts == 1
     assert (fields[0]["session_event_index"], fields[0]["is_new_user"]) == (2, False)
+
+
+def test_an_outage_while_a_conflict_is_retried_is_waited_out(redis_client, key_prefix):
+    # begin's write conflicts (another writer came between its read and its write); the retry's
+    # own write then meets a dropped connection, which is waited out within the outage budget.
+    config = SessionConfig(key_prefix=key_prefix)
+    other = RedisSessionStore(redis_client, config, now=lambda: NOW)
+    proxy = InterferingRedis(redis_client, lambda: other.assign([ev(0, "first")]))
+    proxy.connection_pool = redis_client.connection_pool
+    real_register = proxy.register_script
+
+    class FailingOnce:
+        def __init__(self, script):
+            self.script, self.sha, self.failed = script, script.sha, False
+
+        def __call__(self, **kwargs):
+            if not self.failed:
+                self.failed = True
+                raise redis_lib.ConnectionError("Connection reset by peer")
+            return self.script(**kwargs)
+
+    proxy.register_script = lambda text: real_register(text) if text == READ_SCRIPT else FailingOnce(real_register(text))
+    store = RedisSessionStore(proxy, config, now=lambda: NOW, sleep=lambda seconds: None)
+    fields = store.begin([ev(MIN, "second"), ev(MIN, "x", user="u2")])()
+    assert store.conflicts >= 1 and store.outage_retries == 1
+    assert [(f["session_event_index"], f["is_new_user"]) for f in fields] == [(2, False), (1, True)]
+    assert fields[0]["session_id"] == session_id(ev(0, "first"))
