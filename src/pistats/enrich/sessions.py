@@ -469,12 +469,17 @@ class RedisSessionStore:
             return lambda: self.assign(events)
         if attempt.request is None:
             return lambda: self._within_budget(events, self._settle(attempt, []))
-        connection = pool.get_connection()
+        try:
+            connection = pool.get_connection()  # connects, if it was not
+        except OUTAGE_ERRORS:
+            return lambda: self.assign(events)
         try:
             connection.send_command("EVALSHA", self._write.sha, 0, attempt.request)
-        except OUTAGE_ERRORS:
+        except BaseException as error:
             pool.release(connection)
-            return lambda: self.assign(events)
+            if isinstance(error, OUTAGE_ERRORS):
+                return lambda: self.assign(events)
+            raise
 
         def finish() -> list[dict[str, Any]]:
             try:

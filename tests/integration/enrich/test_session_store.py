@@ -325,3 +325,30 @@ def test_an_outage_while_a_conflict_is_retried_is_waited_out(redis_client, key_p
     assert store.conflicts >= 1 and store.outage_retries == 1
     assert [(f["session_event_index"], f["is_new_user"]) for f in fields] == [(2, False), (1, True)]
     assert fields[0]["session_id"] == session_id(ev(0, "first"))
+
+
+def test_a_refused_connection_at_begin_is_left_to_assign(redis_client, key_prefix):
+    class RefusingOnce:
+        """Fault injection: the pool cannot connect once (Redis restarting)."""
+
+        def __init__(self, client):
+            self.client, self.refused = client, False
+            self.connection_pool = self
+
+        def register_script(self, text):
+            return self.client.register_script(text)
+
+        def get_connection(self):
+            if not self.refused:
+                self.refused = True
+                raise redis_lib.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+            return self.client.connection_pool.get_connection()
+
+        def release(self, connection):
+            self.client.connection_pool.release(connection)
+
+    config = SessionConfig(key_prefix=key_prefix)
+    store = RedisSessionStore(RefusingOnce(redis_client), config, now=lambda: NOW, sleep=lambda seconds: None)
+    fields = store.begin([ev(0, "a"), ev(MIN, "b")])()
+    assert [f["session_event_index"] for f in fields] == [1, 2]
+    assert store.begin([ev(2 * MIN, "c")])()[0]["session_event_index"] == 3  # the next one overlaps again
