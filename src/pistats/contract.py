@@ -155,9 +155,14 @@ def _is_text(value: object) -> bool:
     return True
 
 
+def _is_ascii_text(value: object, min_len: int, max_len: int) -> bool:
+    """ASCII text of an allowed length: the usual case, valid without the finer checks."""
+    return type(value) is str and min_len <= len(value) <= max_len and value.isascii()
+
+
 def _check_text(value: object, field: str, problems: list[Problem], *, min_len=1, max_len: int) -> None:
-    if type(value) is str and min_len <= len(value) <= max_len and value.isascii():
-        return  # the usual case, decided without the checks below
+    if _is_ascii_text(value, min_len, max_len):
+        return
     if type(value) is not str:
         problems.append(Problem(field, "not a string"))
     elif not _is_text(value):
@@ -394,10 +399,6 @@ def validate_record(obj: object) -> list[Problem]:
 
 _EVENT_TYPE_SET = frozenset(EVENT_TYPES)
 _SDK_KEY_SET = frozenset(_SDK_TEXT_KEYS)
-
-
-def _is_ascii_text(value: object, min_len: int, max_len: int) -> bool:
-    return type(value) is str and min_len <= len(value) <= max_len and value.isascii()
 
 
 def _plainly_valid_record(obj: dict) -> bool:

@@ -26,17 +26,24 @@ class WireError(ValueError):
     """A tuple field that is not a packed batch."""
 
 
-def pack(rows: list[Any]) -> str:
-    """The tuple field carrying ``rows`` (JSON-serialisable values).
+def compact_json(value: Any) -> bytes:
+    """Compact JSON as UTF-8, text kept as it is (not escaped to ASCII).
 
-    orjson writes the JSON about ten times faster than the standard library; what it refuses (text
-    with lone surrogates, integers beyond 64 bits) the standard library writes, as before. NaN and
-    infinities, which JSON has no words for, arrive as None (the chain never produces them).
+    orjson writes it about ten times faster than the standard library, the same text apart from
+    exponents (``1e-7`` for ``1e-07``); what it refuses (text with lone surrogates, integers beyond
+    64 bits) the standard library writes (lone surrogates as they are, ``surrogatepass``). NaN and
+    infinities, which JSON has no words for, become null.
     """
     try:
-        data = orjson.dumps(rows)
+        return orjson.dumps(value)
     except TypeError:
-        data = _COMPACT_JSON(rows).encode("utf-8", "surrogatepass")
+        return _COMPACT_JSON(value).encode("utf-8", "surrogatepass")
+
+
+def pack(rows: list[Any]) -> str:
+    """The tuple field carrying ``rows`` (JSON-serialisable values; NaN and infinities arrive as
+    None, see ``compact_json``: the chain never produces them)."""
+    data = compact_json(rows)
     return base64.b64encode(zlib.compress(data, 1)).decode("ascii")
 
 

@@ -203,19 +203,14 @@ class Chain:
         here and nothing of the batch is returned.
         """
         records = list(records)
-        chunk = self.sessions.store.config.chunk_events if self.sessions is not None else 0
-        if not chunk or len(records) <= chunk:
-            events, rejects = self._parse_and_enrich(records)
-            self.sessionise(events)
-            return events, rejects
+        chunk = (self.sessions.store.config.chunk_events if self.sessions is not None else 0) or max(len(records), 1)
         events, rejects = [], []
-        finish_previous = None
+        finish_previous: Callable[[], None] = lambda: None
         for start in range(0, len(records), chunk):
             chunk_events, chunk_rejects = self._parse_and_enrich(records[start:start + chunk])
             events += chunk_events
             rejects += chunk_rejects
-            if finish_previous is not None:
-                finish_previous()
+            finish_previous()
             finish_previous = self._begin_sessions(chunk_events)
         finish_previous()
         return events, rejects

@@ -15,33 +15,21 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
-import orjson
-
 from pistats import contract
 from pistats.enrich.device import DEVICE_KEYS
 from pistats.enrich.event import EMPTY_GEO
-from pistats.wire import unpack
+from pistats.wire import compact_json, unpack
 
 # A record's values in the spout's batches, in order (``pistats.kinesis.consumer.tuple_values``).
 RECORD_TUPLE_FIELDS = (
     "shard_id", "sequence_number", "sub_sequence_number", "partition_key", "arrival_ms", "data_b64",
 )
 
-# One encoder for all events: json.dumps with non-default options builds a new one per call.
-_STDLIB_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
 
 def _compact_json(value: Any) -> str:
-    """Compact JSON of a validated context or properties object, UTF-8 kept as is.
-
-    orjson writes it about ten times faster than the standard library, and the same text apart
-    from exponents (``1e-7`` for ``1e-07``). It refuses integers beyond 64 bits, which JSON and
-    the contract allow: those values go through the standard library.
-    """
-    try:
-        return orjson.dumps(value).decode("utf-8")
-    except TypeError:
-        return _STDLIB_COMPACT_JSON(value)
+    """Compact JSON text of a validated context or properties object (no lone surrogates, no NaN:
+    the contract refuses them)."""
+    return compact_json(value).decode("utf-8", "surrogatepass")
 
 _DEVICE_DEFAULTS = dict(zip(DEVICE_KEYS, ("", "", "", "", "", "", "", "other", False, False)))
 _SESSION_DEFAULTS = {

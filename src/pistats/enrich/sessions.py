@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
-import orjson
 from redis import exceptions as redis_errors
 
 from pistats.retry import retry_within
+from pistats.wire import compact_json
 
 log = logging.getLogger(__name__)
 
@@ -357,15 +357,6 @@ return conflicts
 """
 
 
-def _script_argument(request: list) -> bytes:
-    """A script's JSON argument. orjson writes it several times faster than the standard
-    library; it refuses text with lone surrogates, which the standard library escapes."""
-    try:
-        return orjson.dumps(request)
-    except TypeError:
-        return json.dumps(request, separators=(",", ":")).encode("ascii")
-
-
 class _Attempt(NamedTuple):
     """A prepared read-assign-write round: the assignment, the states to cache once written
     (versions bumped), the read states it left alone, and the write script's request (None
@@ -554,7 +545,7 @@ class RedisSessionStore:
             writes.append((user, state._replace(version=expected + 1)))
         request = None
         if payload:
-            request = _script_argument(
+            request = compact_json(
                 [self.state_prefix, self.memo_key(bucket), self.memo_key(bucket - 1),
                  self.config.state_ttl_s, 2 * self.config.memo_ttl_s, payload]
             )
@@ -580,7 +571,7 @@ class RedisSessionStore:
         """Read ``users``' states and their ``events``' memo entries into ``states`` and ``memo``."""
         self.reads += 1
         memo_fields = list(dict.fromkeys(tags[e.user] + e.event_id for e in events))
-        reply = self._read(args=[_script_argument(
+        reply = self._read(args=[compact_json(
             [self.state_prefix, [tags[user] for user in users], self.memo_key(bucket),
              self.memo_key(bucket - 1), memo_fields]
         )])
@@ -639,16 +630,13 @@ def to_session_event(event: Mapping[str, Any]) -> SessionEvent:
 
 
 class SessionEnrichment:
-    """``enrich_batch(events)`` -> the session fields of each enriched event, via the store."""
+    """``begin_batch(events)()`` -> the session fields of each enriched event, via the store
+    (``RedisSessionStore.begin``: the caller may work between the two calls)."""
 
     name = "sessions"
 
     def __init__(self, store: RedisSessionStore) -> None:
         self.store = store
 
-    def enrich_batch(self, events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        return self.store.assign([to_session_event(event) for event in events])
-
     def begin_batch(self, events: Iterable[Mapping[str, Any]]) -> Callable[[], list[dict[str, Any]]]:
-        """``enrich_batch`` in two steps (``RedisSessionStore.begin``): call the result for the fields."""
         return self.store.begin([to_session_event(event) for event in events])

@@ -179,19 +179,9 @@ def _text_epoch_ms(text: str) -> int | None:
     per user (and all four equal for an event seen first). Pure, so a hit equals a parse.
     """
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
+        return epoch_ms(text, "time")
+    except RowError:
         return None
-    # The rest is parse_time and epoch_ms for text, minus their type checks.
-    if value.tzinfo is None:
-        return None
-    try:
-        value = value.astimezone(timezone.utc)
-    except OverflowError:
-        return None
-    if not _MIN_TIME <= value < _MAX_TIME:
-        return None
-    return (value - _EPOCH) // _MILLISECOND
 
 
 class _Converter:
