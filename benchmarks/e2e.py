@@ -218,6 +218,7 @@ def main() -> int:
                   f"p99 {quantile(latencies, 0.99):.2f} s, max {max(latencies):.2f} s")
     finally:
         topology.stop()
+        pipeline.delete_redis_state()
         if moto is not None:
             moto.stop()
     return 0

@@ -73,3 +73,4 @@ def pipelines():
     yield make
     for pipeline in made:
         pipeline.delete_stream()
+        pipeline.delete_redis_state()

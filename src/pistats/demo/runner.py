@@ -176,7 +176,8 @@ class Pipeline:
         self.kinesis_endpoint = kinesis_endpoint
         self.extra_options = dict(extra_options or {})
         self.client = admin.make_client(kinesis_endpoint, "us-east-1")
-        self.checkpoints = RedisCheckpointStore(redis.Redis.from_url(redis_url), run.app_name, run.stream)
+        self.redis = redis.Redis.from_url(redis_url)
+        self.checkpoints = RedisCheckpointStore(self.redis, run.app_name, run.stream)
         self.layout = None
         self.logs = state_dir() / "demo" / run.run_id
 
@@ -208,6 +209,15 @@ class Pipeline:
         from pistats.kinesis import admin
 
         admin.delete_stream(self.client, self.run.stream)
+
+    def delete_redis_state(self) -> None:
+        """Removes this run's session state and checkpoints from Redis: every key is the run's own
+        (``session_prefix``, the checkpoints of its app and stream), and a local Redis would
+        otherwise keep some 20,000 keys per run for the state TTL."""
+        for pattern in (f"{self.run.session_prefix}:*", f"pistats:ckpt:{self.run.app_name}:{self.run.stream}:*"):
+            keys = list(self.redis.scan_iter(match=pattern, count=5000))
+            for start in range(0, len(keys), 5000):
+                self.redis.delete(*keys[start:start + 5000])
 
     def read_layout(self):
         """Every shard's records, once the stream holds everything it will hold."""
@@ -301,6 +311,7 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
     finally:
         topology.stop()
         pipeline.delete_stream()
+        pipeline.delete_redis_state()
 
     with open_store(pipeline.run.store_url) as store:
         print(render_text(build_report(store, ReportScope())), file=out)

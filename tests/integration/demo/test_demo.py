@@ -39,9 +39,14 @@ def assert_matches_expected(summary: dict, recording: Path) -> None:
     assert {key: summary[key] for key in COMPARED} == {key: expected[key] for key in COMPARED}
 
 
-def test_demo_on_the_bundled_sample_matches_expected():
+def test_demo_on_the_bundled_sample_matches_expected(redis_client):
     summary = run_demo()
     assert_matches_expected(summary, project_root() / "tests" / "fixtures" / "sample_recording")
+    # The run leaves nothing in Redis: its session state and checkpoints were its own.
+    run_id = summary["stream"].removeprefix("pistats-demo-")
+    assert redis_client.exists(f"pistats:ckpt:pistats-demo-{run_id}:{summary['stream']}:shardId-000000000000") == 0
+    assert not list(redis_client.scan_iter(match=f"pistats:demo:{run_id}:*", count=1000))
+    assert not list(redis_client.scan_iter(match=f"pistats:ckpt:pistats-demo-{run_id}:*", count=1000))
 
 
 def test_demo_on_a_fresh_recording_with_a_reshard_matches_expected(tmp_path):
