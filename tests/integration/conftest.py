@@ -73,4 +73,7 @@ def pipelines():
     yield make
     for pipeline in made:
         pipeline.delete_stream()
-        pipeline.delete_redis_state()
+        try:
+            pipeline.delete_redis_state()
+        except redis_lib.ConnectionError:
+            pass  # the test's own Redis server, stopped by the test, and its keys with it
