@@ -69,25 +69,25 @@ def parse_time(text: str) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+def _with_times_converted(row: dict[str, Any], kind: type, convert: Any) -> dict[str, Any]:
+    """A copy of ``row`` whose ``DATETIME_FIELDS`` values of type ``kind`` went through ``convert``."""
+    copy = dict(row)
+    for key in DATETIME_FIELDS:
+        value = copy.get(key)
+        if isinstance(value, kind):
+            copy[key] = convert(value)
+    return copy
+
+
 def to_wire(row: dict[str, Any]) -> dict[str, Any]:
     """A JSON-serialisable copy of an event or reject: its datetimes (``DATETIME_FIELDS``, the
     only fields that hold them) become RFC 3339 strings."""
-    wire = dict(row)
-    for key in DATETIME_FIELDS:
-        value = wire.get(key)
-        if isinstance(value, datetime):
-            wire[key] = format_time(value)
-    return wire
+    return _with_times_converted(row, datetime, format_time)
 
 
 def from_wire(row: dict[str, Any]) -> dict[str, Any]:
     """Inverse of ``to_wire``: a copy whose time fields are aware UTC datetimes again."""
-    event = dict(row)
-    for key in DATETIME_FIELDS:
-        value = event.get(key)
-        if isinstance(value, str):
-            event[key] = parse_time(value)
-    return event
+    return _with_times_converted(row, str, parse_time)
 
 
 def to_wire_batch(rows: list[dict[str, Any]]) -> str:
