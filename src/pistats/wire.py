@@ -73,6 +73,13 @@ def pack_rows(rows: list[dict[str, Any]]) -> str:
 
 def unpack_rows(text: str) -> list[dict[str, Any]]:
     """Inverse of ``pack_rows``; raises ``WireError`` for anything else."""
+    fields, rows = unpack_fields_and_rows(text)
+    return [dict(zip(fields, row)) for row in rows]
+
+
+def unpack_fields_and_rows(text: str) -> tuple[list[str], list[list[Any]]]:
+    """``unpack_rows`` without building dicts: the header and one list of values per row, each
+    as long as the header (for consumers that go column by column)."""
     batch = unpack(text)
     if len(batch) != 2 or not isinstance(batch[0], list) or not isinstance(batch[1], list):
         raise WireError("not a packed batch of rows: not [fields, rows]")
@@ -81,4 +88,4 @@ def unpack_rows(text: str) -> list[dict[str, Any]]:
         raise WireError("not a packed batch of rows: a field name is not text")
     if not all(isinstance(row, list) and len(row) == len(fields) for row in rows):
         raise WireError("not a packed batch of rows: a row does not match the fields")
-    return [dict(zip(fields, row)) for row in rows]
+    return fields, rows

@@ -11,7 +11,7 @@ import functools
 import io
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from pistats.store.config import StoreURL
@@ -19,21 +19,26 @@ from pistats.store.features import ServerFeatures, parse_version
 from pistats.store.rows import (
     BOOL,
     DT,
-    EVENT_COLUMNS,
     NF64,
     NU32,
-    REJECT_COLUMNS,
     STRARR,
     U32,
     Column,
 )
-from pistats.store.schema import EVENTS, REJECTS, quote
+from pistats.store.schema import EVENTS, REJECTS, TABLE_COLUMNS, quote
 
 log = logging.getLogger(__name__)
 
 
 class StoreError(Exception):
     """The store could not do what was asked (unreachable, timed out, refused). Never holds secrets."""
+
+
+# An insert whose rows are already encoded for the backend: call it with the batch's
+# deduplication token to send it (again, on a retry). Encoding is CPU work in the caller's
+# thread; sending is mostly waiting (the server, or chdb's engine, which releases the GIL), which
+# is what lets the sink run it on a writer thread while it encodes the next batch.
+SendInsert = Callable[[str | None], None]
 
 
 class Store(Protocol):
@@ -50,7 +55,7 @@ class Store(Protocol):
 
     def query(self, sql: str) -> list[tuple]: ...
 
-    def insert(self, table: str, columns: Sequence[Column], rows: Sequence[tuple], dedup_token: str | None) -> None: ...
+    def prepare_insert(self, table: str, rows: Sequence[tuple]) -> SendInsert: ...
 
     def insert_events(self, rows: Sequence[tuple], dedup_token: str | None) -> None: ...
 
@@ -70,14 +75,16 @@ class _StoreBase:
 
     def insert_events(self, rows: Sequence[tuple], dedup_token: str | None) -> None:
         """Insert rows in ``EVENT_COLUMNS`` order; returns only once the server has stored them."""
-        self.insert(EVENTS, EVENT_COLUMNS, rows, dedup_token)
+        self.prepare_insert(EVENTS, rows)(dedup_token)
 
     def insert_rejects(self, rows: Sequence[tuple], dedup_token: str | None) -> None:
         """Insert rows in ``REJECT_COLUMNS`` order; returns only once the server has stored them."""
-        self.insert(REJECTS, REJECT_COLUMNS, rows, dedup_token)
+        self.prepare_insert(REJECTS, rows)(dedup_token)
 
-    def insert(self, table, columns, rows, dedup_token):  # pragma: no cover - overridden
-        raise NotImplementedError
+    def prepare_insert(self, table: str, rows: Sequence[tuple]) -> SendInsert:
+        """Encode rows (in the table's column order) for one insert; raises StoreError when they
+        cannot be encoded. The returned function sends them and returns once they are stored."""
+        raise NotImplementedError  # pragma: no cover - overridden
 
     def __enter__(self):
         return self
@@ -146,24 +153,23 @@ class ClickHouseStore(_StoreBase):
     def query(self, sql: str) -> list[tuple]:
         return [tuple(row) for row in self._run(self._client.execute, sql)]
 
-    def insert(self, table: str, columns: Sequence[Column], rows: Sequence[tuple], dedup_token: str | None) -> None:
+    def prepare_insert(self, table: str, rows: Sequence[tuple]) -> SendInsert:
         if not rows:
-            return
-        names = ", ".join(column.name for column in columns)
-        settings = self.features.insert_settings(dedup_token)
+            return _nothing_to_send
+        columns = TABLE_COLUMNS[table]
         data = list(zip(*rows))
         if not self.features.datetime64:
             # Rows carry epoch milliseconds; DateTime takes seconds.
             for index, column in enumerate(columns):
                 if column.kind == DT:
                     data[index] = [milliseconds // 1000 for milliseconds in data[index]]
-        self._run(
-            self._client.execute,
-            f"INSERT INTO {self.database}.{table} ({names}) VALUES",
-            data,
-            columnar=True,
-            settings=settings,
-        )
+        sql = f"INSERT INTO {self.database}.{table} ({', '.join(column.name for column in columns)}) VALUES"
+
+        def send(dedup_token: str | None) -> None:
+            self._run(self._client.execute, sql, data, columnar=True,
+                          settings=self.features.insert_settings(dedup_token))
+
+        return send
 
     def close(self) -> None:
         self._client.disconnect()
@@ -216,12 +222,13 @@ class ChdbStore(_StoreBase):
             return []
         return list(zip(*(column.to_pylist() for column in table.columns)))
 
-    def insert(self, table: str, columns: Sequence[Column], rows: Sequence[tuple], dedup_token: str | None) -> None:
+    def prepare_insert(self, table: str, rows: Sequence[tuple]) -> SendInsert:
         import pyarrow as pa
 
         if not rows:
-            return
-        schema = pa.schema([(column.name, _arrow_type(column.kind)) for column in columns])
+            return _nothing_to_send
+        columns = TABLE_COLUMNS[table]
+        schema = _arrow_schema(columns)
         try:
             arrays = [
                 pa.array(values, type=pa.int64()).cast(field.type) if column.kind == DT else pa.array(values, type=field.type)
@@ -232,20 +239,30 @@ class ChdbStore(_StoreBase):
                 writer.write_batch(pa.record_batch(arrays, schema=schema))
         except (pa.ArrowException, TypeError, ValueError, OverflowError) as error:
             raise StoreError(f"{self.url.redacted}: cannot encode batch for {table}: {_first_line(error)}") from None
-        names = ", ".join(column.name for column in columns)
-        settings = ", ".join(f"{name} = {quote(str(value)) if isinstance(value, str) else value}"
-                             for name, value in self.features.insert_settings(dedup_token).items())
-        if settings:
-            settings = f" SETTINGS {settings}"
-        try:
-            with self._session.send_insert(f"INSERT INTO {self.database}.{table} ({names}){settings}", "ArrowStream") as inserter:
-                inserter.append(payload.getvalue())
-                inserter.finish()
-        except Exception as error:
-            raise StoreError(f"{self.url.redacted}: {_first_line(error)}") from None
+        encoded = payload.getvalue()
+        sql = f"INSERT INTO {self.database}.{table} ({', '.join(column.name for column in columns)})"
+
+        def send(dedup_token: str | None) -> None:
+            settings = ", ".join(f"{name} = {quote(str(value)) if isinstance(value, str) else value}"
+                                 for name, value in self.features.insert_settings(dedup_token).items())
+            try:
+                with self._session.send_insert(sql + (f" SETTINGS {settings}" if settings else ""), "ArrowStream") as inserter:
+                    inserter.append(encoded)
+                    inserter.finish()
+            except Exception as error:
+                raise StoreError(f"{self.url.redacted}: {_first_line(error)}") from None
+
+        return send
 
     def close(self) -> None:
         self._session.close()
+
+
+@functools.cache
+def _arrow_schema(columns: tuple[Column, ...]):
+    import pyarrow as pa
+
+    return pa.schema([(column.name, _arrow_type(column.kind)) for column in columns])
 
 
 @functools.cache
@@ -261,6 +278,10 @@ def _arrow_type(kind: str):
         NF64: pa.float64(),
         STRARR: pa.list_(pa.string()),
     }.get(kind, pa.string())
+
+
+def _nothing_to_send(dedup_token: str | None) -> None:
+    """The insert of no rows."""
 
 
 def _first_line(error: BaseException) -> str:

@@ -5,7 +5,11 @@ No I/O and no clock: the caller passes ``now`` (monotonic seconds) in.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate, repeat
 from typing import Hashable
 
 from pistats.store.rows import dedup_token
@@ -69,6 +73,26 @@ class Accumulator:
         self._keys.append(key)
         self._bytes += nbytes
 
+    def add_many(self, tuple_id: Hashable, rows: Sequence[tuple], keys: Sequence[str], sizes: Sequence[int],
+                 start: int, now: float) -> int:
+        """``add`` for ``rows[start:]`` of one tuple, as many as fit; returns how many were added
+        (0 when even the next one does not fit: ``take`` the batch first)."""
+        room = self.max_rows - len(self._rows)
+        end = min(len(rows), start + room)
+        taken = bisect_right(list(accumulate(sizes[start:end])), self.max_bytes - self._bytes)
+        if taken == 0 and not self._rows and end > start:
+            taken = 1  # an empty accumulator takes any single row
+        if taken == 0:
+            return 0
+        if not self._rows:
+            self._opened_at = now
+        stop = start + taken
+        self._ids.extend(repeat(tuple_id, taken))
+        self._rows.extend(rows[start:stop])
+        self._keys.extend(keys[start:stop])
+        self._bytes += sum(sizes[start:stop])
+        return taken
+
     @property
     def full(self) -> bool:
         return len(self._rows) >= self.max_rows or self._bytes >= self.max_bytes
@@ -114,8 +138,8 @@ class PendingTuples:
     def stored(self, tuple_ids) -> list:
         """One entry per stored row; returns the tuples now complete and not failed."""
         acked = []
-        for tuple_id in tuple_ids:
-            entry = self._count_row(tuple_id)
+        for tuple_id, rows in Counter(tuple_ids).items():
+            entry = self._count_rows(tuple_id, rows)
             if entry is not None and entry.rows == 0 and not entry.failed:
                 acked.append(tuple_id)
         return acked
@@ -123,21 +147,22 @@ class PendingTuples:
     def failed(self, tuple_ids) -> list:
         """One entry per row whose insert failed; returns the tuples failing now (each once)."""
         failing = []
-        for tuple_id in tuple_ids:
-            entry = self._count_row(tuple_id)
+        for tuple_id, rows in Counter(tuple_ids).items():
+            entry = self._count_rows(tuple_id, rows)
             if entry is not None and not entry.failed:
                 entry.failed = True
                 failing.append(tuple_id)
         return failing
 
-    def _count_row(self, tuple_id: Hashable) -> _Expected | None:
-        """One row of the tuple is settled; its entry (forgotten once no row is left), or None
-        for a tuple already settled."""
+    def _count_rows(self, tuple_id: Hashable, rows: int) -> _Expected | None:
+        """Rows of the tuple are settled; its entry (forgotten once no row is left), or None for
+        a tuple already settled. Counted per tuple, not per row: a batch holds thousands of rows
+        of a few dozen tuples."""
         entry = self._expected.get(tuple_id)
         if entry is None:
             return None
-        entry.rows -= 1
-        if entry.rows == 0:
+        entry.rows -= rows
+        if entry.rows <= 0:
             del self._expected[tuple_id]
         return entry
 

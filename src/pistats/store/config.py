@@ -111,7 +111,12 @@ class SinkConfig:
     ``retry_budget_s`` bounds how long one flush may keep retrying a failed insert while holding
     its batch; together with one insert's own timeout it must stay below Storm's
     ``topology.subprocess.timeout.secs`` (30 s by default), because the bolt does not answer
-    heartbeats while it is inserting.
+    heartbeats while it waits for an insert.
+
+    ``inserts_in_flight``: how many full batches may be handed to the writer thread before adding
+    rows waits (1: one insert runs while the next batch fills; 0: insert in the caller's thread).
+    Besides the two batches filling (events, rejects), at most ``inserts_in_flight + 1`` batches
+    are held (one waiting to be handed over), each within ``max_rows`` and ``max_bytes``.
     """
 
     max_rows: int = 5000
@@ -121,6 +126,7 @@ class SinkConfig:
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 2.0
     max_string_chars: int = 256 * 1024
+    inserts_in_flight: int = 1
 
     def __post_init__(self) -> None:
         problems = []
@@ -136,6 +142,8 @@ class SinkConfig:
             problems.append("need 0 < backoff_initial_s <= backoff_max_s")
         if self.max_string_chars < 1:
             problems.append("max_string_chars must be >= 1")
+        if not 0 <= self.inserts_in_flight <= 8:
+            problems.append("inserts_in_flight must be 0..8")
         if problems:
             raise UserError("bad sink config: " + "; ".join(problems), exit_code=2)
 

@@ -107,6 +107,12 @@ MIGRATIONS: tuple[Migration, ...] = (
 
 
 _MIGRATION_COLUMNS = (Column("version", U32), Column("name", STR), Column("applied_at", DT))
+# Every table rows are inserted into, with its columns in row order.
+TABLE_COLUMNS: dict[str, tuple[Column, ...]] = {
+    EVENTS: EVENT_COLUMNS,
+    REJECTS: REJECT_COLUMNS,
+    MIGRATIONS_TABLE: _MIGRATION_COLUMNS,
+}
 
 
 def _create_migrations_table(database: str, features: ServerFeatures) -> str:
@@ -136,7 +142,7 @@ def migrate(store: "Store", now: Callable[[], datetime] | None = None) -> list[i
         for statement in migration.statements(database, store.features):
             store.execute(statement)
         stamp = epoch_ms(now(), "applied_at")
-        store.insert(MIGRATIONS_TABLE, _MIGRATION_COLUMNS, [(migration.version, migration.name, stamp)], None)
+        store.prepare_insert(MIGRATIONS_TABLE, [(migration.version, migration.name, stamp)])(None)
         applied.append(migration.version)
     return applied
 

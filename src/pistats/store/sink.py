@@ -9,12 +9,20 @@ or retried row collapses in the ReplacingMergeTree (``FINAL``), and on servers w
 An event the store cannot hold (see ``pistats.store.rows``) is stored as a reject instead and its
 tuple is acked with the rejects batch: a data failure is a value, not a replay loop.
 
-Retries block the caller: the bolt answers no heartbeat while a flush retries, so
-``retry_budget_s`` plus one insert's timeout must stay below Storm's subprocess timeout.
+Inserts run on a writer thread (``pistats.store.inflight``) while the caller keeps adding rows:
+a full batch is encoded in the caller's thread, handed over, and its tuples settle in a later
+call (``add_*`` collects what has finished without waiting; ``tick`` and ``flush_all`` wait for
+every insert in flight). With ``inserts_in_flight = 0`` inserts run in the caller's thread and
+settle in the call that flushed them.
+
+Retries can still block the caller: a full batch waits while the previous insert retries, and a
+tick waits for it. The bolt answers no heartbeat meanwhile, so ``retry_budget_s`` plus one
+insert's timeout must stay below Storm's subprocess timeout.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -22,13 +30,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from pistats.errors import UserError
-from pistats.store.backends import Store, StoreError
+from pistats.store.backends import SendInsert, Store, StoreError
 from pistats.store.batch import Accumulator, Batch, PendingTuples
 from pistats.store.config import SinkConfig, StoreURL, store_url_from
-from pistats.store.rows import RowError, event_key, event_row, reject_for_event, reject_key, reject_row
+from pistats.store.inflight import InsertPipeline
+from pistats.store.rows import (
+    RowError,
+    event_key,
+    event_row,
+    event_rows_columnar,
+    reject_for_event,
+    reject_key,
+    reject_row,
+)
 from pistats.retry import retry_within
 from pistats.store.schema import EVENTS, REJECTS
-from pistats.wire import WireError, unpack_rows
+from pistats.wire import WireError, unpack_fields_and_rows
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +61,21 @@ class Settled:
         self.acked.extend(other.acked)
         self.failed.extend(other.failed)
         return self
+
+
+@dataclass(frozen=True)
+class PackedRows:
+    """A tuple's rows as they travel (``pistats.wire.pack_rows``): one header, one list of values
+    per row. The sink converts plain batches of events column by column, without dicts."""
+
+    fields: list[str]
+    values: list[list]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def as_dicts(self) -> list[dict]:
+        return [dict(zip(self.fields, row)) for row in self.values]
 
 
 @dataclass
@@ -73,7 +105,6 @@ class Sink:
         self.store = store
         self.config = config or SinkConfig()
         self._now = now
-        self._sleep = sleep
         self._wall_clock = wall_clock
         self.stats = SinkStats()
         self._accumulators = {
@@ -82,24 +113,46 @@ class Sink:
         }
         self._events, self._rejects = self._accumulators[EVENTS], self._accumulators[REJECTS]
         self._tuples = PendingTuples()
+        self._inserts: InsertPipeline[tuple[Batch, SendInsert]] = InsertPipeline(
+            functools.partial(_write_with_retries, self.config, self.stats, now, sleep), self.config.inserts_in_flight)
 
     def pending(self, table: str) -> int:
         return len(self._accumulators[table])
 
-    def add_events(self, tuple_id: Hashable, events: Sequence[Mapping | None]) -> Settled:
-        """Queue the enriched events of one tuple; returns what got settled by flushes this caused."""
+    def add_events(self, tuple_id: Hashable, events: Sequence[Mapping | None] | PackedRows) -> Settled:
+        """Queue the enriched events of one tuple; returns what got settled meanwhile (by this
+        call's flushes, or by inserts that finished on the writer thread)."""
+        if isinstance(events, PackedRows):
+            converted = event_rows_columnar(events.fields, events.values, self.config.max_string_chars)
+            if converted is not None:
+                return self._add_plain_events(tuple_id, *converted)
+            events = events.as_dicts()  # something in it needs a repair or is a reject: row by row
         return self._add_tuple(tuple_id, events, self._add_event)
 
-    def add_rejects(self, tuple_id: Hashable, rejects: Sequence[Mapping | None]) -> Settled:
-        """Queue the rejects (dead letters) of one tuple; returns what got settled by flushes this caused."""
+    def add_rejects(self, tuple_id: Hashable, rejects: Sequence[Mapping | None] | PackedRows) -> Settled:
+        """Queue the rejects (dead letters) of one tuple; returns what got settled meanwhile."""
+        if isinstance(rejects, PackedRows):
+            rejects = rejects.as_dicts()
         return self._add_tuple(tuple_id, rejects, self._add_reject)
+
+    def _add_plain_events(self, tuple_id: Hashable, rows: list[tuple], sizes: list[int]) -> Settled:
+        """The rows of a tuple whose events all converted without repairs, added in bulk with
+        the same bounds as one by one."""
+        settled = Settled(acked=self._tuples.expect(tuple_id, len(rows)))
+        keys = list(map(event_key, rows))
+        accumulator, start = self._events, 0
+        while start < len(rows):
+            start += accumulator.add_many(tuple_id, rows, keys, sizes, start, self._now())
+            if start < len(rows) or accumulator.full:
+                settled.extend(self._flush(accumulator))
+        return settled.extend(self._settle(self._inserts.finished()))
 
     def _add_tuple(self, tuple_id: Hashable, items: Sequence[Mapping | None],
                    add_one: Callable[[Hashable, Mapping | None, Settled], None]) -> Settled:
         settled = Settled(acked=self._tuples.expect(tuple_id, len(items)))
         for item in items:
             add_one(tuple_id, item, settled)
-        return settled
+        return settled.extend(self._settle(self._inserts.finished()))
 
     def add_event(self, tuple_id: Hashable, event: Mapping | None) -> Settled:
         """``add_events`` of a tuple holding one event."""
@@ -134,52 +187,73 @@ class Sink:
             settled.extend(self._flush(accumulator))
 
     def tick(self) -> Settled:
-        """Flush every table whose batch is old enough (call on each tick tuple)."""
+        """Flush every table whose batch is old enough, then wait for every insert in flight
+        (call on each tick tuple: no tuple waits for its ack much longer than a tick)."""
         settled = Settled()
         now = self._now()
         for accumulator in self._accumulators.values():
             if accumulator.due(now):
                 settled.extend(self._flush(accumulator))
-        return settled
+        return settled.extend(self._settle(self._inserts.wait_all()))
 
     def flush_all(self) -> Settled:
-        """Flush everything pending, whatever its age (shutdown, tests, the CLI)."""
+        """Flush everything pending, whatever its age, and wait for it (shutdown, tests, the CLI)."""
         settled = Settled()
         for accumulator in self._accumulators.values():
             settled.extend(self._flush(accumulator))
-        return settled
+        return settled.extend(self._settle(self._inserts.wait_all()))
 
     def _flush(self, accumulator: Accumulator) -> Settled:
+        """Encode the accumulated batch here and hand it to the writer; settles only a batch
+        that cannot be encoded (inserts settle when collected)."""
         batch = accumulator.take()
         if batch is None:
             return Settled()
-        if self._write(batch):
-            self.stats.rows_inserted += len(batch)
-            self.stats.batches_inserted += 1
-            return Settled(acked=self._tuples.stored(batch.tuple_ids))
-        self.stats.batches_failed += 1
-        return Settled(failed=self._tuples.failed(batch.tuple_ids))
-
-    def _write(self, batch: Batch) -> bool:
-        """Insert with exponential backoff until it returns or the retry budget is spent."""
-        insert = self.store.insert_events if batch.table == EVENTS else self.store.insert_rejects
-
-        def retrying(error: BaseException, attempt: int, wait: float) -> None:
-            self.stats.insert_errors += 1
-            log.warning("insert of %d rows into %s failed (attempt %d), retrying: %s",
-                        len(batch), batch.table, attempt, error)
-
         try:
-            retry_within(lambda: insert(batch.rows, batch.token), retry_on=StoreError,
-                         budget_s=self.config.retry_budget_s, initial_delay_s=self.config.backoff_initial_s,
-                         max_delay_s=self.config.backoff_max_s, monotonic=self._now, sleep=self._sleep,
-                         on_retry=retrying)
+            send = self.store.prepare_insert(batch.table, batch.rows)
         except StoreError as error:
-            self.stats.insert_errors += 1
-            log.error("insert of %d rows into %s failed for %g s, failing tuples: %s",
-                      len(batch), batch.table, self.config.retry_budget_s, error)
-            return False
-        return True
+            log.error("batch of %d rows for %s cannot be encoded, failing tuples: %s", len(batch), batch.table, error)
+            return self._settle([((batch, None), False)])
+        self._inserts.submit((batch, send))
+        return Settled()
+
+    def _settle(self, results: list[tuple[tuple[Batch, SendInsert | None], bool]]) -> Settled:
+        settled = Settled()
+        for (batch, _), stored in results:
+            if stored:
+                self.stats.rows_inserted += len(batch)
+                self.stats.batches_inserted += 1
+                settled.acked.extend(self._tuples.stored(batch.tuple_ids))
+            else:
+                self.stats.batches_failed += 1
+                settled.failed.extend(self._tuples.failed(batch.tuple_ids))
+        return settled
+
+
+def _write_with_retries(config: SinkConfig, stats: SinkStats, now: Callable[[], float],
+                        sleep: Callable[[float], None], job: tuple[Batch, SendInsert]) -> bool:
+    """Send with exponential backoff until it returns or the retry budget is spent.
+
+    Runs on the writer thread. A function of its arguments rather than a method, so the thread
+    never holds the sink (nor its store) alive; it touches only ``stats.insert_errors``.
+    """
+    batch, send = job
+
+    def retrying(error: BaseException, attempt: int, wait: float) -> None:
+        stats.insert_errors += 1
+        log.warning("insert of %d rows into %s failed (attempt %d), retrying: %s",
+                    len(batch), batch.table, attempt, error)
+
+    try:
+        retry_within(lambda: send(batch.token), retry_on=StoreError,
+                     budget_s=config.retry_budget_s, initial_delay_s=config.backoff_initial_s,
+                     max_delay_s=config.backoff_max_s, monotonic=now, sleep=sleep, on_retry=retrying)
+    except StoreError as error:
+        stats.insert_errors += 1
+        log.error("insert of %d rows into %s failed for %g s, failing tuples: %s",
+                  len(batch), batch.table, config.retry_budget_s, error)
+        return False
+    return True
 
 
 STORE_URL_OPTION = "pistats.store.url"
@@ -210,16 +284,16 @@ def check_heartbeat_budget(config: SinkConfig, url: StoreURL, options: Mapping) 
         )
 
 
-def tuple_payloads(values) -> list[Mapping | None]:
+def tuple_payloads(values) -> list[Mapping | None] | PackedRows:
     """The events or rejects of a tuple's first field: rows packed by ``pistats.wire.pack_rows``
-    (what the bolts and the spout emit), or a list or one object. Anything unreadable becomes one None, which
-    the sink stores as a ``schema`` reject rather than crashing on."""
+    (what the bolts and the spout emit; kept packed), or a list or one object. Anything unreadable
+    becomes one None, which the sink stores as a ``schema`` reject rather than crashing on."""
     if not values:
         return [None]
     value = values[0]
     if isinstance(value, str):
         try:
-            value = unpack_rows(value)
+            return PackedRows(*unpack_fields_and_rows(value))
         except WireError:
             return [None]
     if isinstance(value, Mapping):

@@ -15,17 +15,16 @@ class FlakyStore:
         self.database = store.database
         self.features = store.features
 
-    def _insert(self, insert, rows, token):
-        if self.fail_before:
-            self.fail_before -= 1
-            raise StoreError("injected: connection refused")
-        insert(rows, token)
-        if self.fail_after:
-            self.fail_after -= 1
-            raise StoreError("injected: timed out after the insert landed")
+    def prepare_insert(self, table, rows):
+        send = self.store.prepare_insert(table, rows)
 
-    def insert_events(self, rows, token):
-        self._insert(self.store.insert_events, rows, token)
+        def flaky_send(token):
+            if self.fail_before:
+                self.fail_before -= 1
+                raise StoreError("injected: connection refused")
+            send(token)
+            if self.fail_after:
+                self.fail_after -= 1
+                raise StoreError("injected: timed out after the insert landed")
 
-    def insert_rejects(self, rows, token):
-        self._insert(self.store.insert_rejects, rows, token)
+        return flaky_send

@@ -100,7 +100,8 @@ def test_bolt_fails_tuples_when_the_store_stays_down(server_store_url, tmp_path)
             store.execute(f"DROP TABLE {store.database}.events")
 
     handshake = {"conf": conf, "context": {"taskid": 7, "componentid": "store_sink"}, "pidDir": str(tmp_path)}
-    messages = [handshake, tuple_message("e0", [make_event(0)]), tuple_message("e1", [make_event(1)])]
+    # The tick waits for the insert the second tuple started on the writer thread.
+    messages = [handshake, tuple_message("e0", [make_event(0)]), tuple_message("e1", [make_event(1)]), tick("t")]
     stdout = BytesIO()
     bolt = in_process(TableDroppingBolt(input_stream=BytesIO(b"".join(map(frame, messages))), output_stream=stdout,
                                         rdb_signal=None))
@@ -111,5 +112,5 @@ def test_bolt_fails_tuples_when_the_store_stays_down(server_store_url, tmp_path)
     store.close()
     replies = [json.loads(chunk) for chunk in stdout.getvalue().decode().split("\nend\n") if chunk.strip()]
     commands = [(reply["command"], reply["id"]) for reply in replies[1:] if reply.get("command") != "log"]
-    assert commands == [("fail", "e0"), ("fail", "e1")]
+    assert commands == [("fail", "e0"), ("fail", "e1"), ("ack", "t")]
     assert elapsed < 5

@@ -28,7 +28,10 @@ class Clock:
 
 
 def make_sink(store, clock, **config):
-    options = {"max_rows": 10, "max_age_s": 1.0, "retry_budget_s": 1.0, "backoff_initial_s": 0.1, "backoff_max_s": 0.4}
+    options = {"max_rows": 10, "max_age_s": 1.0, "retry_budget_s": 1.0, "backoff_initial_s": 0.1, "backoff_max_s": 0.4,
+               # Inserts in the caller's thread: each call settles what it flushed (background
+               # inserts have their own tests).
+               "inserts_in_flight": 0}
     options.update(config)
     return Sink(store, SinkConfig(**options), now=clock, sleep=clock.sleep, wall_clock=lambda: NOW)
 
@@ -190,3 +193,21 @@ def test_times_round_trip_at_the_server_precision(store):
     assert event_time == received_at == int(datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc).timestamp())
     expected_text = "2026-11-25 10:00:00.250" if store.features.datetime64 else "2026-11-25 10:00:00"
     assert as_text == expected_text
+
+
+def test_background_inserts_store_fail_and_replay_each_event_once(store):
+    """What the bolt runs: inserts on the writer thread, settled by later calls and by ticks."""
+    migrate(store)
+    clock = Clock()
+    flaky = FlakyStore(store, fail_before=1000)
+    sink = make_sink(flaky, clock, inserts_in_flight=1, max_age_s=3600.0)
+    settled = add_events(sink, range(25))  # two full batches handed to the writer, both failing
+    settled.extend(sink.tick())
+    assert settled.failed == [f"tuple-{index}" for index in range(20)] and settled.acked == []
+    assert count(store) == 0
+    flaky.fail_before = 1  # the store recovers within the retry budget
+    replay = add_events(sink, range(20))  # the spout replays the failed tuples
+    replay.extend(sink.flush_all())
+    assert sorted(replay.acked) == sorted(f"tuple-{index}" for index in range(25))
+    assert replay.failed == []
+    assert count(store) == 25 and {row[2] for row in per_event(store)} == {1}

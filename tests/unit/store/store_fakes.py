@@ -39,11 +39,8 @@ class MemoryStore:
             self.fail_next -= 1
             raise StoreError("injected timeout after the insert landed")
 
-    def insert_events(self, rows, token):
-        self._insert("events", rows, token)
-
-    def insert_rejects(self, rows, token):
-        self._insert("events_rejected", rows, token)
+    def prepare_insert(self, table, rows):
+        return lambda token: self._insert(table, rows, token)
 
     def rows(self, table):
         return [row for name, rows, _ in self.inserts if name == table for row in rows]

@@ -17,6 +17,7 @@ from pistats.store.rows import (
     epoch_ms,
     event_key,
     event_row,
+    event_rows_columnar,
     from_epoch_ms,
     reject_for_event,
     reject_key,
@@ -259,3 +260,63 @@ def test_cached_text_times_equal_a_fresh_parse(text):
         times = [fast[0][EVENT_COLUMN_NAMES.index(name)]
                  for name in ("event_time", "received_at", "first_seen_at", "processed_at")]
         assert times == [expected] * 4 and fast[0] == _event_row_checked(event, LIMIT)[0]
+
+
+# The column-by-column path over a packed micro-batch (what the sink bolt receives).
+
+
+def packed(events):
+    """The sink's view of a tuple: ``pack_rows`` then ``unpack_fields_and_rows``."""
+    from pistats.wire import pack_rows, unpack_fields_and_rows
+
+    return unpack_fields_and_rows(pack_rows(events))
+
+
+def rows_one_by_one(fields, values):
+    """The row path over the same unpacked batch (packing already turned NaN into None)."""
+    return [event_row(dict(zip(fields, row)), LIMIT) for row in values]
+
+
+def test_columnar_rows_and_sizes_equal_the_row_path():
+    events = [make_event(index) for index in range(20)]
+    events[3] = make_event(3, push_token=None, user_agent="", geo_lat=None, geo_asn=None)
+    events[7] = make_event(7, enrich_errors=["geo:miss"], received_at=None, geo_lat=10)
+    rows, sizes = event_rows_columnar(*packed(events), LIMIT)
+    expected = rows_one_by_one(*packed(events))
+    assert rows == [row for row, _ in expected]
+    assert sizes == [size for _, size in expected]
+
+
+@pytest.mark.parametrize("overrides", EDGE_CASES)
+def test_columnar_path_declines_or_equals_the_row_path_for_every_edge_case(overrides):
+    events = [make_event(0), make_event(4, **overrides), make_event(5)]
+    if any(isinstance(value, datetime) for value in overrides.values()):
+        return  # not JSON: datetimes travel as RFC 3339 text
+    converted = event_rows_columnar(*packed(events), LIMIT)
+    try:
+        expected = rows_one_by_one(*packed(events))
+    except RowError:
+        assert converted is None
+        return
+    assert converted is None or converted == ([row for row, _ in expected], [size for _, size in expected])
+
+
+@settings(max_examples=60)
+@given(st.dictionaries(st.sampled_from(EVENT_COLUMN_NAMES), json_values))
+def test_columnar_and_row_paths_agree(overrides):
+    events = [make_event(1), make_event(2, **overrides)]
+    converted = event_rows_columnar(*packed(events), LIMIT)
+    if converted is None:
+        return
+    assert converted == tuple(map(list, zip(*rows_one_by_one(*packed(events)))))
+
+
+def test_columnar_path_takes_the_common_batch_and_declines_odd_shapes():
+    events = [make_event(index) for index in range(5)]
+    fields, values = packed(events)
+    assert event_rows_columnar(fields, values, LIMIT) is not None
+    assert event_rows_columnar(fields, [], LIMIT) == ([], [])
+    without_user = [name for name in fields if name != "user_id"]
+    assert event_rows_columnar(without_user, [row[:-1] for row in values], LIMIT) is None
+    assert event_rows_columnar(fields + ["user_id"], [row + ["u"] for row in values], LIMIT) is None  # duplicate
+    assert event_rows_columnar(fields, [values[0], values[1][:-1]], LIMIT) is None  # ragged

@@ -1,3 +1,4 @@
+import threading
 from datetime import datetime, timezone
 
 from store_fakes import ManualClock, MemoryStore
@@ -11,7 +12,10 @@ NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
 
 
 def sink_for(store, clock, **config):
-    options = {"max_rows": 3, "max_age_s": 1.0, "retry_budget_s": 5.0, "backoff_initial_s": 0.5, "backoff_max_s": 2.0}
+    options = {"max_rows": 3, "max_age_s": 1.0, "retry_budget_s": 5.0, "backoff_initial_s": 0.5, "backoff_max_s": 2.0,
+               # Inserts in the caller's thread: each call settles what it flushed (background
+               # inserts have their own tests).
+               "inserts_in_flight": 0}
     options.update(config)
     return Sink(store, SinkConfig(**options), now=clock, sleep=clock.sleep, wall_clock=lambda: NOW)
 
@@ -159,11 +163,135 @@ def test_tuple_payloads_reads_lists_objects_and_garbage():
     from pistats.store.sink import tuple_payloads
     from pistats.wire import pack, pack_rows
 
-    assert tuple_payloads([pack_rows([{"a": 1}, {"b": 2}])]) == [{"a": 1, "b": None}, {"a": None, "b": 2}]
+    packed = tuple_payloads([pack_rows([{"a": 1}, {"b": 2}])])
+    assert packed.as_dicts() == [{"a": 1, "b": None}, {"a": None, "b": 2}] and len(packed) == 2
     assert tuple_payloads([pack([{"a": 1}, "x"])]) == [None]  # not [fields, rows]
     assert tuple_payloads([{"a": 1}]) == [{"a": 1}]
     assert tuple_payloads([[{"a": 1}, 3]]) == [{"a": 1}, None]
     assert tuple_payloads(["not packed"]) == [None]
-    assert tuple_payloads([pack_rows([])]) == []
+    assert tuple_payloads([pack_rows([])]).as_dicts() == []
     assert tuple_payloads([]) == [None]
     assert tuple_payloads([7]) == [None]
+
+
+# Background inserts (inserts_in_flight >= 1, what the bolt runs): the same contract, settled later.
+
+
+class GatedStore(MemoryStore):
+    """Inserts wait for ``release`` (set it to let them land); ``started`` is set as one begins."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.release = threading.Event()
+        self.started = threading.Event()
+
+    def prepare_insert(self, table, rows):
+        def send(token):
+            self.started.set()
+            assert self.release.wait(5), "the test never released the insert"
+            self._insert(table, rows, token)
+
+        return send
+
+
+def test_background_insert_acks_only_after_it_landed():
+    store, clock = GatedStore(), ManualClock()
+    sink = sink_for(store, clock, inserts_in_flight=1)
+    assert Settled_of(sink, 3).acked == []  # the third row handed the batch to the writer
+    assert store.started.wait(5)
+    assert sink.add_event(3, make_event(3)).acked == []  # still running: nothing to ack
+    assert store.inserts == []
+    store.release.set()
+    settled = sink.tick()  # waits for the insert in flight
+    assert settled.acked == [0, 1, 2] and settled.failed == []
+    assert len(store.rows("events")) == 3 and sink.pending("events") == 1
+
+
+def test_background_insert_is_collected_by_the_next_tuple_without_a_tick():
+    store, clock = GatedStore(), ManualClock()
+    store.release.set()
+    sink = sink_for(store, clock, inserts_in_flight=1)
+    Settled_of(sink, 3)
+    acked = []  # the insert lands on the writer meanwhile; later tuples collect its acks
+    for index in range(3, 200):
+        acked += sink.add_event(index, make_event(index)).acked
+        if 0 in acked:
+            break
+    assert acked[:3] == [0, 1, 2]
+
+
+def test_background_failure_fails_the_tuples_at_the_next_tick():
+    store, clock = MemoryStore(fail_next=100), ManualClock()
+    sink = sink_for(store, clock, inserts_in_flight=1)
+    Settled_of(sink, 3)
+    settled = sink.tick()
+    assert settled.failed == [0, 1, 2] and settled.acked == []
+    assert sink.stats.batches_failed == 1 and clock.sleeps  # it retried within the budget first
+
+
+def test_a_full_batch_waits_while_the_previous_insert_is_in_flight():
+    store, clock = GatedStore(), ManualClock()
+    sink = sink_for(store, clock, inserts_in_flight=1)
+    Settled_of(sink, 3)
+    assert store.started.wait(5)
+    second_batch_handed_over = threading.Event()
+    acked = []
+
+    def add_second_batch():
+        for index in range(3, 6):
+            acked.extend(sink.add_event(index, make_event(index)).acked)
+        second_batch_handed_over.set()
+
+    adder = threading.Thread(target=add_second_batch)
+    adder.start()
+    assert not second_batch_handed_over.wait(0.3)  # bounded: one batch in flight, the next one waits
+    store.release.set()
+    assert second_batch_handed_over.wait(5)
+    adder.join()
+    assert acked == [0, 1, 2]  # collected by the call that waited
+    assert sink.flush_all().acked == [3, 4, 5]
+
+
+# Packed tuples (what the bolt hands over): plain batches go column by column, odd ones row by row.
+
+
+def packed_tuple(events):
+    from pistats.store.sink import tuple_payloads
+    from pistats.wire import pack_rows
+
+    return tuple_payloads([pack_rows(events)])
+
+
+def test_a_packed_tuple_stores_the_rows_the_row_path_stores():
+    events = [make_event(index) for index in range(7)]
+    columnar_store, row_store = MemoryStore(), MemoryStore()
+    columnar, one_by_one = (sink_for(store, ManualClock(), max_rows=3) for store in (columnar_store, row_store))
+    settled = columnar.add_events("b", packed_tuple(events))
+    assert settled.acked == [] and columnar.pending("events") == 1  # two inserts of 3, one row waiting
+    assert columnar.flush_all().acked == ["b"]
+    one_by_one.add_events("b", packed_tuple(events).as_dicts())
+    one_by_one.flush_all()
+    assert columnar_store.inserts == row_store.inserts  # same rows, same batches, same tokens
+
+
+def test_a_packed_tuple_with_an_unstorable_event_goes_row_by_row():
+    events = [make_event(0), make_event(1, event_time="not a time"), make_event(2)]
+    store = MemoryStore()
+    sink = sink_for(store, ManualClock(), max_rows=10)
+    sink.add_events("b", packed_tuple(events))
+    assert sink.flush_all().acked == ["b"]
+    assert [row[2] for row in store.rows("events")] == ["ev-0", "ev-2"]
+    (reject,) = store.rows("events_rejected")
+    assert reject[1:4] == ("schema", "sink", "event_time")
+
+
+def test_a_packed_tuple_respects_the_bytes_bound():
+    events = [make_event(index, context_json="c" * 900) for index in range(6)]  # about 1,600 bytes each
+    stores = MemoryStore(), MemoryStore()
+    columnar, one_by_one = (sink_for(store, ManualClock(), max_rows=100, max_bytes=4096) for store in stores)
+    columnar.add_events("b", packed_tuple(events))
+    one_by_one.add_events("b", packed_tuple(events).as_dicts())
+    for sink in (columnar, one_by_one):
+        sink.flush_all()
+    assert [len(rows) for _, rows, _ in stores[0].inserts] == [2, 2, 2]
+    assert stores[0].inserts == stores[1].inserts
