@@ -293,8 +293,20 @@ _COUNT_TYPES = ({int},)
 _FIXED_SIZE = _FIXED_COST * len(_EVENT_PLAN)
 
 
+def _valid_utf8(text: str) -> bool:
+    """Whether text can be stored as it is: no lone surrogates. Checked on the texts of a whole
+    row or batch joined, so one bad value sends them all the field-by-field way."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _event_row_fast(event: Mapping, max_string_chars: int) -> tuple[tuple, int] | None:
-    """The common case in bulk C-level checks: every key present, text ASCII within the limit,
+    """The common case in bulk C-level checks: every key present, text valid UTF-8 within the limit,
     real bools, counts in range, finite coordinates. Returns None for anything else, which the
     field-by-field path then converts (or rejects) with notes; both paths give the same row."""
     try:
@@ -315,11 +327,11 @@ def _event_row_fast(event: Mapping, max_string_chars: int) -> tuple[tuple, int] 
     # "" adds nothing to the text checks and None becomes ""; filter(None, ...) drops both in C.
     present_texts = list(filter(None, texts))
     joined = "".join(present_texts)
-    if not joined.isascii() or max(map(len, present_texts), default=0) > max_string_chars:
+    if not _valid_utf8(joined) or max(map(len, present_texts), default=0) > max_string_chars:
         return None
     errors = values[_ERRORS_INDEX]
     if errors.__class__ is not list or (errors and (
-        set(map(type, errors)) != {str} or not "".join(errors).isascii()
+        set(map(type, errors)) != {str} or not _valid_utf8("".join(errors))
         or max(map(len, errors)) > max_string_chars
     )):
         return None
@@ -399,7 +411,7 @@ def event_rows_columnar(fields: Sequence[str], values: Sequence[Sequence], max_s
             texts[position] = tuple("" if value is None else value for value in column)
         else:
             lengths.append(list(map(len, column)))
-    if max(map(max, lengths)) > max_string_chars or not "".join(chain.from_iterable(texts)).isascii():
+    if max(map(max, lengths)) > max_string_chars or not _valid_utf8("".join(chain.from_iterable(texts))):
         return None
     columns = dict(zip(_TEXT_NAMES, texts))
     base_size = _FIXED_SIZE + 2 * len(_TEXT_NAMES)
@@ -438,7 +450,7 @@ def event_rows_columnar(fields: Sequence[str], values: Sequence[Sequence], max_s
         return None
     if any(errors):
         notes = [note for row_errors in errors for note in row_errors]
-        if set(map(type, notes)) != {str} or not "".join(notes).isascii() or max(map(len, notes)) > max_string_chars:
+        if set(map(type, notes)) != {str} or not _valid_utf8("".join(notes)) or max(map(len, notes)) > max_string_chars:
             return None
         sizes = list(map(_plus_lengths, sizes, errors))
     columns["enrich_errors"] = errors

@@ -180,6 +180,7 @@ EDGE_CASES = [
     {"user_agent": "x" * (LIMIT + 1)},
     {"user_agent": "x" * LIMIT},
     {"referrer": "bad\ud800", "page_url": "https://example.com/\u00e9"},
+    {"geo_city": "M\u00fcnchen", "geo_org": "\u5317\u4eac", "enrich_errors": ["geo:caf\u00e9"]},
     {"context_json": "a\x00b", "ip": "\x00"},
     {"enrich_errors": []},
     {"enrich_errors": ["geo:miss", "ua:unknown"]},
@@ -320,3 +321,14 @@ def test_columnar_path_takes_the_common_batch_and_declines_odd_shapes():
     assert event_rows_columnar(without_user, [row[:-1] for row in values], LIMIT) is None
     assert event_rows_columnar(fields + ["user_id"], [row + ["u"] for row in values], LIMIT) is None  # duplicate
     assert event_rows_columnar(fields, [values[0], values[1][:-1]], LIMIT) is None  # ragged
+
+
+def test_text_beyond_ascii_takes_the_fast_paths():
+    """City names, organisations and URLs are often not ASCII; only lone surrogates need a repair."""
+    events = [make_event(index, geo_city="S\u00e3o Paulo", page_url="https://example.com/\u00fc") for index in range(3)]
+    assert _event_row_fast(events[0], LIMIT) is not None
+    converted = event_rows_columnar(*packed(events), LIMIT)
+    assert converted is not None
+    assert converted[0] == [row for row, _ in rows_one_by_one(*packed(events))]
+    with_surrogate = events + [make_event(9, geo_city="bad\udc80")]
+    assert event_rows_columnar(*packed(with_surrogate), LIMIT) is None
