@@ -54,3 +54,9 @@ def test_values_json_cannot_write_arrive_as_written_or_as_none():
     rows = [{"text": "lone \ud800 surrogate", "big": 2 ** 70, "small": -(2 ** 63)}]
     assert unpack_rows(pack_rows(rows)) == rows  # written by the standard library instead
     assert unpack_rows(pack_rows([{"lat": float("nan"), "lon": float("inf")}])) == [{"lat": None, "lon": None}]
+
+
+def test_json_only_the_standard_library_reads_still_unpacks():
+    # orjson reads packed batches; what it refuses falls back to the standard library's reading.
+    for data, expected in ((b'[1.5, 18446744073709551616, "x"]', [1.5, 2 ** 64, "x"]), (b"[Infinity]", [float("inf")])):
+        assert unpack(base64.b64encode(zlib.compress(data)).decode()) == expected
