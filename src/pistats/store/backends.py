@@ -166,8 +166,10 @@ class ClickHouseStore(_StoreBase):
         sql = f"INSERT INTO {self.database}.{table} ({', '.join(column.name for column in columns)}) VALUES"
 
         def send(dedup_token: str | None) -> None:
+            # The driver slices each column into its own lists before writing, so a retry sends
+            # these columns unchanged.
             self._run(self._client.execute, sql, data, columnar=True,
-                          settings=self.features.insert_settings(dedup_token))
+                      settings=self.features.insert_settings(dedup_token))
 
         return send
 
