@@ -20,3 +20,11 @@ bootstrap:
 
 services-stop:
 	pistats services stop all
+
+bench: bootstrap         ## the README's benchmarks, one after another (several minutes; best on an idle machine)
+	python benchmarks/ingest_validate.py
+	python benchmarks/generate_throughput.py
+	python benchmarks/spout_emit.py
+	python benchmarks/enrich_chain.py
+	python benchmarks/store_insert.py
+	python benchmarks/e2e.py --events 60000 --shards 4

@@ -12,6 +12,7 @@ The server benchmark uses a throwaway database that is dropped afterwards.
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import json
 import sys
@@ -27,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from pistats.store.backends import open_store  # noqa: E402
 from pistats.store.config import SinkConfig  # noqa: E402
 from pistats.store.inflight import InsertPipeline  # noqa: E402
-from pistats.store.rows import event_row  # noqa: E402
-from pistats.store.schema import migrate  # noqa: E402
+from pistats.store.rows import EVENT_COLUMNS, event_row  # noqa: E402
+from pistats.store.schema import columns_sql, migrate  # noqa: E402
 from pistats.store.sink import Sink  # noqa: E402
 
 BATCH = 5000
@@ -83,14 +84,30 @@ def bench_backend(url: str, events: list[dict], batch: int) -> dict:
         assert acked == len(events)
         stored = store.query(f"SELECT count() FROM {store.database}.events")[0][0]
         assert stored == 3 * len(events), stored
+        null_s, null_cpu_s = insert_path(null_events_table(store), rows, batch, inserts_in_flight=1)
         return {"server": store.server_version, "convert_rows_s": len(rows) / convert_s,
+                "null_rows_s": len(rows) / null_s, "null_cpu_rows_s": len(rows) / null_cpu_s,
                 "insert_rows_s": len(rows) / insert_s, "insert_cpu_rows_s": len(rows) / insert_cpu_s,
                 "piped_rows_s": len(rows) / piped_s, "piped_cpu_rows_s": len(rows) / piped_cpu_s,
                 "sink_rows_s": len(events) / sink_s, "sink_cpu_rows_s": len(events) / sink_cpu_s}
     finally:
         if url.startswith("clickhouse"):
             store.execute(f"DROP DATABASE IF EXISTS {store.database}")
+            store.execute(f"DROP DATABASE IF EXISTS {store.database}_null")
         store.close()
+
+
+def null_events_table(store):
+    """The same store, aimed at a database whose ``events`` table has the Null engine: the
+    backend receives and parses every batch and stores nothing. What the insert path does then
+    is the sink's side (encoding, sending, the backend's parsing) without the storage work."""
+    database = f"{store.database}_null"
+    store.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+    store.execute(f"CREATE TABLE IF NOT EXISTS {database}.events ({columns_sql(EVENT_COLUMNS, store.features)}) "
+                  "ENGINE = Null")
+    aimed = copy.copy(store)
+    aimed.database = database
+    return aimed
 
 
 def insert_path(store, rows: list[tuple], batch: int, inserts_in_flight: int) -> tuple[float, float]:
@@ -196,6 +213,8 @@ def main() -> int:
             print(f"  insert path, next batch encoded while one is sent "
                   f"{result['piped_rows_s']:>10,.0f} rows/s ({result['piped_cpu_rows_s']:,.0f} per CPU second)")
             print("    (CPU seconds of this process: for chdb they include the engine's own threads)")
+            print(f"  the same into a Null table (no storage work)    {result['null_rows_s']:>10,.0f} rows/s "
+                  f"({result['null_cpu_rows_s']:,.0f} per CPU second)")
             print(f"  event dict -> row       {result['convert_rows_s']:>10,.0f} rows/s")
             print(f"  whole sink path         {result['sink_rows_s']:>10,.0f} rows/s "
                   f"({result['sink_cpu_rows_s']:,.0f} rows per CPU second)")

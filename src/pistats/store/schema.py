@@ -53,7 +53,8 @@ def column_type(kind: str, features: ServerFeatures) -> str:
     }[kind]
 
 
-def _columns_sql(columns: tuple[Column, ...], features: ServerFeatures) -> str:
+def columns_sql(columns: tuple[Column, ...], features: ServerFeatures) -> str:
+    """The column list of a CREATE TABLE on this server."""
     return ",\n    ".join(f"{column.name} {column_type(column.kind, features)}" for column in columns)
 
 
@@ -72,7 +73,7 @@ def create_events_sql(database: str, features: ServerFeatures) -> str:
     # fields of the event itself, so a replayed or retried event has the same key and collapses
     # (within its month partition) to the row with the latest processed_at.
     return (
-        f"CREATE TABLE IF NOT EXISTS {database}.{EVENTS} (\n    {_columns_sql(EVENT_COLUMNS, features)}\n)\n"
+        f"CREATE TABLE IF NOT EXISTS {database}.{EVENTS} (\n    {columns_sql(EVENT_COLUMNS, features)}\n)\n"
         "ENGINE = ReplacingMergeTree(processed_at)\n"
         "PARTITION BY toYYYYMM(event_time)\n"
         "ORDER BY (client_id, property_id, toDate(event_time), user_id, event_id)"
@@ -85,7 +86,7 @@ def create_rejects_sql(database: str, features: ServerFeatures) -> str:
     # and its payload (rejects raised by the sink itself may lack provenance); report queries group
     # by client and reason, hence their place at the front.
     return (
-        f"CREATE TABLE IF NOT EXISTS {database}.{REJECTS} (\n    {_columns_sql(REJECT_COLUMNS, features)}\n)\n"
+        f"CREATE TABLE IF NOT EXISTS {database}.{REJECTS} (\n    {columns_sql(REJECT_COLUMNS, features)}\n)\n"
         "ENGINE = ReplacingMergeTree(rejected_at)\n"
         "PARTITION BY toYYYYMM(rejected_at)\n"
         "ORDER BY (client_id, reason, stage, kinesis_shard, kinesis_seq, kinesis_subseq, cityHash64(raw_b64))"

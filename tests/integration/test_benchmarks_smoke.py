@@ -1,0 +1,49 @@
+"""The benchmark scripts still run: each with a small input, against the real local services.
+
+Only that they finish and print their figures is checked, never a timing (the figures are the
+README's, measured by hand). A script that rots fails here instead of on the next measuring day.
+The end-to-end and HTTP ingest scripts are left out: they take minutes, and the e2e and ingest
+tests drive the same paths.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def run_script(name: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(BENCHMARKS / name), *args], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, f"{name} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.stdout
+
+
+def test_store_insert(clickhouse_url):
+    server = clickhouse_url.rsplit("/", 1)[0]
+    output = run_script("store_insert.py", "--rows", "2000", "--batch", "500", "--bolt-tuples", "500",
+                        "--server", server)
+    for line in ("insert path, one batch at a time", "next batch encoded while one is sent",
+                 "into a Null table", "whole sink path", "sink bolt via multilang"):
+        assert output.count(line) >= 1, line
+    assert output.count("rows/s") >= 9
+
+
+def test_enrich_chain(redis_url):
+    output = run_script("enrich_chain.py", "--events", "2000", "--users", "200", "--distinct-uas", "50",
+                        "--bolt-events", "100", "--redis-url", redis_url)
+    for label in ("no sessions, warm caches", "redis sessions, new events", "redis sessions, replays"):
+        assert label in output
+
+
+@pytest.mark.parametrize("name, args, expected", [
+    ("ingest_validate.py", ("--events", "1000", "--repeat", "1"), "events/s"),
+    ("generate_throughput.py", ("--events", "500",), "records/s"),
+    ("spout_emit.py", ("--records", "2000"), "records/s"),
+])
+def test_in_process_benchmarks(name, args, expected):
+    assert expected in run_script(name, *args)
