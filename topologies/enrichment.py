@@ -29,7 +29,8 @@ class Enrichment(Topology):
         # bound on records): enough to fill the sink's batches (5,000 rows or 1 s) without
         # waiting on its flushes.
         "topology.max.spout.pending": 500,
-        # Above the sink's worst case: max_age 1 s + retry budget 10 s + one insert's timeout.
+        # Above a sink row's worst wait: max_age 1 s and a tick, then the insert in flight ahead
+        # of its batch and its own, each up to the retry budget 10 s + one attempt's timeouts 13 s.
         "topology.message.timeout.secs": 90,
         # Python subprocesses must answer heartbeats within this; the sink inserts < 30 s.
         "topology.subprocess.timeout.secs": 60,
