@@ -9,6 +9,7 @@ from tests.support.samples import make_event, make_reject
 from pistats.store.rows import (
     _event_row_checked,
     _event_row_fast,
+    _parse_text_epoch_ms,
     _text_epoch_ms,
     EVENT_COLUMN_NAMES,
     REJECT_COLUMN_NAMES,
@@ -233,6 +234,7 @@ def test_absent_texts_are_stored_as_empty_text():
         "2026-11-25T12:00:00.999999+02:00",
         "2026-11-25T10:00:00.0004-00:30",
         "2026-11-25 10:00:00+00:00",
+        "2026-11-25T15:30:00.123456+05:30",
         "1970-01-02T00:00:00Z",
         "2105-12-30T23:59:59.999Z",
         "1970-01-01T23:59:59.999Z",
@@ -249,6 +251,7 @@ def test_cached_text_times_equal_a_fresh_parse(text):
         expected = epoch_ms(text, "event_time")
     except RowError:
         expected = None
+    assert _parse_text_epoch_ms(text) == expected
     assert _text_epoch_ms(text) == expected
     assert _text_epoch_ms(text) == expected  # the cached answer
     event = make_event(5, event_time=text or None, received_at=text, first_seen_at=text, processed_at=text)
