@@ -1,6 +1,7 @@
 """Throughput of the sink's insert path into clickhouse-server and chdb, and of the sink bolt.
 
 Usage: .venv/bin/python benchmarks/store_insert.py [--rows 100000] [--batch 5000] [--server URL] [--bolt-tuples 20000]
+       [--realistic 6000 [--redis-url URL]]
 
 Prints, per backend, rows/s for (1) ``store.insert_events`` alone on prepared 5,000-row batches and
 (2) the whole sink path (event dicts as they arrive over multilang -> rows -> batches -> inserts),
@@ -15,6 +16,7 @@ import argparse
 import copy
 import gc
 import json
+import os
 import sys
 import tempfile
 import time
@@ -30,7 +32,7 @@ from pistats.store.config import SinkConfig  # noqa: E402
 from pistats.store.inflight import InsertPipeline  # noqa: E402
 from pistats.store.rows import EVENT_COLUMNS, event_row  # noqa: E402
 from pistats.store.schema import columns_sql, migrate  # noqa: E402
-from pistats.store.sink import Sink  # noqa: E402
+from pistats.store.sink import Sink, tuple_payloads  # noqa: E402
 
 BATCH = 5000
 START = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -175,6 +177,53 @@ def bench_bolt(url: str, events: list[dict], workdir: str, bolt_class=None) -> t
     return len(events) / elapsed, len(events) / cpu_elapsed
 
 
+def realistic_tuples(events: int, redis_url: str) -> list[list[str]]:
+    """Tuples as the enrich bolt emits them: ``pistats generate`` records through the whole chain
+    (geo, device, bots, Redis sessions), 60 events to a tuple. About 1.8 KB of JSON per event,
+    three distinct times each: heavier than ``make_events``' rows."""
+    import redis
+
+    from pistats.enrich.chain import Chain, EnrichConfig
+    from pistats.enrich.run import records_from_recording, run_chain
+    from pistats.enrich.sessions import SessionConfig
+    from pistats.generate.generator import GenerateConfig, generate
+    from pistats.wire import pack_rows
+
+    prefix = f"pistats-bench:{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(redis_url)
+    enriched: list[dict] = []
+    try:
+        with tempfile.TemporaryDirectory() as workdir:
+            generate(GenerateConfig(events=events, shards=2, bad_fraction=0.0, duplicate_fraction=0.0, seed=5),
+                     Path(workdir) / "recording")
+            chain = Chain.build(EnrichConfig(sessions=SessionConfig(key_prefix=prefix)), redis=client)
+            run_chain(chain, records_from_recording(Path(workdir) / "recording"), enriched.append, lambda reject: None)
+    finally:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=5000))
+        for start in range(0, len(keys), 5000):
+            client.delete(*keys[start:start + 5000])
+    return [[pack_rows(enriched[start:start + 60])] for start in range(0, len(enriched), 60)]
+
+
+def bench_realistic(url: str, tuples: list[list[str]]) -> tuple[float, float]:
+    """Rows per second and CPU microseconds per row (chdb's threads included) of the sink fed the
+    enrich bolt's tuples in process, as the bolt feeds it."""
+    store = open_store(url, env={})
+    try:
+        migrate(store)
+        sink = Sink(store, SinkConfig())
+        rows = 0
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for index, values in enumerate(tuples):
+            payloads = tuple_payloads(values)
+            rows += len(payloads)
+            sink.add_events(index, payloads)
+        sink.flush_all()
+        return rows / (time.perf_counter() - started), 1e6 * (time.process_time() - cpu_started) / rows
+    finally:
+        store.close()
+
+
 def protocol_only_bolt():
     """The multilang protocol alone: a bolt that acks every tuple at once and stores nothing."""
     from streamparse import Bolt
@@ -194,6 +243,9 @@ def main() -> int:
     parser.add_argument("--server", default="clickhouse://default@127.0.0.1:9000")
     parser.add_argument("--batch", type=int, default=BATCH, help="rows per insert (default 5000)")
     parser.add_argument("--bolt-tuples", type=int, default=20_000)
+    parser.add_argument("--realistic", type=int, default=0, metavar="EVENTS",
+                        help="also feed the sink EVENTS generated and enriched events (needs Redis)")
+    parser.add_argument("--redis-url", default=os.environ.get("PISTATS_REDIS_URL", "redis://127.0.0.1:6379/0"))
     args = parser.parse_args()
     run = uuid.uuid4().hex[:8]
     events = make_events(args.rows, run)
@@ -223,6 +275,12 @@ def main() -> int:
         limit, _ = bench_bolt(f"chdb://{workdir}/unused", bolt_events, workdir, protocol_only_bolt())
         print(f"sink bolt via multilang (chdb), tuples of {BOLT_BATCH} events: {rate:,.0f} rows/s, "
               f"{cpu_rate:,.0f} rows per CPU second (an ack-only bolt on the same stream: {limit:,.0f} rows/s)")
+        if args.realistic:
+            tuples = realistic_tuples(args.realistic, args.redis_url)
+            gc.freeze()
+            rate, cpu_us = bench_realistic(f"chdb://{workdir}/realistic", tuples)
+            print(f"sink in process (chdb), generated and enriched events in tuples of 60: {rate:,.0f} rows/s, "
+                  f"{cpu_us:.1f} CPU us per row (chdb's threads included)")
     return 0
 
 

@@ -23,12 +23,12 @@ def run_script(name: str, *args: str) -> str:
     return done.stdout
 
 
-def test_store_insert(clickhouse_url):
+def test_store_insert(clickhouse_url, redis_url):
     server = clickhouse_url.rsplit("/", 1)[0]
     output = run_script("store_insert.py", "--rows", "2000", "--batch", "500", "--bolt-tuples", "500",
-                        "--server", server)
+                        "--realistic", "600", "--redis-url", redis_url, "--server", server)
     for line in ("insert path, one batch at a time", "next batch encoded while one is sent",
-                 "into a Null table", "whole sink path", "sink bolt via multilang"):
+                 "into a Null table", "whole sink path", "sink bolt via multilang", "generated and enriched events"):
         assert output.count(line) >= 1, line
     assert output.count("rows/s") >= 9
 
