@@ -21,6 +21,7 @@ from pistats import contract
 from pistats.enrich.chain import Chain, EnrichConfig
 from pistats.enrich.parse import KinesisRecord
 from pistats.enrich.sessions import SessionConfig
+from pistats.redis_keys import delete_matching
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
 
@@ -148,9 +149,7 @@ def main() -> None:
         print(f"{'':<28} session state reads {store.reads:,}, conflicts {store.conflicts:,}, "
               f"replays {store.replays:,}")
     finally:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=5000))
-        for start in range(0, len(keys), 5000):
-            client.delete(*keys[start:start + 5000])
+        delete_matching(client, f"{prefix}:*")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import redis
 from botocore.config import Config
 
 from pistats.ingest.keys import WriteKeyStore
+from pistats.redis_keys import delete_matching
 
 PISTATS = str(Path(sys.executable).with_name("pistats"))
 
@@ -166,9 +167,7 @@ def main() -> None:
         server.wait(timeout=10)
         server.stderr.close()
         kinesis.delete_stream(StreamName=stream, EnforceConsumerDeletion=True)
-        names = list(store.scan_iter(match=f"{prefix}:*", count=1000))
-        for start in range(0, len(names), 1000):
-            store.delete(*names[start:start + 1000])
+        delete_matching(store, f"{prefix}:*")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from pistats.redis_keys import delete_matching  # noqa: E402
 from pistats.store.backends import open_store  # noqa: E402
 from pistats.store.config import SinkConfig  # noqa: E402
 from pistats.store.inflight import InsertPipeline  # noqa: E402
@@ -199,9 +200,7 @@ def realistic_tuples(events: int, redis_url: str) -> list[list[str]]:
             chain = Chain.build(EnrichConfig(sessions=SessionConfig(key_prefix=prefix)), redis=client)
             run_chain(chain, records_from_recording(Path(workdir) / "recording"), enriched.append, lambda reject: None)
     finally:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=5000))
-        for start in range(0, len(keys), 5000):
-            client.delete(*keys[start:start + 5000])
+        delete_matching(client, f"{prefix}:*")
     return [[pack_rows(enriched[start:start + 60])] for start in range(0, len(enriched), 60)]
 
 

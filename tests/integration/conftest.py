@@ -12,6 +12,7 @@ import pytest
 import redis as redis_lib
 
 from pistats.localenv.services import Ports, prepare_storm_cluster
+from pistats.redis_keys import delete_matching
 
 
 @pytest.fixture
@@ -26,9 +27,7 @@ def key_prefix(redis_client, unique_name):
     """A Redis key namespace of this test only; every key under it is deleted afterwards."""
     prefix = f"pistats-test:{unique_name}"
     yield prefix
-    keys = list(redis_client.scan_iter(match=f"{prefix}:*", count=1000))
-    if keys:
-        redis_client.delete(*keys)
+    delete_matching(redis_client, f"{prefix}:*")
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from pistats.demo.runner import DemoRun, Pipeline
 from pistats.generate.generator import GenerateConfig, generate, load_expected
 from pistats.kinesis.recording import Recording
 from pistats.localenv.services import Ports
+from pistats.redis_keys import delete_matching
 
 EVERYTHING = ("records_in", "events_stored", "rejected", "duplicates_dropped", "users", "sessions",
               "by_country", "by_device_type")
@@ -97,7 +98,5 @@ def fault_free_session_ids(recording_dir: Path, redis_url: str) -> dict[tuple[st
     try:
         run_chain(chain, records_from_recording(recording_dir), keep, lambda reject: None)
     finally:
-        keys = list(connection.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            connection.delete(*keys)
+        delete_matching(connection, f"{prefix}:*")
     return sessions

@@ -24,6 +24,7 @@ from pistats.enrich.run import records_from_lines, records_from_recording, run_c
 from pistats.enrich.sessions import SessionConfig
 from pistats.errors import DataError, UserError
 from pistats.redact import redact_url
+from pistats.redis_keys import delete_matching
 
 
 # The session scripts unpack a batch's keys onto Lua's stack, which holds about 8,000 values.
@@ -116,8 +117,6 @@ def main(args: argparse.Namespace) -> int:
 def _delete_prefix(redis, prefix: str) -> None:
     """Delete this run's session keys (``prefix`` is generated: no glob characters in it)."""
     try:
-        keys = list(redis.scan_iter(match=f"{prefix}:*", count=1000))
-        for start in range(0, len(keys), 1000):
-            redis.delete(*keys[start:start + 1000])
+        delete_matching(redis, f"{prefix}:*")
     except redis_lib.RedisError:  # best effort: the keys carry TTLs anyway
         pass

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 from pistats.errors import UserError
 from pistats.localenv import services as local_services
 from pistats.localenv.paths import project_root, state_dir
+from pistats.redis_keys import delete_matching
 
 DEFAULT_RECORDING = Path("tests") / "fixtures" / "sample_recording"
 TOPOLOGY = "enrichment"
@@ -215,9 +216,7 @@ class Pipeline:
         (``session_prefix``, the checkpoints of its app and stream), and a local Redis would
         otherwise keep some 20,000 keys per run for the state TTL."""
         for pattern in (f"{self.run.session_prefix}:*", f"pistats:ckpt:{self.run.app_name}:{self.run.stream}:*"):
-            keys = list(self.redis.scan_iter(match=pattern, count=5000))
-            for start in range(0, len(keys), 5000):
-                self.redis.delete(*keys[start:start + 5000])
+            delete_matching(self.redis, pattern)
 
     def read_layout(self):
         """Every shard's records, once the stream holds everything it will hold."""
