@@ -142,7 +142,7 @@ def format_timestamp(moment: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
-def _is_text(value: object) -> bool:
+def is_text(value: object) -> bool:
     """A str that encodes to UTF-8 (json.loads lets lone surrogates such as "\\ud800" through)."""
     if type(value) is not str:
         return False
@@ -165,7 +165,7 @@ def _check_text(value: object, field: str, problems: list[Problem], *, min_len=1
         return
     if type(value) is not str:
         problems.append(Problem(field, "not a string"))
-    elif not _is_text(value):
+    elif not is_text(value):
         problems.append(Problem(field, "invalid unicode (lone surrogate)"))
     elif len(value) < min_len:
         problems.append(Problem(field, "empty"))
@@ -176,7 +176,7 @@ def _check_text(value: object, field: str, problems: list[Problem], *, min_len=1
 def _check_plain_json(value: object, field: str, depth: int, problems: list[Problem]) -> None:
     """Values kept as they come must still re-encode as strict JSON and stay shallow."""
     if value is None or type(value) in (bool, int, str):
-        if type(value) is str and not _is_text(value):
+        if type(value) is str and not is_text(value):
             problems.append(Problem(field, "invalid unicode (lone surrogate)"))
     elif type(value) is float:
         if not math.isfinite(value):
@@ -188,7 +188,7 @@ def _check_plain_json(value: object, field: str, depth: int, problems: list[Prob
             _check_plain_json(item, f"{field}[{position}]", depth + 1, problems)
     elif type(value) is dict:
         for key, item in value.items():
-            if not _is_text(key):
+            if not is_text(key):
                 problems.append(Problem(field, "key with invalid unicode"))
                 continue
             _check_plain_json(item, f"{field}.{key}", depth + 1, problems)
@@ -217,7 +217,7 @@ def _check_known_keys(value: dict, field: str, checks: dict, problems: list[Prob
         if check is not None:
             if item is not None:
                 check(item, f"{field}.{key}", problems)
-        elif not _is_text(key):
+        elif not is_text(key):
             problems.append(Problem(field, "key with invalid unicode"))
         else:
             _check_plain_json(item, f"{field}.{key}", 2, problems)
@@ -228,7 +228,7 @@ def _check_context(context: object, problems: list[Problem]) -> None:
         problems.append(Problem("context", "not an object"))
         return
     for key, value in context.items():
-        if not _is_text(key):
+        if not is_text(key):
             problems.append(Problem("context", "key with invalid unicode"))
             continue
         field = f"context.{key}"
@@ -259,7 +259,7 @@ def _check_properties(properties: object, problems: list[Problem]) -> None:
         problems.append(Problem("properties", f"more than {PROPERTIES_MAX_KEYS} keys"))
         return
     for key, value in properties.items():
-        if not _is_text(key) or not 1 <= len(key) <= PROPERTY_KEY_MAX:
+        if not is_text(key) or not 1 <= len(key) <= PROPERTY_KEY_MAX:
             problems.append(Problem("properties", f"key not a 1-{PROPERTY_KEY_MAX} character string"))
             continue
         field = f"properties.{key}"
@@ -285,7 +285,7 @@ def validate_event(obj: object) -> list[Problem]:
     problems: list[Problem] = []
     for key in obj:
         if key not in _EVENT_FIELD_SET:
-            problems.append(Problem(key if _is_text(key) else "?", "unknown field"))
+            problems.append(Problem(key if is_text(key) else "?", "unknown field"))
     for key in REQUIRED_FIELDS:
         if obj.get(key) is None:
             problems.append(Problem(key, "required"))
@@ -314,7 +314,7 @@ def validate_event(obj: object) -> list[Problem]:
 
     push_token = obj.get("push_token")
     if push_token is not None:
-        if not _is_text(push_token):
+        if not is_text(push_token):
             problems.append(Problem("push_token", "not a string"))
         elif not push_token:
             problems.append(Problem("push_token", "empty"))
@@ -478,7 +478,7 @@ def _record_problems(obj: object) -> list[Problem]:
     problems: list[Problem] = []
     for key in obj:
         if key not in _RECORD_FIELD_SET:
-            problems.append(Problem(key if _is_text(key) else "?", "unknown field"))
+            problems.append(Problem(key if is_text(key) else "?", "unknown field"))
     for key in RECORD_FIELDS:
         if key not in obj:
             problems.append(Problem(key, "required"))
@@ -490,7 +490,7 @@ def _record_problems(obj: object) -> list[Problem]:
         except ValueError:
             problems.append(Problem("received_at", "not RFC 3339"))
     for key in ("ip", "user_agent"):
-        if key in obj and not _is_text(obj[key]):
+        if key in obj and not is_text(obj[key]):
             problems.append(Problem(key, "not a string"))
     if "clock_skew" in obj and type(obj["clock_skew"]) is not bool:
         problems.append(Problem("clock_skew", "not a boolean"))

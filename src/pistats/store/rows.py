@@ -28,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from pistats.contract import is_text
+
 # Column kinds; their SQL types per server are in pistats.store.schema.
 STR, LC, DT, BOOL, U32, NF64, NU32, STRARR = "str", "lc", "dt", "bool", "u32", "nf64", "nu32", "strarr"
 
@@ -305,18 +307,6 @@ _COUNT_TYPES = ({int},)
 _FIXED_SIZE = _FIXED_COST * len(_EVENT_PLAN)
 
 
-def _valid_utf8(text: str) -> bool:
-    """Whether text can be stored as it is: no lone surrogates. Checked on the texts of a whole
-    row or batch joined, so one bad value sends them all the field-by-field way."""
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _event_row_fast(event: Mapping, max_string_chars: int) -> tuple[tuple, int] | None:
     """The common case in bulk C-level checks: every key present, text valid UTF-8 within the limit,
     real bools, counts in range, finite coordinates. Returns None for anything else, which the
@@ -339,11 +329,11 @@ def _event_row_fast(event: Mapping, max_string_chars: int) -> tuple[tuple, int] 
     # "" adds nothing to the text checks and None becomes ""; filter(None, ...) drops both in C.
     present_texts = list(filter(None, texts))
     joined = "".join(present_texts)
-    if not _valid_utf8(joined) or max(map(len, present_texts), default=0) > max_string_chars:
+    if not is_text(joined) or max(map(len, present_texts), default=0) > max_string_chars:
         return None
     errors = values[_ERRORS_INDEX]
     if errors.__class__ is not list or (errors and (
-        set(map(type, errors)) != {str} or not _valid_utf8("".join(errors))
+        set(map(type, errors)) != {str} or not is_text("".join(errors))
         or max(map(len, errors)) > max_string_chars
     )):
         return None
@@ -423,7 +413,7 @@ def event_rows_columnar(fields: Sequence[str], values: Sequence[Sequence], max_s
             texts[position] = tuple("" if value is None else value for value in column)
         else:
             lengths.append(list(map(len, column)))
-    if max(map(max, lengths)) > max_string_chars or not _valid_utf8("".join(chain.from_iterable(texts))):
+    if max(map(max, lengths)) > max_string_chars or not is_text("".join(chain.from_iterable(texts))):
         return None
     columns = dict(zip(_TEXT_NAMES, texts))
     base_size = _FIXED_SIZE + 2 * len(_TEXT_NAMES)
@@ -462,7 +452,7 @@ def event_rows_columnar(fields: Sequence[str], values: Sequence[Sequence], max_s
         return None
     if any(errors):
         notes = [note for row_errors in errors for note in row_errors]
-        if set(map(type, notes)) != {str} or not _valid_utf8("".join(notes)) or max(map(len, notes)) > max_string_chars:
+        if set(map(type, notes)) != {str} or not is_text("".join(notes)) or max(map(len, notes)) > max_string_chars:
             return None
         sizes = list(map(_plus_lengths, sizes, errors))
     columns["enrich_errors"] = errors
