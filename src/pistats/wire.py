@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -81,15 +82,28 @@ def pack_rows(rows: list[dict[str, Any]]) -> str:
     return pack([union, [[row.get(key) for key in union] for row in rows]])
 
 
+@dataclass(frozen=True)
+class PackedRows:
+    """Rows as ``pack_rows`` sends them: one header of field names and one list of values per
+    row, each as long as the header. Consumers that go column by column need no dicts."""
+
+    fields: list[str]
+    values: list[list[Any]]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.fields, row)) for row in self.values]
+
+
 def unpack_rows(text: str) -> list[dict[str, Any]]:
     """Inverse of ``pack_rows``; raises ``WireError`` for anything else."""
-    fields, rows = unpack_fields_and_rows(text)
-    return [dict(zip(fields, row)) for row in rows]
+    return unpack_packed_rows(text).as_dicts()
 
 
-def unpack_fields_and_rows(text: str) -> tuple[list[str], list[list[Any]]]:
-    """``unpack_rows`` without building dicts: the header and one list of values per row, each
-    as long as the header (for consumers that go column by column)."""
+def unpack_packed_rows(text: str) -> PackedRows:
+    """``unpack_rows`` without building dicts; raises ``WireError`` for anything else."""
     batch = unpack(text)
     if len(batch) != 2 or not isinstance(batch[0], list) or not isinstance(batch[1], list):
         raise WireError("not a packed batch of rows: not [fields, rows]")
@@ -99,4 +113,4 @@ def unpack_fields_and_rows(text: str) -> tuple[list[str], list[list[Any]]]:
     # Whole-list checks in C: a batch has thousands of rows.
     if rows and (set(map(type, rows)) != {list} or set(map(len, rows)) != {len(fields)}):
         raise WireError("not a packed batch of rows: a row does not match the fields")
-    return fields, rows
+    return PackedRows(fields, rows)

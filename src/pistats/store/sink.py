@@ -45,7 +45,7 @@ from pistats.store.rows import (
 )
 from pistats.retry import retry_within
 from pistats.store.schema import EVENTS, REJECTS
-from pistats.wire import WireError, unpack_fields_and_rows
+from pistats.wire import PackedRows, WireError, unpack_packed_rows
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +61,6 @@ class Settled:
         self.acked.extend(other.acked)
         self.failed.extend(other.failed)
         return self
-
-
-@dataclass(frozen=True)
-class PackedRows:
-    """A tuple's rows as they travel (``pistats.wire.pack_rows``): one header, one list of values
-    per row. The sink converts plain batches of events column by column, without dicts."""
-
-    fields: list[str]
-    values: list[list]
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def as_dicts(self) -> list[dict]:
-        return [dict(zip(self.fields, row)) for row in self.values]
 
 
 @dataclass
@@ -293,7 +278,7 @@ def tuple_payloads(values) -> list[Mapping | None] | PackedRows:
     value = values[0]
     if isinstance(value, str):
         try:
-            return PackedRows(*unpack_fields_and_rows(value))
+            return unpack_packed_rows(value)
         except WireError:
             return [None]
     if isinstance(value, Mapping):

@@ -270,10 +270,11 @@ def test_cached_text_times_equal_a_fresh_parse(text):
 
 
 def packed(events):
-    """The sink's view of a tuple: ``pack_rows`` then ``unpack_fields_and_rows``."""
-    from pistats.wire import pack_rows, unpack_fields_and_rows
+    """The sink's view of a tuple: ``pack_rows`` then ``unpack_packed_rows``, as header and rows."""
+    from pistats.wire import pack_rows, unpack_packed_rows
 
-    return unpack_fields_and_rows(pack_rows(events))
+    batch = unpack_packed_rows(pack_rows(events))
+    return batch.fields, batch.values
 
 
 def rows_one_by_one(fields, values):
