@@ -289,7 +289,8 @@ _REQUIRED_OF_ROW = operator.itemgetter(*_REQUIRED_INDEXES)
 _COORDINATES = tuple((_EVENT_INDEX[name], limit) for name, limit in _COORDINATE_LIMIT.items())
 _TIMES = tuple((_EVENT_INDEX[name], name) for name in _names((DT,)))
 _EVENT_TIME_INDEX = _EVENT_INDEX["event_time"]
-_TEXT_TYPES = ({str}, {str, type(None)})
+_NONE_OR_TEXT = {str, type(None)}
+_TEXT_TYPES = ({str}, _NONE_OR_TEXT)
 _FLAG_TYPES = ({bool},)
 _COUNT_TYPES = ({int},)
 _FIXED_SIZE = _FIXED_COST * len(_EVENT_PLAN)
@@ -366,7 +367,6 @@ _FLAG_NAMES = _names((BOOL,))
 _COUNT_NAMES = _names((U32,))
 _NULLABLE_COUNT_NAMES = _names((NU32,))
 _TIME_NAMES = _names((DT,))
-_NONE_OR_TEXT = {str, type(None)}
 _NONE_OR_COUNT = {int, type(None)}
 _NONE_OR_NUMBER = {float, int, type(None)}
 
@@ -383,8 +383,8 @@ def event_rows_columnar(fields: Sequence[str], values: Sequence[Sequence], max_s
     """
     if not values:
         return [], []
-    index = {name: position for position, name in enumerate(fields)}
-    if len(index) != len(fields) or not all(name in index for name in EVENT_COLUMN_NAMES):
+    names = set(fields)
+    if len(names) != len(fields) or not names.issuperset(EVENT_COLUMN_NAMES):
         return None
     if len(set(map(len, values))) != 1 or len(values[0]) != len(fields):
         return None
