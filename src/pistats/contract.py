@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 RECORD_VERSION = 1
 MAX_RECORD_BYTES = 64 * 1024
 EVENT_TYPES = ("register", "subscribe", "unsubscribe", "page_view", "notification_click")
-REJECT_REASONS = ("bad_encoding", "bad_json", "unsupported_version", "schema", "too_large")
+REJECT_REASONS = ("bad_encoding", "bad_json", "unsupported_version", "schema", "too_large", "bad_kpl")
 
 # Request limits of POST /v1/events (the ingest enforces them; they are part of the contract).
 MAX_BODY_BYTES = 512 * 1024
