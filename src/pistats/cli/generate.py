@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bad-fraction", type=float, default=0.03, metavar="F", help="malformed records (default 0.03)")
     parser.add_argument("--duplicate-fraction", type=float, default=0.02, metavar="F",
                         help="client retries, same event_id again (default 0.02)")
+    parser.add_argument("--skewed-months", type=int, default=0, metavar="M",
+                        help="add M events of one client whose device clocks date them in M different months")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=main)
@@ -44,6 +46,7 @@ def main(args: argparse.Namespace) -> int:
         reshard_at=args.reshard_at,
         bad_fraction=args.bad_fraction,
         duplicate_fraction=args.duplicate_fraction,
+        skewed_months=args.skewed_months,
     )
     result = generate(config, args.out, overwrite=args.force, progress=not args.no_progress)
     expected = result.expected

@@ -69,6 +69,7 @@ class GenerateConfig:
     bad_fraction: float = 0.03
     duplicate_fraction: float = 0.02
     skewed_clock_fraction: float = 0.005
+    skewed_months: int = 0
 
     def __post_init__(self) -> None:
         if self.events < 1:
@@ -82,6 +83,8 @@ class GenerateConfig:
         for name in ("bad_fraction", "duplicate_fraction", "skewed_clock_fraction"):
             if not 0 <= getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be in [0, 1)", exit_code=2)
+        if not 0 <= self.skewed_months <= 1200:
+            raise UserError("--skewed-months must be between 0 and 1200", exit_code=2)
         if self.bad_fraction + self.duplicate_fraction >= 0.9:
             raise UserError("--bad-fraction plus --duplicate-fraction must stay below 0.9", exit_code=2)
 
@@ -353,6 +356,25 @@ class Generator:
             items.append(Item(received, partition_key(user.client.client_id, user.user_id), encode_record(record), "valid"))
         return items
 
+    def _month_spread_items(self, months: int) -> list[Item]:
+        """One client's single-event users whose device clocks date their events in ``months``
+        different calendar months, going back a month at a time from the same day (31-day steps
+        always land in an earlier month): valid, flagged ``clock_skew``, and a partition per month to a store
+        partitioned by event month."""
+        client = self.clients[-1]
+        items = []
+        for back in range(1, months + 1):
+            user = self._make_user()
+            user.client = client
+            user.property_id, user.domain = client.properties[0]
+            received = EPOCH + timedelta(seconds=self.rng.uniform(0, SPAN.total_seconds()))
+            dated = EPOCH - timedelta(days=31 * back, seconds=self.rng.uniform(0, 3600))
+            event = self._event(user, "page_view", dated, self._page(), "")
+            record = build_record(client_id=client.client_id, event=event, received_at=received,
+                                  ip=user.home_ip, user_agent=user.http_agent, now=received)
+            items.append(Item(received, partition_key(client.client_id, user.user_id), encode_record(record), "valid"))
+        return items
+
     def _duplicate(self, original: Item) -> Item:
         """The client retried: the same event again, received a little later."""
         record = json.loads(original.data)
@@ -417,7 +439,11 @@ class Generator:
         if unique < 1:
             raise UserError("--events too small for the requested bad and duplicate fractions", exit_code=2)
         skewed = min(skewed, unique - 1)
+        if config.skewed_months >= unique - skewed:
+            raise UserError("--events too small for --skewed-months", exit_code=2)
         valid = self._skewed_items(skewed)
+        if config.skewed_months:
+            valid.extend(self._month_spread_items(config.skewed_months))
         while len(valid) < unique:
             valid.extend(self._user_items(self._make_user(), unique - len(valid)))
         everything = list(valid)

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from pistats.generate.generator import GenerateConfig, generate
 from pistats.kinesis import admin
 from pistats.kinesis.recording import Recording
 from pistats.localenv.paths import project_root
@@ -164,3 +165,28 @@ def test_kinesis_throttling_and_expired_iterators(pipelines, tmp_path):
                   if log.stat().st_mtime >= started]
     assert any(f"chaos: injecting Kinesis faults {plan}" in log.read_text() for log in spout_logs)
     assert_summary(pipeline, recording)
+
+
+@pytest.mark.parametrize("backend", ["chdb", "clickhouse-server"])
+def test_one_client_dating_its_events_in_150_months(pipelines, tmp_path, unique_name, backend):
+    """A client's clock-skewed events span 150 calendar months (one partition each in a store
+    partitioned by event month): every one is stored, none is taken for a duplicate."""
+    store = None if backend == "chdb" else f"clickhouse://default@127.0.0.1:{Ports.from_env().clickhouse}/e2e_{unique_name}"
+    recording_dir = tmp_path / "recording"
+    generate(GenerateConfig(events=1500, shards=2, seed=13, bad_fraction=0.03, duplicate_fraction=0.03,
+                            skewed_months=150), recording_dir)
+    pipeline = pipelines(store)
+    load(pipeline, recording_dir)
+    topology = pipeline.start_local()
+    try:
+        pipeline.wait_until_committed(topology, TIMEOUT_S)
+    finally:
+        topology.stop()
+    try:
+        assert_summary(pipeline, recording_dir)
+    finally:
+        if store is not None:
+            from pistats.store.backends import open_store
+
+            with open_store(store) as cleanup:
+                cleanup.execute(f"DROP DATABASE IF EXISTS e2e_{unique_name}")

@@ -10,6 +10,7 @@ import pytest
 
 from pistats.cli.main import main as pistats
 from pistats.contract import ContractError, decode_record, parse_timestamp
+from pistats.errors import UserError
 from pistats.generate import GenerateConfig, generate, load_expected
 from pistats.generate.expected import CountryLookup, count_sessions, device_type, expected_counts
 from pistats.generate.generator import Generator
@@ -189,3 +190,24 @@ def test_cli_generate_and_usage_errors(tmp_path, capsys):
     assert pistats(["generate", "--out", str(tmp_path / "s"), "--events", "60", "--reshard-at", "1.5"]) == 2
     assert "--reshard-at must be a fraction" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_skewed_months_date_one_clients_events_in_that_many_months(countries):
+    config = GenerateConfig(events=400, shards=2, clients=3, seed=4, skewed_months=150)
+    items = Generator(config, countries).items()
+    plain = Generator(GenerateConfig(**{**config.__dict__, "skewed_months": 0}), countries).items()
+    assert len(items) == len(plain) == 400
+    months_by_client = defaultdict(set)
+    for item in items:
+        if item.label != "valid":
+            continue
+        record = decode_record(item.data)
+        if record["clock_skew"]:
+            moment = parse_timestamp(record["event"]["timestamp"])
+            months_by_client[record["client_id"]].add((moment.year, moment.month))
+    assert max(len(months) for months in months_by_client.values()) >= 150
+
+
+def test_skewed_months_needs_room_in_the_recording(countries):
+    with pytest.raises(UserError, match="--skewed-months"):
+        Generator(GenerateConfig(events=100, skewed_months=150), countries).items()
