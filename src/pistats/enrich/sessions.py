@@ -281,17 +281,26 @@ class SessionConfig:
 #
 # READ_SCRIPT: ARGV[1] = JSON [state key prefix, [user tags], memo key now, memo key before,
 # [memo fields]]. Returns JSON [states, memo now, memo before], a missing value as false: one
-# string is parsed in C, where a nested reply of a thousand items is parsed in Python.
+# string is parsed in C, where a nested reply of a thousand items is parsed in Python. ``unpack``
+# is limited by Lua's C stack (about 8,000 values), hence the slices of 4,000, as in WRITE_SCRIPT.
 READ_SCRIPT = """
 local request = cjson.decode(ARGV[1])
 local prefix, tags, fields = request[1], request[2], request[5]
 local keys = {}
 for i, tag in ipairs(tags) do keys[i] = prefix .. tag end
-local states = redis.call('MGET', unpack(keys))
-local now, before = {}, {}
-if #fields > 0 then
-  now = redis.call('HMGET', request[3], unpack(fields))
-  before = redis.call('HMGET', request[4], unpack(fields))
+local states, now, before = {}, {}, {}
+for first = 1, #keys, 4000 do
+  local part = redis.call('MGET', unpack(keys, first, math.min(first + 3999, #keys)))
+  for j = 1, #part do states[first + j - 1] = part[j] end
+end
+for first = 1, #fields, 4000 do
+  local last = math.min(first + 3999, #fields)
+  local part_now = redis.call('HMGET', request[3], unpack(fields, first, last))
+  local part_before = redis.call('HMGET', request[4], unpack(fields, first, last))
+  for j = 1, last - first + 1 do
+    now[first + j - 1] = part_now[j]
+    before[first + j - 1] = part_before[j]
+  end
 end
 return cjson.encode({states, now, before})
 """

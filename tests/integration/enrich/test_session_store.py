@@ -197,6 +197,17 @@ def test_a_batch_of_five_thousand_users(store):
     assert store.assign(events) == fields and store.replays == 5000
 
 
+def test_a_batch_of_ten_thousand_users_is_read_in_one_call(redis_client, key_prefix):
+    # Lua's unpack is limited by its C stack (about 8,000 values): the read script slices.
+    config = SessionConfig(key_prefix=key_prefix, state_cache_size=0)
+    store = RedisSessionStore(redis_client, config, now=lambda: NOW)
+    events = [ev(0, f"e{n}", user=f"u{n}") for n in range(10_000)]
+    fields = store.assign(events)
+    assert all(f["is_new_user"] and f["session_index"] == 1 for f in fields)
+    assert store.assign(events) == fields  # no cache: every state and memo entry read back
+    assert (store.reads, store.replays) == (2, 10_000)
+
+
 def test_a_known_user_costs_one_round_trip(store):
     store.assign([ev(0, "a")])
     store.assign([ev(MIN, "b")])
