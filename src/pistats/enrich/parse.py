@@ -3,7 +3,8 @@
 Every input gives exactly one of the two, whatever its bytes (a property test holds us to it):
 the record's data is decoded and validated by ``pistats.contract.decode_record``, and a
 ``ContractError`` becomes a reject carrying its reason code, the field, the raw payload (base64)
-and the record's provenance, for the dead-letter table.
+and the record's provenance, for the dead-letter table. A payload that still starts with the KPL
+magic is an aggregate the spout could not split (it hands those on as they came): ``bad_kpl``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 from pistats import contract
 from pistats.enrich.device import DEVICE_KEYS
 from pistats.enrich.event import EMPTY_GEO
+from pistats.kinesis import kpl
 from pistats.wire import compact_json, unpack
 
 # A record's values in the spout's batches, in order (``pistats.kinesis.consumer.tuple_values``).
@@ -104,6 +106,13 @@ def _client_id_of(data: bytes) -> str:
     return client_id if isinstance(client_id, str) and len(client_id) <= contract.CLIENT_ID_MAX else ""
 
 
+def _kpl_detail(record: KinesisRecord) -> str:
+    outcome = kpl.deaggregate(record.data, record.partition_key)
+    if isinstance(outcome, kpl.MalformedAggregate):
+        return f"malformed KPL aggregate: {outcome.detail}"
+    return f"a KPL aggregate of {len(outcome)} records where one record was expected (not de-aggregated)"
+
+
 class Parser:
     """``parse(record)`` -> ``("event", event)`` or ``("reject", reject)``; ``now`` is injected.
 
@@ -121,6 +130,9 @@ class Parser:
         if isinstance(record, UndecodableTuple):
             return "reject", self._reject(record.record, "bad_encoding", None,
                                           "tuple data is not base64", record.data_b64)
+        if record.data.startswith(kpl.MAGIC):
+            return "reject", self._reject(record, "bad_kpl", None, _kpl_detail(record),
+                                          base64.b64encode(record.data).decode("ascii"))
         try:
             decoded = contract.decode_record(record.data)
         except contract.ContractError as error:

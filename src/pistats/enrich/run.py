@@ -25,13 +25,22 @@ def _arrival_ms(recorded) -> int:
     return int(recorded.arrival.timestamp() * 1000)
 
 
+def _user_records(data: bytes, partition_key: str) -> list[kpl.UserRecord]:
+    """A Kinesis record's user records as the spout emits them: a malformed KPL aggregate stays
+    one record (sub-sequence 0, its bytes), which the parser rejects as ``bad_kpl``."""
+    outcome = kpl.deaggregate(data, partition_key)
+    if isinstance(outcome, kpl.MalformedAggregate):
+        return [kpl.UserRecord(partition_key, data, 0)]
+    return outcome
+
+
 def records_from_recording(path: str | Path) -> Iterator[KinesisRecord]:
     """Every user record of a recording: shards parents first, records in sequence order,
     KPL aggregates split into their sub-records (as the spout does)."""
     recording = Recording.open(path)
     for shard in iter_manifest_order(recording):
         for recorded in recording.records(shard.shard_id):
-            for user_record in kpl.deaggregate(recorded.data, recorded.partition_key):
+            for user_record in _user_records(recorded.data, recorded.partition_key):
                 yield KinesisRecord(
                     shard.shard_id, recorded.sequence_number, user_record.sub_sequence_number,
                     user_record.partition_key, _arrival_ms(recorded), user_record.data,
@@ -71,7 +80,7 @@ def records_from_lines(lines: Iterable[bytes], source: str) -> Iterator[KinesisR
                 yield UndecodableTuple(KinesisRecord(source, str(obj["SequenceNumber"]), 0,
                                                      str(obj.get("PartitionKey", "")), None, b""), str(obj["Data"]))
                 continue
-            for user_record in kpl.deaggregate(data, str(obj.get("PartitionKey", ""))):
+            for user_record in _user_records(data, str(obj.get("PartitionKey", ""))):
                 yield KinesisRecord(source, str(obj["SequenceNumber"]), user_record.sub_sequence_number,
                                     user_record.partition_key, None, user_record.data)
         else:

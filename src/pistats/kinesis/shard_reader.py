@@ -3,7 +3,9 @@
 A :class:`ShardReader` makes one GetRecords call per :meth:`ShardReader.step` and says when the
 next call may be made. It never sleeps itself: the consumer's fetcher thread (or a test) waits.
 Errors never escape a step: throttling and service errors become a longer wait for this shard
-only; an expired iterator is renewed AFTER_SEQUENCE_NUMBER of the last record fetched.
+only; an expired iterator is renewed AFTER_SEQUENCE_NUMBER of the last record fetched. A page
+advances the reader (last sequence number, iterator) only once all of it became records: a
+response that cannot be read is retried whole, so nothing before a bad spot is skipped.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-from pistats.kinesis.kpl import MAGIC, deaggregate
+from pistats.kinesis.kpl import MAGIC, MalformedAggregate, deaggregate
 from pistats.kinesis.ledger import KinesisRecord, Position
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 MIN_CALL_INTERVAL_MS = 200            # GetRecords: 5 calls/s/shard
 READ_BYTES_PER_S = 2 * 1024 * 1024    # GetRecords: 2 MiB/s/shard
 THROTTLE_CODES = {"ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException"}
+UNREADABLE_RESPONSE = "UnreadableResponse"  # Fetch.error of a page this reader could not turn into records
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,13 @@ class ShardReader:
             response = self._client.get_records(ShardIterator=self._iterator, Limit=limit)
         except Exception as error:  # botocore ClientError, connection and timeout errors
             return self._on_error(error, now)
+        try:
+            fetch = self._on_records(response, now)
+        except Exception as error:  # a response we cannot read: retry the page, take none of it
+            log.exception("shard %s: cannot read a GetRecords response; retrying it", self.shard_id)
+            return self._on_error(error, now, code=UNREADABLE_RESPONSE)
         self._errors_in_row = 0
-        return self._on_records(response, now)
+        return fetch
 
     def _new_iterator(self) -> str:
         if self._last_seq is not None:
@@ -101,31 +109,38 @@ class ShardReader:
         return response["ShardIterator"]
 
     def _on_records(self, response: dict, now: int) -> Fetch:
+        """The page as records; the reader's state moves only after the whole page is read."""
         fetch = Fetch(millis_behind=response.get("MillisBehindLatest"))
         skip = self._start.skip_through
         records = fetch.records
         shard_id = self.shard_id
+        last_seq = self._last_seq
         for raw in response.get("Records", ()):
             seq = int(raw["SequenceNumber"])
             data = raw["Data"]
             fetch.bytes_read += len(data)
             arrival = raw.get("ApproximateArrivalTimestamp")
             arrival_ms = int(arrival.timestamp() * 1000) if arrival is not None else 0
-            self._last_seq = seq
+            last_seq = seq
             if not data.startswith(MAGIC):  # the common case: a plain record
                 if skip is None or Position(seq, 0) > skip:
                     records.append(KinesisRecord(shard_id, seq, 0, raw["PartitionKey"], arrival_ms, data))
                 continue
             subs = deaggregate(data, raw["PartitionKey"])
+            if isinstance(subs, MalformedAggregate):
+                # Handed on as it came: the parser rejects it (bad_kpl, bytes kept). Never skipped
+                # on a resume: no committed sub-record can have come from it.
+                log.warning("shard %s: record %s is a malformed KPL aggregate (%s)", shard_id, seq, subs.detail)
+                records.append(KinesisRecord(shard_id, seq, 0, raw["PartitionKey"], arrival_ms, data))
+                continue
             last = len(subs) - 1
             for i, sub in enumerate(subs):
                 if skip is not None and Position(seq, sub.sub_sequence_number) <= skip:
                     continue
                 records.append(KinesisRecord(shard_id, seq, sub.sub_sequence_number, sub.partition_key,
                                              arrival_ms, sub.data, i == last))
-        self._iterator = response.get("NextShardIterator")
-        if self._iterator is None:
-            self.ended = True
+        iterator = response.get("NextShardIterator")
+        if iterator is None:
             fetch.ended = True
             fetch.children = [c["ShardId"] for c in response.get("ChildShards") or ()]
         # Pace to 5 calls/s and 2 MiB/s; poll an idle shard less often.
@@ -133,10 +148,11 @@ class ShardReader:
         if not response.get("Records") and not fetch.ended and not response.get("MillisBehindLatest"):
             wait = max(wait, self._idle_poll_ms)
         fetch.next_call_ms = now + wait
+        self._last_seq, self._iterator, self.ended = last_seq, iterator, fetch.ended
         return fetch
 
-    def _on_error(self, error: Exception, now: int) -> Fetch:
-        code = _error_code(error)
+    def _on_error(self, error: Exception, now: int, code: str | None = None) -> Fetch:
+        code = code or _error_code(error)
         self._errors_in_row += 1
         delay = min(self._backoff_max_ms, self._backoff_base_ms * 2 ** (self._errors_in_row - 1))
         fetch = Fetch(next_call_ms=now + delay, error=code, throttled=code in THROTTLE_CODES)

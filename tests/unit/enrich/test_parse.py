@@ -1,4 +1,5 @@
 import base64
+import hashlib
 import json
 from datetime import datetime, timezone
 
@@ -8,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 from pistats import contract
 from pistats.enrich.event import EVENT_FIELDS, REJECT_FIELDS
 from pistats.enrich.parse import KinesisRecord, Parser, UndecodableTuple, record_from_tuple
+from pistats.kinesis import kpl
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
 
@@ -119,6 +121,55 @@ def test_tuple_with_broken_base64_is_a_bad_encoding_reject(parser):
     assert isinstance(record, UndecodableTuple)
     kind, reject = parser.parse(record)
     assert (kind, reject["reason"], reject["raw_b64"], reject["kinesis_seq"]) == ("reject", "bad_encoding", "not base64!", "123")
+
+
+def _aggregate_body(body):
+    return kpl.MAGIC + body + hashlib.md5(body).digest()
+
+
+KPL_PAYLOADS = {
+    # an aggregate whose records entry is a varint: deaggregate raised TypeError before issue 13
+    "wrong-wire-type": (_aggregate_body(b"\x0a\x01k\x18\x01"), "malformed KPL aggregate: record 0 has wire type 0"),
+    "no-records": (_aggregate_body(b"\x0a\x01k"), "malformed KPL aggregate: aggregate holds no records"),
+    "bad-digest": (kpl.MAGIC + b"\x0a\x01k" + b"\x00" * 16, "malformed KPL aggregate: MD5"),
+    "not-de-aggregated": (kpl.aggregate([("k", b"{}"), ("k", b"{}")]), "KPL aggregate of 2 records"),
+}
+
+
+@pytest.mark.parametrize("data, detail", KPL_PAYLOADS.values(), ids=KPL_PAYLOADS.keys())
+def test_a_payload_still_starting_with_the_kpl_magic_is_a_bad_kpl_reject(parser, data, detail):
+    kind, reject = parser.parse(kinesis(data))
+    assert kind == "reject" and set(reject) == set(REJECT_FIELDS)
+    assert (reject["reason"], reject["stage"], reject["field"], reject["client_id"]) == ("bad_kpl", "parse", None, "")
+    assert detail in reject["detail"]
+    assert base64.b64decode(reject["raw_b64"]) == data
+    assert (reject["kinesis_seq"], reject["kinesis_subseq"]) == (kinesis(data).sequence_number, 0)
+
+
+def test_enrich_over_a_recording_with_a_malformed_aggregate_rejects_it_and_keeps_the_rest(tmp_path, capsys, monkeypatch):
+    """Issue 13: `pistats enrich` stopped with a traceback and wrote nothing."""
+    from pistats.cli.main import main
+    from pistats.kinesis.recording import RecordedRecord, RecordingWriter, ShardInfo
+
+    monkeypatch.delenv("PISTATS_REDIS_URL", raising=False)  # no sessions: no service needed
+    bad = KPL_PAYLOADS["wrong-wire-type"][0]
+    path, rejects = tmp_path / "rec", tmp_path / "rejects.jsonl"
+    with RecordingWriter(path, stream="s", captured_at=NOW) as writer:
+        writer.add_shard(ShardInfo("shardId-000000000000", 0, 2**128 - 1, "1"))
+        writer.write_many("shardId-000000000000", [
+            RecordedRecord("10", NOW, "client-1:u-1", record_bytes(event(event_id="a"))),
+            RecordedRecord("11", NOW, "client-1:u-1", bad),
+            RecordedRecord("12", NOW, "client-1:u-1", kpl.aggregate([("client-1:u-1", record_bytes(event(event_id="b"))),
+                                                                    ("client-1:u-1", record_bytes(event(event_id="c")))])),
+        ])
+        writer.commit()
+    assert main(["enrich", "--recording", str(path), "--rejects", str(rejects)]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(e["kinesis_seq"], e["kinesis_subseq"], e["event_id"]) for e in events] == [
+        ("10", 0, "a"), ("12", 0, "b"), ("12", 1, "c")]
+    (reject,) = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert (reject["reason"], reject["kinesis_seq"], reject["kinesis_subseq"]) == ("bad_kpl", "11", 0)
+    assert base64.b64decode(reject["raw_b64"]) == bad
 
 
 def _check_one_outcome(parser, record):

@@ -4,6 +4,7 @@ Faults come from ReplaySource (throttling, expired iterators, GetRecords errors)
 in-memory checkpoint store (unavailable for a while).
 """
 
+import hashlib
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from pistats.kinesis.checkpoint import MemoryCheckpointStore
 from pistats.kinesis.config import KinesisConfig
 from pistats.kinesis.consumer import Consumer, assigned_task
-from pistats.kinesis.kpl import aggregate
+from pistats.kinesis.kpl import MAGIC, aggregate
 from pistats.kinesis.ledger import Position
 from pistats.kinesis.recording import RecordedRecord, ShardEnd, ShardInfo
 from pistats.kinesis.replay_source import Fault, ReplaySource
@@ -398,10 +399,20 @@ def test_restart_inside_an_aggregate_skips_committed_sub_records(clock):
 
 
 def test_bad_bytes_are_delivered_unchanged(clock):
-    bad = [b"\xff\xfe\x00", b"{not json", b"\xf3\x89\x9a\xc2garbage-not-an-aggregate"]
-    client = source([(info(0), records(0, 3, data=lambda i: bad[i]), None)], clock)
-    consumer = Consumer(config(), client, MemoryCheckpointStore(), now_ms=clock)
-    assert payloads(drive(consumer, clock, rounds=5)) == bad
+    def with_digest(body):
+        return MAGIC + body + hashlib.md5(body).digest()
+
+    # Malformed aggregates too (issue 13): one with a varint where a record belongs (it raised out
+    # of the fetch, forever), one holding no records (it vanished); the parser rejects them bad_kpl.
+    bad = [b"\xff\xfe\x00", b"{not json", MAGIC + b"garbage-not-an-aggregate", with_digest(b"\x0a\x01k\x18\x01"),
+           with_digest(b"\x0a\x01k"), b"last"]
+    client = source([(info(0), records(0, len(bad), data=lambda i: bad[i]), None)], clock)
+    store = MemoryCheckpointStore()
+    consumer = Consumer(config(), client, store, now_ms=clock)
+    seen = drive(consumer, clock, rounds=15)
+    assert payloads(seen) == bad
+    assert {d.record.subseq for d in seen} == {0}
+    assert store.load(sid(0)).position == Position(seq(0, len(bad) - 1))
 
 
 def test_pacing_respects_five_calls_per_second_and_two_mib_per_second(clock):
