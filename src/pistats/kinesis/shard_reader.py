@@ -3,7 +3,8 @@
 A :class:`ShardReader` makes one GetRecords call per :meth:`ShardReader.step` and says when the
 next call may be made. It never sleeps itself: the consumer's fetcher thread (or a test) waits.
 Errors never escape a step: throttling and service errors become a longer wait for this shard
-only; an expired iterator is renewed AFTER_SEQUENCE_NUMBER of the last record fetched. A page
+only; an expired iterator is renewed AFTER_SEQUENCE_NUMBER of the last record fetched (before
+any record: at the start position, a LATEST start as AT_TIMESTAMP of its first iterator). A page
 advances the reader (last sequence number, iterator) only once all of it became records: a
 response that cannot be read is retried whole, so nothing before a bad spot is skipped.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Callable
 
 from pistats.kinesis.kpl import MAGIC, MalformedAggregate, deaggregate
@@ -24,6 +25,9 @@ MIN_CALL_INTERVAL_MS = 200            # GetRecords: 5 calls/s/shard
 READ_BYTES_PER_S = 2 * 1024 * 1024    # GetRecords: 2 MiB/s/shard
 THROTTLE_CODES = {"ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException"}
 UNREADABLE_RESPONSE = "UnreadableResponse"  # Fetch.error of a page this reader could not turn into records
+# A LATEST start renewed as AT_TIMESTAMP begins this much before its first iterator: arrival times
+# are the service's clock, the moment is ours, and a record too many beats one skipped.
+LATEST_RENEWAL_MARGIN_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ class ShardReader:
             return Fetch(ended=True, next_call_ms=now)
         try:
             if self._iterator is None:
-                self._iterator = self._new_iterator()
+                self._iterator = self._new_iterator(now)
             response = self._client.get_records(ShardIterator=self._iterator, Limit=limit)
         except Exception as error:  # botocore ClientError, connection and timeout errors
             return self._on_error(error, now)
@@ -100,12 +104,18 @@ class ShardReader:
         self._errors_in_row = 0
         return fetch
 
-    def _new_iterator(self) -> str:
+    def _new_iterator(self, now: int) -> str:
         if self._last_seq is not None:
             args = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": str(self._last_seq)}
         else:
             args = self._start.iterator_args()
         response = self._client.get_shard_iterator(StreamName=self._stream, ShardId=self.shard_id, **args)
+        if self._start.kind == "LATEST":
+            # Taken again before any record (it expired, e.g. while the task was at
+            # max_uncommitted), LATEST would skip everything put meanwhile: from now on the start
+            # is the moment this first iterator was asked for.
+            moment = datetime.fromtimestamp((now - LATEST_RENEWAL_MARGIN_MS) / 1000, timezone.utc)
+            self._start = StartPosition("AT_TIMESTAMP", timestamp=moment)
         return response["ShardIterator"]
 
     def _on_records(self, response: dict, now: int) -> Fetch:

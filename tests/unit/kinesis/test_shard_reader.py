@@ -93,3 +93,21 @@ def test_an_unreadable_page_is_retried_whole_and_its_records_are_not_skipped_aft
         clock.ms = fetch.next_call_ms
     assert "ExpiredIteratorException" in renewals
     assert seen(fetch) == [(1000, 0, b"a"), (1010, 0, b"b"), (1020, 0, b"c")]
+
+
+def test_latest_renewed_before_the_first_record_reads_what_arrived_meanwhile():
+    # Issue 13: the renewal asked for LATEST again and skipped what was put while the task was
+    # paused (at max_uncommitted) for over 5 minutes. ReplaySource's LATEST is the end of the
+    # recording: the records dated after the first iterator stand for those put meanwhile.
+    clock = Clock()
+    arrivals = [T0 - timedelta(minutes=10), T0 + timedelta(seconds=5), T0 + timedelta(minutes=2)]
+    client = ReplaySource(shard([b"before", b"during-1", b"during-2"], arrivals), stream="events", now=clock.seconds)
+    shard_reader = reader(client, clock, "LATEST")
+    assert shard_reader.step(100).records == []
+    clock.ms += 6 * 60_000  # paused: the iterator expires
+    records = []
+    for _ in range(4):
+        fetch = shard_reader.step(100)
+        records += fetch.records
+        clock.ms = max(clock.ms, fetch.next_call_ms)
+    assert [r.data for r in records] == [b"during-1", b"during-2"]
