@@ -357,17 +357,18 @@ class Generator:
         return items
 
     def _month_spread_items(self, months: int) -> list[Item]:
-        """One client's single-event users whose device clocks date their events in ``months``
-        different calendar months, going back a month at a time from the same day (31-day steps
-        always land in an earlier month): valid, flagged ``clock_skew``, and a partition per month to a store
-        partitioned by event month."""
-        client = self.clients[-1]
+        """A burst from one user whose device clock is broken: ``months`` events a second apart,
+        dated in as many calendar months, a month further back each time (31-day steps from the
+        same day always land in an earlier month). Valid, flagged ``clock_skew``; one partition
+        key, so they travel in one micro-batch and reach the store in one insert, which spans a
+        partition per month in a store partitioned by event month."""
+        user = self._make_user()
+        client = user.client = self.clients[-1]
+        user.property_id, user.domain = client.properties[0]
+        burst = EPOCH + timedelta(seconds=self.rng.uniform(0, SPAN.total_seconds()))
         items = []
         for back in range(1, months + 1):
-            user = self._make_user()
-            user.client = client
-            user.property_id, user.domain = client.properties[0]
-            received = EPOCH + timedelta(seconds=self.rng.uniform(0, SPAN.total_seconds()))
+            received = burst + timedelta(seconds=back)
             dated = EPOCH - timedelta(days=31 * back, seconds=self.rng.uniform(0, 3600))
             event = self._event(user, "page_view", dated, self._page(), "")
             record = build_record(client_id=client.client_id, event=event, received_at=received,
