@@ -5,6 +5,10 @@ shard is marked ended, and never overwrites a live lease held by another owner. 
 does this in one Lua script per call; :class:`MemoryCheckpointStore` has the same semantics for
 unit tests and benchmarks (both run the same contract tests).
 
+Leases are set and compared on one clock: the Redis server's (``TIME``), so tasks whose clocks
+disagree can never both hold a shard. The ``now_ms`` the callers pass is used only by the
+in-memory store, whose callers share a process and so a clock.
+
 Keys: ``pistats:ckpt:<app>:<stream>:<shard>`` (a hash), so topologies with different
 application names read the same stream independently.
 """
@@ -40,6 +44,8 @@ class Checkpoint:
 
 
 class CheckpointStore(Protocol):
+    """``now_ms`` is the caller's clock: a store with a clock of its own (Redis) ignores it."""
+
     def load(self, shard_id: str) -> Checkpoint | None: ...
 
     def claim(self, shard_id: str, owner: str, now_ms: int, lease_ms: int) -> bool: ...
@@ -102,7 +108,13 @@ class MemoryCheckpointStore:
 
 
 # Sequence numbers exceed Lua's doubles: compare them as decimal strings, by length first.
+# Leases use the server's clock (TIME); replicate_commands lets Redis < 5 write after reading it.
 _LUA_COMMON = """
+if redis.replicate_commands then redis.replicate_commands() end
+local function server_now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local function seq_cmp(a, b)
   a = string.gsub(a, '^0+', '') ; b = string.gsub(b, '^0+', '')
   if #a ~= #b then return #a < #b and -1 or 1 end
@@ -118,7 +130,7 @@ end
 
 _LUA_SAVE = _LUA_COMMON + """
 local key, owner, seq, subseq = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
-local complete, ended, now, lease = ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local complete, ended, lease, now = ARGV[4], ARGV[5], tonumber(ARGV[6]), server_now_ms()
 if lease_blocks(key, owner, now) then return 'not_owner' end
 if redis.call('HGET', key, 'ended') == '1' then return 'stale' end
 local old_seq = redis.call('HGET', key, 'seq')
@@ -133,7 +145,7 @@ return 'ok'
 """
 
 _LUA_CLAIM = _LUA_COMMON + """
-local key, owner, now, lease = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local key, owner, lease, now = KEYS[1], ARGV[1], tonumber(ARGV[2]), server_now_ms()
 if lease_blocks(key, owner, now) then return 0 end
 redis.call('HSET', key, 'owner', owner, 'lease_until', now + lease)
 return 1
@@ -151,7 +163,8 @@ class RedisCheckpointStore:
     """Checkpoints in Redis hashes, written only through compare-and-set Lua scripts.
 
     The redis client is injected (``redis.Redis``); connection errors propagate so the
-    consumer can keep its in-flight state and retry.
+    consumer can keep its in-flight state and retry. Leases are on the server's clock: the
+    ``now_ms`` arguments are ignored, and ``lease_until_ms`` is server time.
     """
 
     def __init__(self, redis_client, app_name: str, stream: str):
@@ -176,12 +189,12 @@ class RedisCheckpointStore:
                           fields.get("owner", ""), int(fields.get("lease_until", "0")))
 
     def claim(self, shard_id: str, owner: str, now_ms: int, lease_ms: int) -> bool:
-        return bool(self._claim(keys=[self.key(shard_id)], args=[owner, now_ms, lease_ms]))
+        return bool(self._claim(keys=[self.key(shard_id)], args=[owner, lease_ms]))
 
     def save(self, shard_id, owner, position, complete, *, ended, now_ms, lease_ms) -> str:
         seq, subseq = (str(position.seq), position.subseq) if position is not None else ("", 0)
         result = self._save(keys=[self.key(shard_id)],
-                            args=[owner, seq, subseq, int(complete), int(ended), now_ms, lease_ms])
+                            args=[owner, seq, subseq, int(complete), int(ended), lease_ms])
         return result.decode() if isinstance(result, bytes) else result
 
     def release(self, shard_id: str, owner: str) -> None:

@@ -6,7 +6,7 @@ which loads CONTRACT from this file.
 
 import pytest
 
-from pistats.kinesis.checkpoint import NOT_OWNER, OK, STALE, Checkpoint, MemoryCheckpointStore
+from pistats.kinesis.checkpoint import NOT_OWNER, OK, STALE, MemoryCheckpointStore
 from pistats.kinesis.config import KinesisConfig
 from pistats.redact import redact_url
 from pistats.kinesis.ledger import Position
@@ -16,81 +16,108 @@ S = "shardId-000000000000"
 BIG = 49680574275476335198516986152488964919401508045282344962
 
 
-def save(store, position, owner="a", *, complete=True, ended=False, now=0, lease=1000):
-    return store.save(S, owner, position, complete, ended=ended, now_ms=now, lease_ms=lease)
+SHORT, LONG = 200, 60_000  # lease lengths (ms): SHORT expires within a test, LONG never does
 
 
-def case_empty_shard_has_no_checkpoint(store):
+class FakeClock:
+    """The callers' clock, which the memory store compares leases on; ``advance`` moves it.
+    (The Redis store uses the server's clock: its tests pass one that advances by waiting.)"""
+
+    def __init__(self):
+        self.ms = 1_000_000
+
+    def __call__(self) -> int:
+        return self.ms
+
+    def advance(self, ms: int) -> None:
+        self.ms += ms
+
+
+def save(store, clock, position, owner="a", *, complete=True, ended=False, lease=LONG):
+    return store.save(S, owner, position, complete, ended=ended, now_ms=clock(), lease_ms=lease)
+
+
+def claim(store, clock, owner, lease=LONG):
+    return store.claim(S, owner, now_ms=clock(), lease_ms=lease)
+
+
+def case_empty_shard_has_no_checkpoint(store, clock):
     assert store.load(S) is None
 
 
-def case_save_and_load(store):
-    assert save(store, P(BIG, 2), complete=False, now=100) == OK
-    assert store.load(S) == Checkpoint(P(BIG, 2), complete=False, ended=False, owner="a", lease_until_ms=1100)
+def case_save_and_load(store, clock):
+    before = clock()
+    assert save(store, clock, P(BIG, 2), complete=False, lease=1000) == OK
+    loaded = store.load(S)
+    assert (loaded.position, loaded.complete, loaded.ended, loaded.owner) == (P(BIG, 2), False, False, "a")
+    assert before + 1000 <= loaded.lease_until_ms <= clock() + 1000
 
 
-def case_never_moves_backwards_compared_as_integers(store):
-    assert save(store, P(10**56)) == OK
-    assert save(store, P(9 * 10**55)) == STALE  # larger as a string, smaller as an int
-    assert save(store, P(10**56, 0)) == OK  # same position again is idempotent
-    assert save(store, P(10**56 + 1)) == OK
+def case_never_moves_backwards_compared_as_integers(store, clock):
+    assert save(store, clock, P(10**56)) == OK
+    assert save(store, clock, P(9 * 10**55)) == STALE  # larger as a string, smaller as an int
+    assert save(store, clock, P(10**56, 0)) == OK  # same position again is idempotent
+    assert save(store, clock, P(10**56 + 1)) == OK
     assert store.load(S).position == P(10**56 + 1)
 
 
-def case_sub_sequence_numbers_order_within_a_sequence_number(store):
-    assert save(store, P(BIG, 3)) == OK
-    assert save(store, P(BIG, 2)) == STALE
-    assert save(store, P(BIG, 4)) == OK
+def case_sub_sequence_numbers_order_within_a_sequence_number(store, clock):
+    assert save(store, clock, P(BIG, 3)) == OK
+    assert save(store, clock, P(BIG, 2)) == STALE
+    assert save(store, clock, P(BIG, 4)) == OK
 
 
-def case_a_pinned_start_precedes_every_sub_record_of_its_sequence_number(store):
-    assert save(store, P(BIG, -1), complete=False) == OK
+def case_a_pinned_start_precedes_every_sub_record_of_its_sequence_number(store, clock):
+    assert save(store, clock, P(BIG, -1), complete=False) == OK
     assert store.load(S).position == P(BIG, -1)
-    assert save(store, P(BIG, 0)) == OK
-    assert save(store, P(BIG, -1), complete=False) == STALE
+    assert save(store, clock, P(BIG, 0)) == OK
+    assert save(store, clock, P(BIG, -1), complete=False) == STALE
 
 
-def case_nothing_after_a_position_is_stale(store):
-    assert save(store, P(5)) == OK
-    assert save(store, None) == STALE
+def case_nothing_after_a_position_is_stale(store, clock):
+    assert save(store, clock, P(5)) == OK
+    assert save(store, clock, None) == STALE
 
 
-def case_another_owners_live_lease_blocks_writes_and_claims(store):
-    assert store.claim(S, "a", now_ms=0, lease_ms=1000)
-    assert not store.claim(S, "b", now_ms=999, lease_ms=1000)
-    assert save(store, P(1), owner="b", now=500) == NOT_OWNER
-    assert save(store, P(1), owner="a", now=500) == OK
+def case_another_owners_live_lease_blocks_writes_and_claims(store, clock):
+    assert claim(store, clock, "a")
+    assert not claim(store, clock, "b")
+    assert save(store, clock, P(1), owner="b") == NOT_OWNER
+    assert save(store, clock, P(1), owner="a") == OK
     assert store.load(S).owner == "a"
 
 
-def case_an_expired_lease_can_be_taken_over(store):
-    assert save(store, P(7), owner="a", now=0, lease=1000) == OK
-    assert store.claim(S, "b", now_ms=1001, lease_ms=1000)
-    assert save(store, P(6), owner="b", now=1002) == STALE  # still never backwards
-    assert save(store, P(8), owner="b", now=1002) == OK
-    assert save(store, P(9), owner="a", now=1003) == NOT_OWNER
+def case_an_expired_lease_can_be_taken_over(store, clock):
+    assert save(store, clock, P(7), owner="a", lease=SHORT) == OK
+    assert not claim(store, clock, "b")
+    clock.advance(SHORT + 50)
+    assert claim(store, clock, "b")
+    assert save(store, clock, P(6), owner="b") == STALE  # still never backwards
+    assert save(store, clock, P(8), owner="b") == OK
+    assert save(store, clock, P(9), owner="a") == NOT_OWNER
 
 
-def case_release_lets_another_owner_in_at_once(store):
-    assert store.claim(S, "a", now_ms=0, lease_ms=10_000)
+def case_release_lets_another_owner_in_at_once(store, clock):
+    assert claim(store, clock, "a")
     store.release(S, "b")  # not the owner: no effect
-    assert not store.claim(S, "b", now_ms=1, lease_ms=1000)
+    assert not claim(store, clock, "b")
     store.release(S, "a")
-    assert store.claim(S, "b", now_ms=2, lease_ms=1000)
+    assert claim(store, clock, "b")
 
 
-def case_shard_end_is_final(store):
-    assert save(store, P(5)) == OK
-    assert save(store, P(9), ended=True) == OK
+def case_shard_end_is_final(store, clock):
+    assert save(store, clock, P(5)) == OK
+    assert save(store, clock, P(9), ended=True) == OK
     loaded = store.load(S)
     assert loaded.ended and loaded.position == P(9)
-    assert save(store, P(10)) == STALE
-    assert save(store, P(10), ended=True) == STALE
+    assert save(store, clock, P(10)) == STALE
+    assert save(store, clock, P(10), ended=True) == STALE
 
 
-def case_shard_closed_without_records_ends_with_no_position(store):
-    assert save(store, None, ended=True) == OK
-    assert store.load(S) == Checkpoint(None, True, True, "a", 1000)
+def case_shard_closed_without_records_ends_with_no_position(store, clock):
+    assert save(store, clock, None, ended=True) == OK
+    loaded = store.load(S)
+    assert (loaded.position, loaded.complete, loaded.ended, loaded.owner) == (None, True, True, "a")
 
 
 CONTRACT = [value for name, value in sorted(globals().items()) if name.startswith("case_")]
@@ -98,7 +125,8 @@ CONTRACT = [value for name, value in sorted(globals().items()) if name.startswit
 
 @pytest.mark.parametrize("case", CONTRACT, ids=lambda c: c.__name__)
 def test_memory_store_contract(case):
-    case(MemoryCheckpointStore())
+    clock = FakeClock()
+    case(MemoryCheckpointStore(), clock)
 
 
 def test_unavailable_memory_store_raises_connection_error():
@@ -107,7 +135,7 @@ def test_unavailable_memory_store_raises_connection_error():
     with pytest.raises(ConnectionError):
         store.load(S)
     with pytest.raises(ConnectionError):
-        save(store, P(1))
+        save(store, FakeClock(), P(1))
 
 
 # --- config (kept here: it is the checkpoint's and spout's settings) --------------------------
