@@ -46,6 +46,12 @@ PROPERTY_VALUE_MAX = 1024
 # Unknown context keys are kept as they come, within this nesting depth.
 CONTEXT_MAX_DEPTH = 5
 
+# Problems are echoed to the client, so hostile input must not amplify: validation lists at
+# most MAX_EVENT_PROBLEMS problems per event (and stops looking), and a problem's field path
+# is cut to FIELD_PATH_MAX bytes of JSON (see :func:`cut_field`).
+MAX_EVENT_PROBLEMS = 10
+FIELD_PATH_MAX = 100
+
 REQUIRED_FIELDS = ("event_id", "type", "property_id", "user_id", "timestamp")
 OPTIONAL_FIELDS = ("push_token", "notification_id", "context", "properties")
 EVENT_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
@@ -161,39 +167,96 @@ def _is_ascii_text(value: object, min_len: int, max_len: int) -> bool:
 
 
 def _check_text(value: object, field: str, problems: list[Problem], *, min_len=1, max_len: int) -> None:
+    """``field`` is short (a property key at most): it is cut only when a problem echoes it."""
     if _is_ascii_text(value, min_len, max_len):
         return
     if type(value) is not str:
-        problems.append(Problem(field, "not a string"))
+        problem = "not a string"
     elif not is_text(value):
-        problems.append(Problem(field, "invalid unicode (lone surrogate)"))
+        problem = "invalid unicode (lone surrogate)"
     elif len(value) < min_len:
-        problems.append(Problem(field, "empty"))
+        problem = "empty"
     elif len(value) > max_len:
-        problems.append(Problem(field, f"longer than {max_len} characters"))
+        problem = f"longer than {max_len} characters"
+    else:
+        return
+    problems.append(Problem(cut_field(field), problem))
 
 
-def _check_plain_json(value: object, field: str, depth: int, problems: list[Problem]) -> None:
-    """Values kept as they come must still re-encode as strict JSON and stay shallow."""
+def _json_size(char: str) -> int:
+    """Bytes of one character in UTF-8 JSON text."""
+    if " " <= char:
+        if char <= "~":
+            return 2 if char in '"\\' else 1
+        return len(char.encode("utf-8", "surrogatepass"))
+    return 2 if char in "\b\f\n\r\t" else 6  # \n, or \u0001
+
+
+def cut_field(text: str) -> str:
+    """A field name or path as echoed to a client: at most FIELD_PATH_MAX bytes once written in
+    UTF-8 JSON (escapes included), a cut marked by a trailing '...'.
+
+    Costs O(FIELD_PATH_MAX) whatever the length of ``text``.
+    """
+    if len(text) <= FIELD_PATH_MAX and text.isascii() and text.isprintable() and '"' not in text \
+            and "\\" not in text:
+        return text
+    size, cut = 0, 0
+    for end, char in enumerate(text[:FIELD_PATH_MAX + 1]):
+        size += _json_size(char)
+        if size <= FIELD_PATH_MAX - 3:
+            cut = end + 1  # the longest prefix that leaves room for the marker
+        elif size > FIELD_PATH_MAX:
+            return text[:cut] + "..."
+    return text
+
+
+def _path_field(path: tuple) -> str:
+    """The dotted field of a path of keys (str) and list positions (int), cut by ``cut_field``.
+
+    Paths stay tuples while the walk goes down and become text only for a problem, so a long key
+    is neither copied per item below it nor repeated per problem.
+    """
+    parts: list[str] = []
+    size = 0
+    for segment in path:
+        part = f"[{segment}]" if type(segment) is int else ("." if parts else "") + segment[:FIELD_PATH_MAX + 1]
+        parts.append(part)
+        size += len(part)
+        if size > FIELD_PATH_MAX:
+            break
+    return cut_field("".join(parts))
+
+
+def _check_plain_json(value: object, path: tuple, depth: int, problems: list[Problem]) -> None:
+    """Values kept as they come must still re-encode as strict JSON and stay shallow.
+
+    ``path`` is the value's place (see ``_path_field``). The walk stops once the event has more
+    than MAX_EVENT_PROBLEMS problems.
+    """
     if value is None or type(value) in (bool, int, str):
         if type(value) is str and not is_text(value):
-            problems.append(Problem(field, "invalid unicode (lone surrogate)"))
+            problems.append(Problem(_path_field(path), "invalid unicode (lone surrogate)"))
     elif type(value) is float:
         if not math.isfinite(value):
-            problems.append(Problem(field, "not a finite number"))
+            problems.append(Problem(_path_field(path), "not a finite number"))
     elif depth >= CONTEXT_MAX_DEPTH:
-        problems.append(Problem(field, f"nested deeper than {CONTEXT_MAX_DEPTH} levels"))
+        problems.append(Problem(_path_field(path), f"nested deeper than {CONTEXT_MAX_DEPTH} levels"))
     elif type(value) is list:
         for position, item in enumerate(value):
-            _check_plain_json(item, f"{field}[{position}]", depth + 1, problems)
+            if len(problems) > MAX_EVENT_PROBLEMS:
+                return
+            _check_plain_json(item, path + (position,), depth + 1, problems)
     elif type(value) is dict:
         for key, item in value.items():
+            if len(problems) > MAX_EVENT_PROBLEMS:
+                return
             if not is_text(key):
-                problems.append(Problem(field, "key with invalid unicode"))
+                problems.append(Problem(_path_field(path), "key with invalid unicode"))
                 continue
-            _check_plain_json(item, f"{field}.{key}", depth + 1, problems)
+            _check_plain_json(item, path + (key,), depth + 1, problems)
     else:
-        problems.append(Problem(field, "not a JSON value"))
+        problems.append(Problem(_path_field(path), "not a JSON value"))
 
 
 def _check_sdk_text(value: object, field: str, problems: list[Problem]) -> None:
@@ -209,18 +272,20 @@ _SDK_TEXT_KEYS = {"name": _check_sdk_text, "version": _check_sdk_text}
 _SCREEN_KEYS = {"width": _check_screen_dimension, "height": _check_screen_dimension}
 
 
-def _check_known_keys(value: dict, field: str, checks: dict, problems: list[Problem]) -> None:
-    """A context object with some known keys (each null or passing its check); other keys are
-    kept as plain JSON, one level down."""
+def _check_known_keys(value: dict, name: str, checks: dict, problems: list[Problem]) -> None:
+    """A context object (``context.<name>``) with some known keys (each null or passing its
+    check); other keys are kept as plain JSON, one level down."""
     for key, item in value.items():
+        if len(problems) > MAX_EVENT_PROBLEMS:
+            return
         check = checks.get(key)
         if check is not None:
             if item is not None:
-                check(item, f"{field}.{key}", problems)
+                check(item, f"context.{name}.{key}", problems)
         elif not is_text(key):
-            problems.append(Problem(field, "key with invalid unicode"))
+            problems.append(Problem(f"context.{name}", "key with invalid unicode"))
         else:
-            _check_plain_json(item, f"{field}.{key}", 2, problems)
+            _check_plain_json(item, ("context", name, key), 2, problems)
 
 
 def _check_context(context: object, problems: list[Problem]) -> None:
@@ -228,27 +293,23 @@ def _check_context(context: object, problems: list[Problem]) -> None:
         problems.append(Problem("context", "not an object"))
         return
     for key, value in context.items():
+        if len(problems) > MAX_EVENT_PROBLEMS:
+            return
         if not is_text(key):
             problems.append(Problem("context", "key with invalid unicode"))
             continue
-        field = f"context.{key}"
         if value is None:
             continue
         limit = _CONTEXT_TEXT_LIMITS.get(key)
         if limit is not None:
-            _check_text(value, field, problems, min_len=0, max_len=limit)
-        elif key == "sdk":
+            _check_text(value, f"context.{key}", problems, min_len=0, max_len=limit)
+        elif key == "sdk" or key == "screen":
             if type(value) is not dict:
-                problems.append(Problem(field, "not an object"))
+                problems.append(Problem(f"context.{key}", "not an object"))
                 continue
-            _check_known_keys(value, field, _SDK_TEXT_KEYS, problems)
-        elif key == "screen":
-            if type(value) is not dict:
-                problems.append(Problem(field, "not an object"))
-                continue
-            _check_known_keys(value, field, _SCREEN_KEYS, problems)
+            _check_known_keys(value, key, _SDK_TEXT_KEYS if key == "sdk" else _SCREEN_KEYS, problems)
         else:
-            _check_plain_json(value, field, 1, problems)
+            _check_plain_json(value, ("context", key), 1, problems)
 
 
 def _check_properties(properties: object, problems: list[Problem]) -> None:
@@ -262,15 +323,15 @@ def _check_properties(properties: object, problems: list[Problem]) -> None:
         if not is_text(key) or not 1 <= len(key) <= PROPERTY_KEY_MAX:
             problems.append(Problem("properties", f"key not a 1-{PROPERTY_KEY_MAX} character string"))
             continue
-        field = f"properties.{key}"
+        field = f"properties.{key}"  # cut when a problem echoes it
         kind = type(value)
         if kind is str:
             _check_text(value, field, problems, min_len=0, max_len=PROPERTY_VALUE_MAX)
         elif kind is float:
             if not math.isfinite(value):
-                problems.append(Problem(field, "not a finite number"))
+                problems.append(Problem(cut_field(field), "not a finite number"))
         elif kind not in (int, bool):
-            problems.append(Problem(field, "not a string, number or boolean"))
+            problems.append(Problem(cut_field(field), "not a string, number or boolean"))
 
 
 def validate_event(obj: object) -> list[Problem]:
@@ -279,13 +340,19 @@ def validate_event(obj: object) -> list[Problem]:
     ``[]`` means valid. Never raises for any value ``json.loads`` can return (including NaN,
     lone surrogates and deep nesting): every defect becomes a :class:`Problem`. Optional fields
     may be absent or null; unknown top-level fields are problems, unknown context keys are kept.
+
+    Bounded for hostile input: time and memory linear in the event's size, at most
+    MAX_EVENT_PROBLEMS problems listed (then one more, field '', saying that more were left
+    out) and every field cut by :func:`cut_field`.
     """
     if type(obj) is not dict:
         return [Problem("", "event is not a JSON object")]
     problems: list[Problem] = []
     for key in obj:
         if key not in _EVENT_FIELD_SET:
-            problems.append(Problem(key if is_text(key) else "?", "unknown field"))
+            if len(problems) > MAX_EVENT_PROBLEMS:
+                break
+            problems.append(Problem(cut_field(key) if is_text(key) else "?", "unknown field"))
     for key in REQUIRED_FIELDS:
         if obj.get(key) is None:
             problems.append(Problem(key, "required"))
@@ -332,7 +399,13 @@ def validate_event(obj: object) -> list[Problem]:
         _check_context(obj["context"], problems)
     if obj.get("properties") is not None:
         _check_properties(obj["properties"], problems)
+    if len(problems) > MAX_EVENT_PROBLEMS:
+        del problems[MAX_EVENT_PROBLEMS:]
+        problems.append(_MORE_PROBLEMS)
     return problems
+
+
+_MORE_PROBLEMS = Problem("", f"more than {MAX_EVENT_PROBLEMS} problems; the first {MAX_EVENT_PROBLEMS} are listed")
 
 
 def is_clock_skewed(event_time: datetime, now: datetime) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import tracemalloc
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pistats import contract
+from tests.support import hostile
 from pistats.contract import (
     MAX_RECORD_BYTES,
     REJECT_REASONS,
@@ -135,6 +137,68 @@ def test_all_problems_are_listed():
     assert sorted(fields(problems)) == sorted(
         ["extra", "event_id", "property_id", "timestamp", "user_id", "push_token"]
     )
+
+
+# --- hostile input: problems and their fields are bounded ------------------------------------
+
+
+def _json_bytes(text: str) -> int:
+    """Bytes of ``text`` inside a UTF-8 JSON string (what the ingest's response spends on it)."""
+    return len(json.dumps(text, ensure_ascii=False).encode()) - 2
+
+
+def _events_of(body: bytes) -> list:
+    document = json.loads(body)
+    return document["batch"] if "batch" in document else [document]
+
+
+def _validation_peak(value) -> tuple[list[Problem], int]:
+    """``validate_event(value)`` and the most memory it held at once (bytes)."""
+    tracemalloc.start()
+    try:
+        problems = validate_event(value)
+        return problems, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("name", sorted(hostile.CASES))
+def test_a_hostile_event_lists_few_problems_in_little_memory(name):
+    for value in _events_of(hostile.CASES[name]()):
+        problems, peak = _validation_peak(value)
+        assert 1 <= len(problems) <= contract.MAX_EVENT_PROBLEMS + 1
+        assert max(_json_bytes(p.field) for p in problems) <= contract.FIELD_PATH_MAX
+        assert peak <= 64 * 1024  # problems and paths, never a copy of a long key per item
+
+
+def test_problems_past_the_cap_are_counted_in_one_more():
+    problems = validate_event(event(**{f"x{n}": 1 for n in range(contract.MAX_EVENT_PROBLEMS + 5)}))
+    assert fields(problems) == [f"x{n}" for n in range(contract.MAX_EVENT_PROBLEMS)] + [""]
+    assert problems[-1].problem == "more than 10 problems; the first 10 are listed"
+
+
+def test_a_valid_event_with_a_long_key_over_a_long_list_validates_in_little_memory():
+    # Paths are built only for problems: a long key is not copied for each item below it.
+    value = event(context={"k" * 200_000: [0, [1, {"a": "b"}]] * 20_000})
+    problems, peak = _validation_peak(value)
+    assert problems == [] and peak <= 64 * 1024
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("context.sdk.name", "context.sdk.name"),
+        ("k" * 100, "k" * 100),
+        ("k" * 101, "k" * 97 + "..."),
+        ("é" * 50, "é" * 50),  # 2 bytes each
+        ("😀" * 30, "😀" * 24 + "..."),  # 4 bytes each
+        ("\x01" * 20, "\x01" * 16 + "..."),  # \u0001, 6 bytes each
+        ('"' * 60, '"' * 48 + "..."),  # \", 2 bytes each
+    ],
+)
+def test_cut_field(text, expected):
+    assert contract.cut_field(text) == expected
+    assert _json_bytes(contract.cut_field(text * 1000)) <= contract.FIELD_PATH_MAX
 
 
 # --- timestamps ------------------------------------------------------------------------------

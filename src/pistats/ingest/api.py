@@ -85,10 +85,16 @@ class IngestResponse:
             return ""
 
     def body_bytes(self) -> bytes:
+        """UTF-8 JSON: text echoed from the client (event ids, field names) costs what the client
+        sent, where ASCII escapes would triple it. Should a lone surrogate reach the body (the
+        service echoes only valid text), the body is ASCII JSON instead."""
         if self.status == 204:
             return b""
-        # ASCII-only JSON: field names echoed from a client may hold anything.
-        return json.dumps(self.body, separators=(",", ":")).encode("ascii")
+        text = json.dumps(self.body, separators=(",", ":"), ensure_ascii=False)
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(self.body, separators=(",", ":")).encode("ascii")
 
     def all_headers(self) -> list[tuple[str, str]]:
         headers = [("Content-Type", "application/json")] if self.status != 204 else []

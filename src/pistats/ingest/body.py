@@ -6,7 +6,7 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
-from pistats.contract import MAX_BATCH_EVENTS
+from pistats.contract import MAX_BATCH_EVENTS, cut_field, is_text
 from pistats.ingest.api import IngestResponse, error_response
 
 
@@ -30,6 +30,9 @@ def content_type_problem(content_type: str | None) -> str | None:
         if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
             return "the body must be UTF-8 JSON"
     return None
+
+
+_LISTED_UNKNOWN_FIELDS = 10
 
 
 def _reject_constant(name: str):
@@ -57,7 +60,11 @@ def parse_body(content_type: str | None, body: bytes) -> ParsedBody | IngestResp
         return ParsedBody([document], is_batch=False)
     extra = [key for key in document if key != "batch"]
     if extra:
-        errors = [{"index": None, "field": key, "problem": "unknown field next to batch"} for key in extra]
+        # The first few, cut: a body of many long keys must not come back larger.
+        errors = [{"index": None, "field": cut_field(key) if is_text(key) else "?", "problem": "unknown field next to batch"}
+                  for key in extra[:_LISTED_UNKNOWN_FIELDS]]
+        if len(extra) > _LISTED_UNKNOWN_FIELDS:
+            errors.append({"index": None, "field": "", "problem": f"{len(extra) - _LISTED_UNKNOWN_FIELDS} more unknown fields"})
         return error_response(400, "invalid request", errors=errors)
     batch = document["batch"]
     if type(batch) is not list:

@@ -78,7 +78,7 @@ def response_to_event(response: IngestResponse, kind: str, multi_value: bool = F
     """The Lambda result for ``kind``; ``multi_value`` when the request used multi-value headers
     (ALB then requires ``multiValueHeaders`` in the answer)."""
     headers = response.all_headers()
-    result: dict = {"statusCode": response.status, "body": response.body_bytes().decode("ascii"),
+    result: dict = {"statusCode": response.status, "body": response.body_bytes().decode("utf-8"),
                     "isBase64Encoded": False}
     if kind == ALB:
         result["statusDescription"] = f"{response.status} {response.reason}".strip()

@@ -21,9 +21,11 @@ from datetime import datetime, timezone
 from redis.exceptions import RedisError
 
 from pistats.contract import (
+    EVENT_ID_MAX,
     MAX_BODY_BYTES,
     MAX_RECORD_BYTES,
     Problem,
+    is_text,
     build_record,
     encode_record,
     partition_key,
@@ -46,6 +48,10 @@ log = logging.getLogger(__name__)
 
 ACCEPTED, DUPLICATE, INVALID, NOT_ACCEPTED = "accepted", "duplicate", "invalid", "not_accepted"
 
+# Problems listed in one response (each event lists at most contract.MAX_EVENT_PROBLEMS): with
+# field paths cut to contract.FIELD_PATH_MAX bytes, the errors of a response stay under 25 KiB.
+MAX_RESPONSE_ERRORS = 100
+
 
 @dataclass
 class EventOutcome:
@@ -59,16 +65,35 @@ class EventOutcome:
 
 
 def _event_id_of(event: object) -> str | None:
-    if type(event) is dict and type(event.get("event_id")) is str:
-        return event["event_id"]
+    """The event's id if it is a valid one (an invalid id is not echoed: it may be huge)."""
+    if type(event) is dict:
+        event_id = event.get("event_id")
+        if type(event_id) is str and 1 <= len(event_id) <= EVENT_ID_MAX and is_text(event_id):
+            return event_id
     return None
+
+
+def _listed_errors(outcomes: list[EventOutcome]) -> list[dict]:
+    """The events' problems, at most MAX_RESPONSE_ERRORS, then one entry counting the rest."""
+    errors: list[dict] = []
+    left_out = 0
+    for outcome in outcomes:
+        for problem in outcome.problems:
+            if len(errors) < MAX_RESPONSE_ERRORS:
+                errors.append({"index": outcome.index, "field": problem.field, "problem": problem.problem})
+            else:
+                left_out += 1
+    if left_out:
+        errors.append({"index": None, "field": "", "problem": f"{left_out} more problems not listed"})
+    return errors
 
 
 def summarise(outcomes: list[EventOutcome], is_batch: bool, retry_after_s: int) -> IngestResponse:
     """The response for a request's outcomes (pure).
 
     503 if any event was not accepted by Kinesis (listed under ``retry``), else 400 if every
-    event is invalid, else 207 if some are, else 200.
+    event is invalid, else 207 if some are, else 200. ``errors`` lists at most
+    MAX_RESPONSE_ERRORS problems.
     """
     counts = {status: 0 for status in (ACCEPTED, DUPLICATE, INVALID, NOT_ACCEPTED)}
     for outcome in outcomes:
@@ -79,9 +104,7 @@ def summarise(outcomes: list[EventOutcome], is_batch: bool, retry_after_s: int) 
         "invalid": counts[INVALID],
         "not_accepted": counts[NOT_ACCEPTED],
         "results": [{"index": o.index, "event_id": o.event_id, "status": o.status} for o in outcomes],
-        "errors": [
-            {"index": o.index, "field": p.field, "problem": p.problem} for o in outcomes for p in o.problems
-        ],
+        "errors": _listed_errors(outcomes),
     }
     if not is_batch:
         body["duplicate"] = counts[DUPLICATE] == 1

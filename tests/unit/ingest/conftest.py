@@ -108,17 +108,22 @@ class Harness:
             retry_after_s=2,
         )
 
-    def post(self, body, *, key=GOOD_KEY, content_type="application/json", method="POST", path="/v1/events",
-             headers=None, source_ip="198.51.100.7"):
+    def post(self, body, **kwargs):
+        """(status, parsed body, headers) of ``respond(body, **kwargs)``."""
+        response = self.respond(body, **kwargs)
+        return response.status, json.loads(response.body_bytes() or b"{}"), dict(response.all_headers())
+
+    def respond(self, body, *, key=GOOD_KEY, content_type="application/json", method="POST", path="/v1/events",
+                headers=None, source_ip="198.51.100.7"):
+        """The service's IngestResponse to ``body`` (bytes as they are, anything else as JSON)."""
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         all_headers = {"Content-Type": content_type, "User-Agent": "Mozilla/5.0 test"}
         if key is not None:
             all_headers["X-Pistats-Key"] = key
         all_headers.update(headers or {})
-        response = self.service.handle(
+        return self.service.handle(
             IngestRequest.build(method, path, {k: v for k, v in all_headers.items() if v is not None}, raw, source_ip)
         )
-        return response.status, json.loads(response.body_bytes() or b"{}"), dict(response.all_headers())
 
     def records(self):
         return [decode_record(r["Data"]) for r in self.kinesis.stored]

@@ -98,6 +98,14 @@ def test_client_ip(source, forwarded, hops, expected):
     assert client_ip(source, forwarded, hops) == expected
 
 
+def test_unknown_fields_next_to_batch_are_listed_up_to_ten_and_cut():
+    document = {"batch": [{}], **{f"{n}{'k' * 500}": 0 for n in range(12)}}
+    response = parse_body("application/json", json.dumps(document).encode())
+    errors = response.body["errors"]
+    assert len(errors) == 11 and errors[0]["field"] == "0" + "k" * 96 + "..."
+    assert errors[-1] == {"index": None, "field": "", "problem": "2 more unknown fields"}
+
+
 def test_request_headers_are_normalised_and_the_key_is_not_in_the_repr():
     request = IngestRequest.build(
         "post", "/v1/events", {"X-Pistats-Key": ["pk_secret"], "X-Forwarded-For": ["1.1.1.1", "2.2.2.2"]}, b"{}"
@@ -110,7 +118,9 @@ def test_request_headers_are_normalised_and_the_key_is_not_in_the_repr():
 
 def test_response_headers_and_body():
     response = IngestResponse(503, {"error": "é"}, (("Retry-After", "1"),))
-    assert response.body_bytes() == b'{"error":"\\u00e9"}'
+    assert response.body_bytes() == '{"error":"é"}'.encode()
+    # Text that is not valid Unicode cannot be UTF-8: the body falls back to ASCII escapes.
+    assert IngestResponse(400, {"field": "\ud800"}).body_bytes() == b'{"field":"\\ud800"}'
     assert response.all_headers() == [
         ("Content-Type", "application/json"),
         ("Access-Control-Allow-Origin", "*"),

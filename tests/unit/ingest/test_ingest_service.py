@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from pistats.contract import MAX_BODY_BYTES
-from pistats.ingest.service import ACCEPTED, DUPLICATE, INVALID, NOT_ACCEPTED, EventOutcome, summarise
+from pistats.ingest.service import (
+    ACCEPTED,
+    DUPLICATE,
+    INVALID,
+    MAX_RESPONSE_ERRORS,
+    NOT_ACCEPTED,
+    EventOutcome,
+    summarise,
+)
+from tests.support import hostile
 
 
 def event(n=1, **overrides):
@@ -210,6 +219,36 @@ def test_clock_skew_is_flagged(make_harness):
     h = make_harness()
     h.post({"batch": [event(1, timestamp="2026-11-28T12:00:00Z"), event(2, timestamp="2026-10-01T00:00:00Z")]})
     assert [r["clock_skew"] for r in h.records()] == [True, True]
+
+
+# A response may always spend this much on its listed problems (at most 100, each with a field
+# of at most 100 bytes) and one result per event; anything beyond must come from the request.
+RESPONSE_ALLOWANCE = 32 * 1024
+
+
+@pytest.mark.parametrize("name", sorted(hostile.CASES))
+def test_a_hostile_request_never_amplifies(name, make_harness):
+    body = hostile.CASES[name]()
+    assert len(body) <= MAX_BODY_BYTES
+    response = make_harness().respond(body)
+    size = len(response.body_bytes())
+    assert response.status == 400
+    assert size <= RESPONSE_ALLOWANCE + len(body)
+    if len(body) >= 10 * RESPONSE_ALLOWANCE:
+        assert size * 10 <= len(body)
+
+
+def test_a_response_lists_at_most_a_hundred_problems_then_counts_the_rest(make_harness):
+    status, body, _ = make_harness().post({"batch": [{}] * 100})  # five problems each
+    assert status == 400 and len(body["results"]) == 100
+    assert len(body["errors"]) == MAX_RESPONSE_ERRORS + 1
+    assert body["errors"][-1] == {"index": None, "field": "", "problem": "400 more problems not listed"}
+
+
+def test_an_invalid_event_id_is_not_echoed(make_harness):
+    status, body, _ = make_harness().post({"batch": [event(1, event_id="x" * 65), event(2, event_id=7), event(3)]})
+    assert status == 207
+    assert [r["event_id"] for r in body["results"]] == [None, None, "e-3"]
 
 
 def test_summarise_counts_and_status_precedence():
