@@ -15,6 +15,7 @@ code from :data:`REJECT_REASONS`), never an unexpected exception.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -23,6 +24,9 @@ from datetime import datetime, timedelta, timezone
 
 RECORD_VERSION = 1
 MAX_RECORD_BYTES = 64 * 1024
+# Kinesis's limit, counted in UTF-16 code units as Java counts a String's length (kinesis-local
+# agrees: 128 characters outside the BMP pass, 129 do not).
+PARTITION_KEY_MAX = 256
 EVENT_TYPES = ("register", "subscribe", "unsubscribe", "page_view", "notification_click")
 REJECT_REASONS = ("bad_encoding", "bad_json", "unsupported_version", "schema", "too_large", "bad_kpl")
 
@@ -448,8 +452,18 @@ def encode_record(record: dict) -> bytes:
 
 
 def partition_key(client_id: str, user_id: str) -> str:
-    """``<client_id>:<user_id>``: one user's events stay in order within one shard."""
-    return f"{client_id}:{user_id}"
+    """``<client_id>:<user_id>``: one user's events stay in order within one shard.
+
+    Kinesis refuses a key longer than PARTITION_KEY_MAX, and with it the whole PutRecords call.
+    A longer key (ids near their 128-character limits, or characters outside the BMP, which
+    count twice) becomes the hex BLAKE2b-128 digest of it instead: still one key per (client,
+    user), so ordering and the topology's bucketing by key hold, and without ':' it never equals
+    a plain key. Keys that fit are unchanged.
+    """
+    key = f"{client_id}:{user_id}"
+    if len(key) <= PARTITION_KEY_MAX // 2 or len(key.encode("utf-16-le", "surrogatepass")) <= 2 * PARTITION_KEY_MAX:
+        return key
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def _reject_constant(name: str) -> float:

@@ -321,6 +321,31 @@ def test_partition_key():
     assert partition_key("c-1", "u:7") == "c-1:u:7"
 
 
+def _utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+@pytest.mark.parametrize(
+    "client_id, user_id, plain",
+    [
+        ("c" * 128, "u" * 127, True),  # 256: the longest plain key
+        ("c" * 128, "u" * 128, False),  # 257, both ids at their limits
+        ("c-1", "😀" * 126, True),  # 4 + 252 UTF-16 code units
+        ("c-1", "😀" * 127, False),  # 4 + 254
+        ("c" * 128, "é" * 127, True),  # a BMP character counts once
+    ],
+)
+def test_a_partition_key_too_long_for_kinesis_becomes_a_digest(client_id, user_id, plain):
+    key = partition_key(client_id, user_id)
+    assert 1 <= _utf16_length(key) <= contract.PARTITION_KEY_MAX
+    assert key == partition_key(client_id, user_id)  # one key per user, in every process
+    if plain:
+        assert key == f"{client_id}:{user_id}"
+    else:
+        assert ":" not in key and len(key) == 32
+        assert partition_key(client_id, user_id[:-1] + "v") != key
+
+
 # --- decode_record reason codes -------------------------------------------------------------
 
 

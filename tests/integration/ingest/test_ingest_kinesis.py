@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pistats.contract import partition_key
 from pistats.ingest.api import IngestRequest
 from pistats.ingest.lambda_handler import handle_event
 
@@ -133,6 +134,21 @@ def test_duplicates_are_dropped_only_after_a_successful_put(make_service, kinesi
     status, body, _ = post(make_service(), event(7), write_key)
     assert (status, body["duplicate"], body["accepted"]) == (200, True, 0)
     assert len(stream_records()) == 1
+
+
+def test_ids_at_their_limits_are_put_under_a_key_kinesis_accepts(make_service, key_store, stream_records):
+    # A 128-character client id and a 128-character user id make a 257-character key; 127 astral
+    # characters count 254 in Kinesis's UTF-16 length. Kinesis refused the whole call for either.
+    client_id = "c" * 128
+    key, _ = key_store.create(client_id)
+    users = ["u" * 128, "😀" * 127, "u-1"]
+    batch = [event(n, users[n % 3]) for n in range(6)]
+    status, body, _ = post(make_service(), {"batch": batch}, key)
+    assert (status, body["accepted"]) == (200, 6)
+    found = stream_records()
+    assert sorted((k, r["event"]["event_id"]) for k, r in found) == sorted(
+        (partition_key(client_id, e["user_id"]), e["event_id"]) for e in batch)
+    assert len({k for k, _ in found}) == 3  # one key per user: their events stay in order
 
 
 def test_missing_stream_is_503(make_service, write_key):
