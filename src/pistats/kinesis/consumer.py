@@ -12,11 +12,17 @@ Threads and ownership:
 
 A record leaves the task's books only when the checkpoint passes it: after its ack, or after
 the ack of its dead letter once ``retries`` replays failed. Nothing is acked-and-dropped.
+
+Each claim of a shard is a new **generation**: its own reader, fetcher and stop flag. What a
+fetcher queues carries its generation's number, and :meth:`Consumer.poll` discards whatever an
+earlier claim of the shard left in the queue (releasing its budget) without touching the
+current claim's books: the current reader reads those records again from the checkpoint.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
 import re
 import threading
@@ -84,20 +90,29 @@ WAITING, READING, FINISHING, DONE = "waiting", "reading", "finishing", "done"
 
 
 @dataclass
+class _Generation:
+    """One claim of a shard: its reader and fetcher. Items its fetcher queues carry ``number``."""
+
+    number: int
+    reader: ShardReader
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    next_call_ms: int = 0
+    fetch_ended: bool = False          # the fetcher queued the shard's last record
+    all_emitted: bool = False          # poll() has taken this generation's end marker off the queue
+    refused: bool = False              # its ledger refused a record: read the shard again from the checkpoint
+
+
+@dataclass
 class _Shard:
     shard_id: str
     parents: list[str]
     closed: bool
     state: str = WAITING
     ledger: ShardLedger | None = None
-    reader: ShardReader | None = None
-    thread: threading.Thread | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
-    next_call_ms: int = 0
+    gen: _Generation | None = None     # the current claim; None while waiting
     next_try_ms: int = 0               # next attempt to start a waiting shard
     pin_start: bool = False            # started at LATEST or AT_TIMESTAMP without a checkpoint
-    fetch_ended: bool = False          # the fetcher queued the shard's last record
-    all_emitted: bool = False          # poll() has taken the end marker off the queue
     pin: Position | None = None        # where a LATEST/AT_TIMESTAMP start actually began
     saved: Position | None = None      # last checkpoint written (or loaded)
     saved_complete: bool = True
@@ -139,7 +154,8 @@ class Consumer:
         self._shards: dict[str, _Shard] = {}
         self._known_shards: set[str] = set()
         self._lock = threading.Lock()               # guards ledgers, budget and shard states
-        self._queue: deque = deque()                # fetched records and shard-end markers
+        self._queue: deque = deque()                # (generation, record or shard-end marker)
+        self._generations = itertools.count(1)
         self._dead_letters: deque[Delivery] = deque()
         self._uncommitted = 0                       # queued + in ledgers + reserved by fetchers
         self._min_fetch = min(config.get_records_limit, max(1, config.max_uncommitted // 10))
@@ -171,21 +187,30 @@ class Consumer:
                             out.append(Delivery(item.message_id, item))
             queue = self._queue
             while queue and len(out) < max_records:
-                item = queue.popleft()
-                if isinstance(item, _ShardEnd):
-                    shard = self._shards.get(item.shard_id)
-                    if shard is not None:
-                        shard.all_emitted = True
-                    continue
+                number, item = queue.popleft()
                 shard = self._shards.get(item.shard_id)
-                if shard is None or shard.ledger is None:
-                    self._uncommitted -= 1  # shard dropped (lease lost): the new owner reads it
+                gen = shard.gen if shard is not None else None
+                if gen is None or gen.number != number or gen.refused:
+                    # Queued by an earlier claim of the shard (dropped since): whoever reads the
+                    # shard now reads it again from the checkpoint. Only the budget is given back.
+                    if not isinstance(item, _ShardEnd):
+                        self._uncommitted -= 1
+                    continue
+                if isinstance(item, _ShardEnd):
+                    gen.all_emitted = True
                     continue
                 try:
                     shard.ledger.emit(item)
-                except ValueError:
-                    # Fetched before the shard was dropped and restarted: the new reader has it.
+                except ValueError as error:
+                    # Out of order within one claim: never dropped silently, and never passed by
+                    # a checkpoint of this claim. The coordinator drops the claim; the shard is
+                    # read again from its last checkpoint.
                     self._uncommitted -= 1
+                    gen.refused = True
+                    gen.stop.set()
+                    shard.metrics.read_errors += 1
+                    log.error("shard %s: record refused (%s); reading the shard again from its checkpoint",
+                              shard.shard_id, error)
                     continue
                 shard.metrics.emitted += 1
                 out.append(Delivery(item.message_id, item))
@@ -257,9 +282,10 @@ class Consumer:
         possible and release the leases, so a successor starts at once. Idempotent."""
         deadline = time.monotonic() + timeout_s
         self._stop.set()
-        for shard in list(self._shards.values()):
-            shard.stop.set()
-        threads = [self._coordinator] + [shard.thread for shard in list(self._shards.values())]
+        generations = [shard.gen for shard in list(self._shards.values()) if shard.gen is not None]
+        for gen in generations:
+            gen.stop.set()
+        threads = [self._coordinator] + [gen.thread for gen in generations]
         for thread in threads:
             if thread is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
@@ -279,19 +305,20 @@ class Consumer:
                 log.exception("kinesis coordinator step failed; retrying")
             self._stop.wait(0.05)
 
-    def _fetch_loop(self, shard: _Shard) -> None:
-        while not (self._stop.is_set() or shard.stop.is_set() or shard.fetch_ended):
-            wait_ms = shard.next_call_ms - self._now_ms()
+    def _fetch_loop(self, shard: _Shard, gen: _Generation) -> None:
+        """The fetcher of one claim: it ends with the claim (``gen.stop``), not with the shard."""
+        while not (self._stop.is_set() or gen.stop.is_set() or gen.fetch_ended):
+            wait_ms = gen.next_call_ms - self._now_ms()
             if wait_ms > 0:
-                shard.stop.wait(min(wait_ms, 1000) / 1000)
+                gen.stop.wait(min(wait_ms, 1000) / 1000)
                 continue
             try:
-                fetched = self.fetch_once(shard.shard_id)
+                fetched = self._fetch(shard, gen)
             except Exception:  # a bug must not silently end this shard's reading
                 log.exception("shard %s: fetch failed; retrying", shard.shard_id)
                 fetched = False
             if not fetched:
-                shard.stop.wait(0.01)  # at max_uncommitted: wait for acks
+                gen.stop.wait(0.01)  # at max_uncommitted: wait for acks
 
     def step(self) -> None:
         """Single-threaded drive (tests, tools): one coordination pass, then one fetch per shard."""
@@ -305,9 +332,12 @@ class Consumer:
     def fetch_once(self, shard_id: str) -> bool:
         """One GetRecords call for the shard if its pacing and the budget allow; False if not."""
         shard = self._shards[shard_id]
-        reader = shard.reader  # the coordinator may drop the shard meanwhile
+        gen = shard.gen  # the coordinator may drop the shard meanwhile
+        return gen is not None and self._fetch(shard, gen)
+
+    def _fetch(self, shard: _Shard, gen: _Generation) -> bool:
         now = self._now_ms()
-        if reader is None or shard.fetch_ended or now < shard.next_call_ms:
+        if gen.stop.is_set() or gen.fetch_ended or now < gen.next_call_ms:
             return False
         with self._lock:
             reserve = min(self.config.get_records_limit, self.config.max_uncommitted - self._uncommitted)
@@ -318,16 +348,19 @@ class Consumer:
                 return False
             self._uncommitted += reserve
         try:
-            fetch = reader.step(reserve)
+            fetch = gen.reader.step(reserve)
         except BaseException:
             with self._lock:
                 self._uncommitted -= reserve
             raise
         with self._lock:
+            if shard.gen is not gen or gen.stop.is_set():
+                self._uncommitted -= reserve  # dropped while reading: the next claim reads these again
+                return False
             # A KPL aggregate can hold more sub-records than reserved: the bound is then exceeded
             # by at most one fetch (documented in docs/spout.md).
             self._uncommitted += len(fetch.records) - reserve
-            shard.next_call_ms = fetch.next_call_ms
+            gen.next_call_ms = fetch.next_call_ms
             metrics = shard.metrics
             metrics.read += len(fetch.records)
             if fetch.millis_behind is not None:
@@ -336,15 +369,15 @@ class Consumer:
                 metrics.throttled += 1
             elif fetch.error and fetch.error != "ExpiredIteratorException":
                 metrics.read_errors += 1
-            self._queue.extend(fetch.records)
+            self._queue.extend((gen.number, record) for record in fetch.records)
             if fetch.records and shard.pin is None and shard.saved is None and shard.pin_start:
                 # Before anything is acked, a restart would begin at LATEST (or the timestamp)
                 # again and skip what this task fetched; checkpointing "at the first record
                 # fetched" (sub-sequence -1: nothing of it is committed) pins the start.
                 shard.pin = Position(fetch.records[0].seq, -1)
             if fetch.ended:
-                shard.fetch_ended = True
-                self._queue.append(_ShardEnd(shard_id))
+                gen.fetch_ended = True
+                self._queue.append((gen.number, _ShardEnd(shard.shard_id)))
                 if fetch.children:
                     self._next_list_ms = 0  # pick the children up at once
         return True
@@ -413,10 +446,12 @@ class Consumer:
             log.warning("shard %s: cannot start yet (%s)", shard.shard_id, error)
             return
         start = self._start_position(checkpoint, has_parents=bool(lineage))
+        reader = ShardReader(self._client, self.config.stream, shard.shard_id, start,
+                             now_ms=self._now_ms, idle_poll_ms=self.config.idle_poll_ms)
         with self._lock:
+            gen = _Generation(next(self._generations), reader)
             shard.ledger = ShardLedger(shard.shard_id, self._policy)
-            shard.reader = ShardReader(self._client, self.config.stream, shard.shard_id, start,
-                                       now_ms=self._now_ms, idle_poll_ms=self.config.idle_poll_ms)
+            shard.gen = gen
             if checkpoint is not None:
                 shard.saved, shard.saved_complete = checkpoint.position, checkpoint.complete
                 shard.metrics.last_checkpoint = _show(checkpoint.position)
@@ -425,9 +460,9 @@ class Consumer:
             shard.state = READING
         log.info("shard %s: reading from %s", shard.shard_id, start.kind)
         if self._coordinator is not None and not self._stop.is_set():
-            shard.thread = threading.Thread(target=self._fetch_loop, args=(shard,),
-                                            name=f"kinesis-{shard.shard_id}", daemon=True)
-            shard.thread.start()
+            gen.thread = threading.Thread(target=self._fetch_loop, args=(shard, gen),
+                                          name=f"kinesis-{shard.shard_id}", daemon=True)
+            gen.thread.start()
 
     def _start_position(self, checkpoint: Checkpoint | None, has_parents: bool) -> StartPosition:
         if checkpoint is not None and checkpoint.position is not None:
@@ -441,14 +476,19 @@ class Consumer:
 
     def _write_checkpoints(self, now: int, force: bool = False) -> None:
         for shard in list(self._shards.values()):
-            if shard.state not in (READING, FINISHING) or (now < shard.next_save_ms and not force):
+            if shard.state not in (READING, FINISHING):
                 continue
             with self._lock:
+                if shard.gen.refused:  # poll refused a record of this claim: nothing of it is saved
+                    self._drop_locked(shard)
+                    continue
+                if now < shard.next_save_ms and not force:
+                    continue
                 point = shard.ledger.committable()
                 position, complete = point if point is not None else (shard.saved, shard.saved_complete)
                 if position is None and shard.pin is not None:
                     position, complete = shard.pin, False
-                finished = shard.all_emitted and len(shard.ledger) == 0
+                finished = shard.gen.all_emitted and len(shard.ledger) == 0
             try:
                 result = self._store.save(shard.shard_id, self._owner, position, complete, ended=finished,
                                           now_ms=now, lease_ms=self.config.lease_ms)
@@ -471,25 +511,30 @@ class Consumer:
             shard.metrics.last_checkpoint = _show(position) + (" SHARD_END" if finished else "")
             if finished and result == OK:
                 shard.state = DONE
-                shard.stop.set()
+                shard.gen.stop.set()
                 self._next_list_ms = 0
                 for other in self._shards.values():
                     if shard.shard_id in other.parents:
                         other.next_try_ms = 0  # a local child may start now
                 log.info("shard %s: finished at SHARD_END", shard.shard_id)
-            elif shard.all_emitted:
+            elif shard.gen.all_emitted:
                 shard.state = FINISHING
                 shard.next_save_ms = min(shard.next_save_ms, now + 100)
 
     def _drop(self, shard: _Shard) -> None:
-        shard.stop.set()
         with self._lock:
-            if shard.ledger is not None:
-                self._uncommitted -= len(shard.ledger)
-            shard.ledger = None
-            shard.reader = None
-            shard.state = WAITING
-            shard.fetch_ended = shard.all_emitted = False
+            self._drop_locked(shard)
+
+    def _drop_locked(self, shard: _Shard) -> None:
+        """End the current claim: its fetcher stops, its books and budget go; the shard waits to
+        be claimed again. What its fetcher queued is discarded by poll (its generation is gone)."""
+        if shard.gen is not None:
+            shard.gen.stop.set()
+        if shard.ledger is not None:
+            self._uncommitted -= len(shard.ledger)
+        shard.ledger = None
+        shard.gen = None
+        shard.state = WAITING
 
 
 def _parse(message_id) -> tuple[str, Position] | None:

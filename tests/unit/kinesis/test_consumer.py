@@ -5,6 +5,7 @@ in-memory checkpoint store (unavailable for a while).
 """
 
 import hashlib
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -527,3 +528,108 @@ def test_a_mass_failure_is_replayed_in_small_batches(clock):
     batches = [consumer.poll(8) for _ in range(4)]
     assert [len(b) for b in batches] == [8, 8, 8, 6]
     assert [d.record.data for b in batches for d in b] == [f"s0r{i}".encode() for i in range(30)]
+
+
+# --- a claim lost and taken again (issue 13) --------------------------------------------------
+
+
+def fence(store, clock, lease_ms=10_000):
+    """Another task takes the shard's lease (this one stalled past it), then lets it go again."""
+    clock.ms += lease_ms + 1
+    assert store.claim(sid(0), "other-task", clock(), lease_ms)
+    return lambda: store.release(sid(0), "other-task")
+
+
+def test_a_shard_end_marker_of_an_earlier_claim_does_not_end_the_next_one(clock):
+    # Issue 13: poll applied the stale marker to the new claim, whose next save wrote SHARD_END
+    # at the old checkpoint (here: none at all); a restart then skipped the whole shard.
+    shards = [(info(0, closed=True), records(0, 3), ShardEnd())]
+    store = MemoryCheckpointStore()
+    consumer = Consumer(config(), source(shards, clock), store, now_ms=clock, owner="a")
+    consumer.step()                        # claims; reads the three records and SHARD_END
+    first = consumer.poll(3)               # the end marker stays queued
+    assert payloads(first) == [b"s0r0", b"s0r1", b"s0r2"]
+    release = fence(store, clock)
+    consumer.coordinate_once()             # the save finds another owner: the claim is dropped
+    release()
+    consumer.coordinate_once()             # claimed again, from the store's checkpoint (none)
+    assert consumer.poll(10) == []         # the first claim's marker is discarded
+    clock.ms += 1000
+    consumer.coordinate_once()
+    assert not store.load(sid(0)).ended
+    again = drive(consumer, clock, rounds=20)
+    assert payloads(again) == [b"s0r0", b"s0r1", b"s0r2"]
+    assert store.load(sid(0)).ended and store.load(sid(0)).position == Position(seq(0, 2))
+
+
+def test_records_queued_by_an_earlier_claim_are_discarded_and_read_again_by_the_next(clock):
+    # Issue 13: the first claim's queued records went into the new claim's ledger ahead of the
+    # new reader's, whose earlier records the ledger then refused and poll dropped silently.
+    store = MemoryCheckpointStore()
+    consumer = Consumer(config(), source([(info(0), records(0, 6), None)], clock), store, now_ms=clock, owner="a")
+    consumer.step()                        # reads r0..r5
+    first = consumer.poll(4)               # r0..r3 emitted, r4 and r5 still queued
+    for d in first[:2]:
+        consumer.ack(d.message_id)         # r2 and r3 stay in flight
+    clock.ms += 1000
+    consumer.coordinate_once()
+    assert store.load(sid(0)).position == Position(seq(0, 1))
+    release = fence(store, clock)
+    consumer.coordinate_once()             # dropped
+    release()
+    consumer.coordinate_once()             # claimed again: reads after r1
+    for d in first[2:]:
+        consumer.fail(d.message_id)        # Storm fails the first claim's r2 and r3: nothing to replay
+    again = drive(consumer, clock, rounds=20)
+    assert payloads(again) == [b"s0r2", b"s0r3", b"s0r4", b"s0r5"]
+    assert store.load(sid(0)).position == Position(seq(0, 5))
+    assert consumer.uncommitted == 0
+
+
+def test_a_record_out_of_order_is_refused_loudly_and_never_passed_by_a_checkpoint(clock, caplog):
+    # Issue 13: a record the ledger refused was dropped silently, and the checkpoint passed it.
+    out_of_order = [RecordedRecord(str(seq(0, i)), T0, "pk", f"r{i}".encode()) for i in (0, 2, 1, 3)]
+    store = MemoryCheckpointStore()
+    consumer = Consumer(config(), source([(info(0), out_of_order, None)], clock), store, now_ms=clock)
+    with caplog.at_level("ERROR", logger="pistats.kinesis.consumer"):
+        seen = drive(consumer, clock, rounds=30)
+    assert payloads(seen)[:2] == [b"r0", b"r2"]
+    checkpoint = store.load(sid(0))
+    assert checkpoint.position is None or checkpoint.position < Position(seq(0, 1))
+    assert any("refused" in r.getMessage() for r in caplog.records)
+    assert consumer.uncommitted <= 4
+
+
+def poll_until(consumer, count, timeout_s=5.0):
+    seen, deadline = [], time.monotonic() + timeout_s
+    while len(seen) < count and time.monotonic() < deadline:
+        seen += consumer.poll(100)
+        time.sleep(0.01)
+    return seen
+
+
+def wait_until(condition, timeout_s=5.0):
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_a_shard_claimed_again_after_losing_its_lease_is_read_again_by_its_threads():
+    # Issue 13: the first claim's stop flag stayed set, so the second claim's fetcher thread
+    # exited at once while the task kept renewing the lease: nobody read the shard any more.
+    store = MemoryCheckpointStore()
+    settings = {"checkpoint_interval_ms": 100, "lease_ms": 1000, "idle_poll_ms": 50}
+    consumer = Consumer(config(**settings), ReplaySource([(info(0), records(0, 3), None)], stream="events"),
+                        store, owner="a")
+    consumer.start()
+    try:
+        first = poll_until(consumer, 3)
+        assert payloads(first) == [b"s0r0", b"s0r1", b"s0r2"]  # held: nothing acked
+        assert store.claim(sid(0), "other-task", int(time.time() * 1000) + 2_000, 60_000)  # past a's lease
+        assert wait_until(lambda: consumer.shard_states()[sid(0)] == "waiting")
+        store.release(sid(0), "other-task")
+        again = poll_until(consumer, 3)
+        assert payloads(again) == [b"s0r0", b"s0r1", b"s0r2"]
+    finally:
+        consumer.close(2.0)
