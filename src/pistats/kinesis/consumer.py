@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
-from pistats.kinesis.checkpoint import NOT_OWNER, OK, Checkpoint, CheckpointStore
+from pistats.kinesis.checkpoint import NOT_OWNER, STALE, Checkpoint, CheckpointStore
 from pistats.kinesis.config import KinesisConfig
 from pistats.kinesis.ledger import (
     DeadLetter,
@@ -505,11 +505,19 @@ class Consumer:
                 log.error("shard %s: lease taken by another owner; dropping the shard", shard.shard_id)
                 self._drop(shard)
                 continue
-            if result != OK:
-                log.warning("shard %s: checkpoint %s refused (%s)", shard.shard_id, _show(position), result)
+            if result == STALE:
+                # The store is past this claim: another owner checkpointed further, or ended the
+                # shard, while this task's lease had lapsed (a stall longer than lease_ms). No
+                # save of this claim can succeed (a finishing shard used to retry every 100 ms
+                # for ever) and the lease is not renewed: drop the claim. Claiming again starts
+                # from the store's checkpoint, or finds the shard ended.
+                log.warning("shard %s: checkpoint %s is behind the store's; reading again from the store's",
+                            shard.shard_id, _show(position))
+                self._drop(shard)
+                continue
             shard.saved, shard.saved_complete = position, complete
             shard.metrics.last_checkpoint = _show(position) + (" SHARD_END" if finished else "")
-            if finished and result == OK:
+            if finished:
                 shard.state = DONE
                 shard.gen.stop.set()
                 self._next_list_ms = 0

@@ -600,6 +600,48 @@ def test_a_record_out_of_order_is_refused_loudly_and_never_passed_by_a_checkpoin
     assert consumer.uncommitted <= 4
 
 
+class CountingStore(MemoryCheckpointStore):
+    def __init__(self):
+        super().__init__()
+        self.saves = 0
+
+    def save(self, *args, **kwargs):
+        self.saves += 1
+        return super().save(*args, **kwargs)
+
+
+def test_a_finishing_shard_that_another_owner_ended_stops_saving_and_is_done(clock):
+    # Issue 13 (suspected, confirmed): every save answered STALE and the shard saved every 100 ms
+    # for ever, without renewing a lease it no longer had.
+    store = CountingStore()
+    consumer = Consumer(config(), source([(info(0, closed=True), records(0, 3), ShardEnd())], clock), store,
+                        now_ms=clock, owner="a")
+    drive(consumer, clock, rounds=15, on=lambda d: None)  # all emitted, none acked
+    assert consumer.shard_states()[sid(0)] == "finishing"
+    release = fence(store, clock)
+    assert store.save(sid(0), "other-task", Position(seq(0, 2)), True, ended=True, now_ms=clock(),
+                      lease_ms=10_000) == "ok"
+    release()
+    saves = store.saves
+    drive(consumer, clock, rounds=50)
+    assert consumer.shard_states()[sid(0)] == "done"
+    assert store.saves - saves <= 2
+
+
+def test_a_checkpoint_behind_the_stores_makes_the_claim_resume_from_the_stores(clock):
+    store = MemoryCheckpointStore()
+    consumer = Consumer(config(), source([(info(0), records(0, 6), None)], clock), store, now_ms=clock, owner="a")
+    held = drive(consumer, clock, rounds=12, on=lambda d: None)
+    assert payloads(held) == [f"s0r{i}".encode() for i in range(6)]
+    release = fence(store, clock)  # another owner gets through r3 meanwhile
+    assert store.save(sid(0), "other-task", Position(seq(0, 3)), True, ended=False, now_ms=clock(),
+                      lease_ms=10_000) == "ok"
+    release()
+    again = drive(consumer, clock, rounds=20)
+    assert payloads(again) == [b"s0r4", b"s0r5"]
+    assert store.load(sid(0)).position == Position(seq(0, 5))
+
+
 def poll_until(consumer, count, timeout_s=5.0):
     seen, deadline = [], time.monotonic() + timeout_s
     while len(seen) < count and time.monotonic() < deadline:
