@@ -60,6 +60,9 @@ REQUIRED_FIELDS = ("event_id", "type", "property_id", "user_id", "timestamp")
 OPTIONAL_FIELDS = ("push_token", "notification_id", "context", "properties")
 EVENT_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 RECORD_FIELDS = ("v", "client_id", "received_at", "ip", "user_agent", "event", "clock_skew")
+# Record fields a reader derives when absent: the first description of the record had no
+# clock_skew, and it follows from timestamp and received_at (see record_clock_skew).
+DERIVED_RECORD_FIELDS = ("clock_skew",)
 _EVENT_FIELD_SET = frozenset(EVENT_FIELDS)
 _RECORD_FIELD_SET = frozenset(RECORD_FIELDS)
 
@@ -417,6 +420,12 @@ def is_clock_skewed(event_time: datetime, now: datetime) -> bool:
     return event_time > now + CLOCK_SKEW_FUTURE or event_time < now - CLOCK_SKEW_PAST
 
 
+def record_clock_skew(record: dict) -> bool:
+    """A valid record's ``clock_skew`` as the ingest sets it: its event's time against its
+    ``received_at`` (the ingest's ``now``, written to the millisecond)."""
+    return is_clock_skewed(parse_timestamp(record["event"]["timestamp"]), parse_timestamp(record["received_at"]))
+
+
 def build_record(
     *,
     client_id: str,
@@ -477,7 +486,8 @@ _strict_json = json.JSONDecoder(parse_constant=_reject_constant).decode
 def validate_record(obj: object) -> list[Problem]:
     """Problems of a decoded v1 record (fields dotted from the record: ``event.timestamp``).
 
-    The version is not checked here (see :func:`decode_record`).
+    The version is not checked here (see :func:`decode_record`). A field of
+    DERIVED_RECORD_FIELDS may be absent (``decode_record`` derives it); unknown fields are problems.
     """
     if type(obj) is dict and _plainly_valid_record(obj):
         return []
@@ -494,11 +504,12 @@ def _plainly_valid_record(obj: dict) -> bool:
     ``_record_problems`` decides. Nearly every record takes this path, where listing problems
     field by field cost three times as much. A property test holds it to ``_record_problems``.
     """
-    if len(obj) != len(RECORD_FIELDS) or not _RECORD_FIELD_SET.issuperset(obj):
+    if not (len(obj) == len(RECORD_FIELDS) or len(obj) == len(RECORD_FIELDS) - 1 and "clock_skew" not in obj) \
+            or not _RECORD_FIELD_SET.issuperset(obj):
         return False
     client_id, ip, user_agent, event = obj["client_id"], obj["ip"], obj["user_agent"], obj["event"]
     if not (_is_ascii_text(client_id, 1, CLIENT_ID_MAX) and type(ip) is str and type(user_agent) is str
-            and ip.isascii() and user_agent.isascii() and type(obj["clock_skew"]) is bool
+            and ip.isascii() and user_agent.isascii() and type(obj.get("clock_skew", False)) is bool
             and type(event) is dict and _EVENT_FIELD_SET.issuperset(event)):
         return False
     get = event.get
@@ -567,7 +578,7 @@ def _record_problems(obj: object) -> list[Problem]:
         if key not in _RECORD_FIELD_SET:
             problems.append(Problem(key if is_text(key) else "?", "unknown field"))
     for key in RECORD_FIELDS:
-        if key not in obj:
+        if key not in obj and key not in DERIVED_RECORD_FIELDS:
             problems.append(Problem(key, "required"))
     if "client_id" in obj:
         _check_text(obj["client_id"], "client_id", problems, max_len=CLIENT_ID_MAX)
@@ -594,7 +605,9 @@ def decode_record(data: bytes) -> dict:
     Raises :class:`ContractError` with reason ``too_large`` (more than MAX_RECORD_BYTES),
     ``bad_encoding`` (not UTF-8), ``bad_json`` (not strict JSON: NaN/Infinity refused),
     ``unsupported_version`` (``v`` missing or not 1) or ``schema`` (first problem's field, all
-    problems in the detail). Nothing else escapes for any input bytes.
+    problems in the detail). Nothing else escapes for any input bytes. A record without
+    ``clock_skew`` gets it from :func:`record_clock_skew`, so every returned record has all of
+    RECORD_FIELDS.
     """
     if len(data) > MAX_RECORD_BYTES:
         raise ContractError("too_large", f"{len(data)} bytes > {MAX_RECORD_BYTES}")
@@ -616,4 +629,6 @@ def decode_record(data: bytes) -> dict:
     if problems:
         detail = "; ".join(f"{p.field}: {p.problem}" if p.field else p.problem for p in problems)
         raise ContractError("schema", detail[:500], field=problems[0].field or None)
+    if "clock_skew" not in obj:
+        obj["clock_skew"] = record_clock_skew(obj)
     return obj

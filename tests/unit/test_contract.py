@@ -307,6 +307,27 @@ def test_clock_skew_is_flagged_not_rewritten(offset, skewed):
     assert record["event"]["timestamp"] == stamp
 
 
+@pytest.mark.parametrize(
+    "offset",
+    [timedelta(0), timedelta(hours=24), timedelta(hours=24, milliseconds=1), -timedelta(days=30),
+     -timedelta(days=30, milliseconds=1), timedelta(days=400), -timedelta(days=400)],
+)
+def test_a_record_without_clock_skew_gets_the_ingests_value(offset):
+    # The first description of the record had no clock_skew; it follows from timestamp and received_at.
+    record = build_record(client_id="c", event=event(timestamp=contract.format_timestamp(NOW + offset)),
+                          received_at=NOW, ip="", user_agent="", now=NOW)
+    older = {k: v for k, v in record.items() if k != "clock_skew"}
+    assert contract._plainly_valid_record(older) and contract._record_problems(older) == []
+    assert decode_record(encode_record(older)) == record
+    assert list(decode_record(encode_record(older))) == list(contract.RECORD_FIELDS)
+
+
+def test_a_record_without_clock_skew_still_refuses_unknown_fields():
+    record = {k: v for k, v in good_record().items() if k != "clock_skew"}
+    error = reject(encode_record({**record, "skew": False}))
+    assert (error.reason, error.field) == ("schema", "skew")
+
+
 def test_encode_is_compact_utf8_and_round_trips():
     record = build_record(
         client_id="c-1", event=event(user_id="zoë"), received_at=NOW, ip="", user_agent="", now=NOW
@@ -587,9 +608,14 @@ def _with_odd(record, place_and_value):
     return record
 
 
-odd_records = plain_records | st.builds(
+def _maybe_without_clock_skew(record_and_drop):
+    record, drop = record_and_drop
+    return {k: v for k, v in record.items() if k != "clock_skew"} if drop else record
+
+
+odd_records = st.tuples(plain_records | st.builds(
     _with_odd, plain_records, st.sampled_from(_ODD_PLACES).flatmap(_odd_value),
-)
+), st.booleans()).map(_maybe_without_clock_skew)
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -597,6 +623,15 @@ odd_records = plain_records | st.builds(
 def test_fast_path_never_passes_a_record_the_full_check_faults(record):
     if contract._plainly_valid_record(record):
         assert contract._record_problems(record) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(plain_records, st.booleans())
+def test_both_paths_accept_a_usual_record_with_or_without_clock_skew(record, drop):
+    record = _maybe_without_clock_skew((record, drop))
+    assert contract._plainly_valid_record(record) and contract._record_problems(record) == []
+    decoded = decode_record(json.dumps(record).encode())
+    assert decoded["clock_skew"] == (record["clock_skew"] if not drop else contract.record_clock_skew(record))
 
 
 def test_a_usual_record_takes_the_fast_path():
