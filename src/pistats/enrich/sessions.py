@@ -227,8 +227,8 @@ class SessionConfig:
 
     ``key_prefix`` namespaces every key (tests use a unique one). ``state_ttl_s`` only cleans up
     users silent that long (they come back as new users); ``memo_ttl_s`` is how long a replayed
-    event id is at least still recognised (memo buckets rotate every ``memo_ttl_s`` and expire
-    ``2 * memo_ttl_s`` after their last write). ``state_cache_size``: users whose state this
+    event id is at least still recognised (memo buckets rotate every ``memo_ttl_s``; a user's
+    memo hash of a bucket expires ``2 * memo_ttl_s`` after its last write). ``state_cache_size``: users whose state this
     process keeps after writing it (LRU; 0 disables), so their next event costs one round trip.
     """
 
@@ -279,63 +279,64 @@ class SessionConfig:
 # not declared in KEYS, which only matters to Redis Cluster, where a multi-user script cannot
 # run anyway.
 #
-# READ_SCRIPT: ARGV[1] = JSON [state key prefix, [user tags], memo key now, memo key before,
-# [memo fields]]. Returns JSON [states, memo now, memo before], a missing value as false: one
-# string is parsed in C, where a nested reply of a thousand items is parsed in Python. ``unpack``
-# is limited by Lua's C stack (about 8,000 values), hence the slices of 4,000, as in WRITE_SCRIPT.
+# The memo is one small hash per user and bucket, ``<memo prefix of the bucket><user tag>``: of
+# event id -> fields. A hash of every user's entries would grow with the whole traffic of a
+# bucket, and its expiry, freed in one piece on Redis's main thread, would stall Redis for
+# as long; a user's hash holds that user's events of one bucket and stays a compact listpack.
+#
+# READ_SCRIPT: ARGV[1] = JSON [state key prefix, [user tags], memo prefix now, memo prefix before,
+# [[event ids of user 1], ...]]. Returns JSON [states, memo], ``memo`` the remembered fields of
+# each event id in request order (the current bucket's, else the previous one's), a missing value
+# as false: one string is parsed in C, where a nested reply of a thousand items is parsed in
+# Python. ``unpack`` is limited by Lua's C stack (about 8,000 values), hence the slices of 4,000.
 READ_SCRIPT = """
 local request = cjson.decode(ARGV[1])
-local prefix, tags, fields = request[1], request[2], request[5]
+local prefix, tags, memo_now, memo_before, ids = request[1], request[2], request[3], request[4], request[5]
 local keys = {}
 for i, tag in ipairs(tags) do keys[i] = prefix .. tag end
-local states, now, before = {}, {}, {}
+local states, found = {}, {}
 for first = 1, #keys, 4000 do
   local part = redis.call('MGET', unpack(keys, first, math.min(first + 3999, #keys)))
   for j = 1, #part do states[first + j - 1] = part[j] end
 end
-for first = 1, #fields, 4000 do
-  local last = math.min(first + 3999, #fields)
-  local part_now = redis.call('HMGET', request[3], unpack(fields, first, last))
-  local part_before = redis.call('HMGET', request[4], unpack(fields, first, last))
-  for j = 1, last - first + 1 do
-    now[first + j - 1] = part_now[j]
-    before[first + j - 1] = part_before[j]
+for i, tag in ipairs(tags) do
+  local wanted = ids[i]
+  for first = 1, #wanted, 4000 do
+    local last = math.min(first + 3999, #wanted)
+    local now = redis.call('HMGET', memo_now .. tag, unpack(wanted, first, last))
+    local before = redis.call('HMGET', memo_before .. tag, unpack(wanted, first, last))
+    for j = 1, last - first + 1 do found[#found + 1] = now[j] or before[j] end
   end
 end
-return cjson.encode({states, now, before})
+return cjson.encode({states, found})
 """
 
-# WRITE_SCRIPT: ARGV[1] = JSON [state key prefix, memo key now, memo key before, state TTL,
-# memo TTL, [[user tag, expected version, new state JSON, [memo field, value, ...], cached], ...]].
+# WRITE_SCRIPT: ARGV[1] = JSON [state key prefix, memo prefix now, memo prefix before, state TTL,
+# memo TTL, [[user tag, expected version, new state JSON, [event id, fields, ...], cached], ...]].
 # A user is skipped, state and memo alike, and its position (1-based) returned for a retry when
 # its state changed since it was read (version differs) or, for a user whose state came from the
 # local cache (``cached``), one of its events is already in the memo: the cache does not know
 # about replays. A user read in this batch needs no memo check: its memo entries were read with
 # its state, and any later memo write for it came with a state write, which the version shows.
-# Every other user is written. Reads are one MGET and two HMGETs per batch, not calls per user;
-# ``unpack`` is limited by Lua's C stack, hence the slices of 4,000.
+# Every other user is written. States are read with one MGET per 4,000 users.
 WRITE_SCRIPT = """
 local request = cjson.decode(ARGV[1])
 local prefix, memo_now, memo_before = request[1], request[2], request[3]
 local state_ttl, memo_ttl, users = request[4], request[5], request[6]
-local keys, checked, owners = {}, {}, {}
+local keys, replayed = {}, {}
 for i, user in ipairs(users) do
   keys[i] = prefix .. user[1]
   if user[5] then
-    local entries = user[4]
-    for f = 1, #entries, 2 do
-      checked[#checked + 1] = entries[f]
-      owners[#owners + 1] = i
+    local entries, ids = user[4], {}
+    for f = 1, #entries, 2 do ids[#ids + 1] = entries[f] end
+    for first = 1, #ids, 4000 do
+      local last = math.min(first + 3999, #ids)
+      local now = redis.call('HMGET', memo_now .. user[1], unpack(ids, first, last))
+      local before = redis.call('HMGET', memo_before .. user[1], unpack(ids, first, last))
+      for j = 1, last - first + 1 do
+        if now[j] or before[j] then replayed[i] = true end
+      end
     end
-  end
-end
-local replayed = {}
-for first = 1, #checked, 4000 do
-  local last = math.min(first + 3999, #checked)
-  local now = redis.call('HMGET', memo_now, unpack(checked, first, last))
-  local before = redis.call('HMGET', memo_before, unpack(checked, first, last))
-  for j = 1, last - first + 1 do
-    if now[j] or before[j] then replayed[owners[first + j - 1]] = true end
   end
 end
 local currents = {}
@@ -343,7 +344,7 @@ for first = 1, #keys, 4000 do
   local part = redis.call('MGET', unpack(keys, first, math.min(first + 3999, #keys)))
   for j = 1, #part do currents[first + j - 1] = part[j] end
 end
-local conflicts, memo = {}, {}
+local conflicts = {}
 for i, user in ipairs(users) do
   local current = currents[i]
   local version = 0
@@ -352,16 +353,15 @@ for i, user in ipairs(users) do
   end
   if version == user[2] and not replayed[i] then
     redis.call('SET', keys[i], user[3], 'EX', state_ttl)
-    local entries = user[4]
-    for f = 1, #entries do memo[#memo + 1] = entries[f] end
+    local entries, memo = user[4], memo_now .. user[1]
+    for first = 1, #entries, 4000 do
+      redis.call('HSET', memo, unpack(entries, first, math.min(first + 3999, #entries)))
+    end
+    if #entries > 0 then redis.call('EXPIRE', memo, memo_ttl) end
   else
     conflicts[#conflicts + 1] = i
   end
 end
-for first = 1, #memo, 4000 do
-  redis.call('HSET', memo_now, unpack(memo, first, math.min(first + 3999, #memo)))
-end
-if #memo > 0 then redis.call('EXPIRE', memo_now, memo_ttl) end
 return conflicts
 """
 
@@ -385,9 +385,9 @@ class RedisSessionStore:
     """Sessionises batches of events against per-user state in Redis.
 
     Layout: ``<prefix>:u:<user>`` holds a user's state (JSON, with a version for compare-and-set);
-    ``<prefix>:memo:<bucket>`` is a hash of ``<user><event_id>`` -> fields, one per ``memo_ttl_s``
-    of processing time, read for the current and previous bucket. A batch is one read script
-    (MGET + two HMGET) and one write script (a compare-and-set per user). Users whose state
+    ``<prefix>:memo:<bucket>:<user>`` is a hash of the user's ``<event_id>`` -> fields, one per
+    ``memo_ttl_s`` of processing time, read for the current and previous bucket. A batch is one
+    read script (an MGET, two HMGETs per user) and one write script (a compare-and-set per user). Users whose state
     this store wrote last are kept in a local LRU cache and not read again: for them the write
     script's version and memo checks stand in for the read, so under Storm's fields grouping
     (one task owns a user) most events cost one round trip.
@@ -427,8 +427,12 @@ class RedisSessionStore:
     def state_key(self, user: tuple[str, str]) -> str:
         return self.state_prefix + self.user_tag(user)
 
-    def memo_key(self, bucket: int) -> str:
-        return f"{self.config.key_prefix}:memo:{bucket}"
+    def memo_prefix(self, bucket: int) -> str:
+        return f"{self.config.key_prefix}:memo:{bucket}:"
+
+    def memo_key(self, bucket: int, user: tuple[str, str]) -> str:
+        """The hash of ``user``'s memo entries of ``bucket``."""
+        return self.memo_prefix(bucket) + self.user_tag(user)
 
     def assign(self, events: Sequence[SessionEvent]) -> list[dict[str, Any]]:
         """Session fields for each event, in order, with ``first_seen_at`` as a datetime."""
@@ -545,17 +549,16 @@ class RedisSessionStore:
         for user, state in result.states.items():
             before = states[user]
             expected = before.version if before is not None else 0
-            tag = tags[user]
             entries: list[str] = []
             for event_id, fields in result.memo[user].items():
-                entries.append(tag + event_id)
+                entries.append(event_id)
                 entries.append(encode_memo(fields))
-            payload.append([tag, expected, state.to_json(version=expected + 1), entries, user not in read])
+            payload.append([tags[user], expected, state.to_json(version=expected + 1), entries, user not in read])
             writes.append((user, state._replace(version=expected + 1)))
         request = None
         if payload:
             request = compact_json(
-                [self.state_prefix, self.memo_key(bucket), self.memo_key(bucket - 1),
+                [self.state_prefix, self.memo_prefix(bucket), self.memo_prefix(bucket - 1),
                  self.config.state_ttl_s, 2 * self.config.memo_ttl_s, payload]
             )
         unchanged = [(user, states[user]) for user in unknown if user not in result.states and states[user] is not None]
@@ -579,25 +582,22 @@ class RedisSessionStore:
     def _read_users(self, users, tags, events, bucket, states, memo) -> None:
         """Read ``users``' states and their ``events``' memo entries into ``states`` and ``memo``."""
         self.reads += 1
-        memo_fields = list(dict.fromkeys(tags[e.user] + e.event_id for e in events))
+        ids: dict[tuple[str, str], dict[str, None]] = {user: {} for user in users}
+        for event in events:
+            ids[event.user][event.event_id] = None
         reply = self._read(args=[compact_json(
-            [self.state_prefix, [tags[user] for user in users], self.memo_key(bucket),
-             self.memo_key(bucket - 1), memo_fields]
+            [self.state_prefix, [tags[user] for user in users], self.memo_prefix(bucket),
+             self.memo_prefix(bucket - 1), [list(ids[user]) for user in users]]
         )])
         # cjson writes an empty Lua table as {}: read it as "nothing found".
-        raw_states, this_bucket, last_bucket = (part or [] for part in json.loads(reply))
+        raw_states, found = (part or [] for part in json.loads(reply))
         for user, raw in zip(users, raw_states):
             states[user] = UserState.from_json(raw) if raw else None
-        found = {
-            name: decode_memo(new or old)
-            for name, new, old in zip(memo_fields, this_bucket, last_bucket)
-            if new or old
-        }
-        if found:
-            for event in events:
-                remembered = found.get(tags[event.user] + event.event_id)
-                if remembered is not None:
-                    memo.setdefault(event.user, {})[event.event_id] = remembered
+        if any(found):
+            asked = ((user, event_id) for user in users for event_id in ids[user])
+            for (user, event_id), raw in zip(asked, found):
+                if raw:
+                    memo.setdefault(user, {})[event_id] = decode_memo(raw)
 
     def _remember(self, user: tuple[str, str], state: UserState) -> None:
         if not self.config.state_cache_size:

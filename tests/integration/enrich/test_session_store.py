@@ -51,8 +51,20 @@ def test_keys_carry_cleanup_ttls(store, redis_client):
     state_ttl = redis_client.ttl(store.state_key(user))
     assert store.config.state_ttl_s - 5 <= state_ttl <= store.config.state_ttl_s
     bucket = int(NOW.timestamp() * 1000) // (store.config.memo_ttl_s * 1000)
-    memo_ttl = redis_client.ttl(store.memo_key(bucket))
+    memo_ttl = redis_client.ttl(store.memo_key(bucket, user))
     assert store.config.memo_ttl_s < memo_ttl <= 2 * store.config.memo_ttl_s
+
+
+def test_each_memo_key_holds_one_users_events(store, redis_client, key_prefix):
+    # Not one hash for every user: its expiry would free the whole bucket's traffic at once, on
+    # Redis's main thread. A user's hash holds only that user's events of one bucket.
+    events = [ev(n * MIN, f"e{n}", user=f"u{u}") for u in range(50) for n in range(3)]
+    store.assign(events)
+    store.assign(events)  # replays write nothing
+    memo_keys = sorted(redis_client.scan_iter(f"{key_prefix}:memo:*", count=1000))
+    assert len(memo_keys) == 50
+    assert {redis_client.hlen(key) for key in memo_keys} == {3}
+    assert {redis_client.object("encoding", key) for key in memo_keys} == {b"listpack"}
 
 
 def test_memo_from_the_previous_bucket_is_still_found(redis_client, key_prefix):
