@@ -1,6 +1,13 @@
-"""Store doubles for integration tests (samples of events and rejects: tests.support.samples)."""
+"""Store doubles for integration tests (samples of events and rejects: tests.support.samples):
+a store with injected faults, a store as schema version 2 left it, events a client's clock
+scattered over months."""
+
+import re
+
+from tests.support.samples import make_event
 
 from pistats.store.backends import StoreError
+from pistats.store.schema import create_events_sql, create_rejects_sql
 
 
 class FlakyStore:
@@ -28,3 +35,35 @@ class FlakyStore:
                 raise StoreError("injected: timed out after the insert landed")
 
         return flaky_send
+
+
+def scalar(store, sql):
+    return store.query(sql.format(db=store.database))[0][0]
+
+
+def events_across_months(months, client_id="client-b"):
+    """One client's events, each dated in a different month since 2010 (a device clock gone
+    wrong: valid, flagged clock_skew), all received now."""
+    return [
+        make_event(index, client_id=client_id, event_id=f"{client_id}-{index}", clock_skew=True,
+                   event_time=f"{2010 + index // 12}-{index % 12 + 1:02d}-15T12:00:00Z",
+                   kinesis_seq=f"4961{index:020d}")
+        for index in range(months)
+    ]
+
+
+def old_events_sql(store):
+    """``events`` as schema version 2 created it: partitioned by toYYYYMM(event_time)."""
+    ddl = create_events_sql(store.database, store.features)
+    return re.sub(r"\nPARTITION BY [^\n]*\n", "\nPARTITION BY toYYYYMM(event_time)\n", ddl)
+
+
+def old_schema(store):
+    """A store as version 2 left it."""
+    from pistats.store.schema import MIGRATIONS_TABLE, _create_migrations_table
+
+    store.ensure_database()
+    store.execute(_create_migrations_table(store.database, store.features))
+    store.execute(old_events_sql(store))
+    store.execute(create_rejects_sql(store.database, store.features))
+    store.prepare_insert(MIGRATIONS_TABLE, [(1, "create events", 0), (2, "create events_rejected", 0)])(None)

@@ -35,7 +35,8 @@ def test_events_table_has_every_column_once_and_the_key():
     for column in EVENT_COLUMNS:
         assert ddl.count(f"\n    {column.name} ") == 1
     assert "ReplacingMergeTree(processed_at)" in ddl
-    assert "PARTITION BY toYYYYMM(event_time)" in ddl
+    assert "PARTITION BY toYYYYMM(if(event_time < received_at - toIntervalDay(30) OR event_time > received_at + " \
+        "toIntervalDay(1), received_at, event_time))" in ddl
     assert "ORDER BY (client_id, property_id, toDate(event_time), user_id, event_id)" in ddl
 
 
