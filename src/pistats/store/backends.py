@@ -3,19 +3,27 @@
 Table names in SQL given to ``query``/``execute`` are qualified with ``store.database``.
 Every failure of the backend (connection refused, timeout, server error) surfaces as
 :class:`StoreError`, an infrastructure error: the sink retries it and finally fails the tuples.
+An insert the engine refuses for its rows' data (``pistats.store.refusal``) raises
+:class:`StoreRefused` instead, which the sink does not retry: it finds the refused rows.
+
+Both backends raise on every refused insert. chdb's streaming insert (``send_insert()`` ...
+``finish()``) does not: when the engine refuses the block at write time (too many partitions, a
+CHECK constraint) it raises nothing and reports the rows as written. chdb inserts therefore go
+through ``Session.query`` (``INSERT ... FROM INFILE``), which raises what the engine raised.
 """
 
 from __future__ import annotations
 
 import functools
-import io
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from pistats.store.config import StoreURL
 from pistats.store.features import ServerFeatures, parse_version
+from pistats.store.refusal import error_code, is_refusal
 from pistats.store.rows import (
     BOOL,
     DT,
@@ -32,6 +40,29 @@ log = logging.getLogger(__name__)
 
 class StoreError(Exception):
     """The store could not do what was asked (unreachable, timed out, refused). Never holds secrets."""
+
+
+class StoreRefused(StoreError):
+    """The engine refused an insert for the data it carries (``pistats.store.refusal.is_refusal``):
+    sending the same rows again fails the same way. ``detail`` is the engine's message on one
+    line, without the store's URL."""
+
+    def __init__(self, message: str, detail: str, code: int | None):
+        super().__init__(message)
+        self.detail = detail
+        self.code = code
+
+
+def _store_error(url: StoreURL, error: BaseException, prefix: str = "") -> StoreError:
+    """The StoreError for a backend's exception: StoreRefused when the engine refused the data."""
+    detail = _first_line(error)
+    code = getattr(error, "code", None)
+    if not isinstance(code, int):
+        code = error_code(str(error))
+    message = f"{url.redacted}: {prefix}{detail}"
+    if is_refusal(code, detail):
+        return StoreRefused(message, detail, code)
+    return StoreError(message)
 
 
 # An insert whose rows are already encoded for the backend: call it with the batch's
@@ -83,7 +114,8 @@ class _StoreBase:
 
     def prepare_insert(self, table: str, rows: Sequence[tuple]) -> SendInsert:
         """Encode rows (in the table's column order) for one insert; raises StoreError when they
-        cannot be encoded. The returned function sends them and returns once they are stored."""
+        cannot be encoded. The returned function sends them and returns once they are stored;
+        it raises StoreRefused when the engine refuses them for their data, StoreError otherwise."""
         raise NotImplementedError  # pragma: no cover - overridden
 
     def __enter__(self):
@@ -167,9 +199,12 @@ class ClickHouseStore(_StoreBase):
 
         def send(dedup_token: str | None) -> None:
             # The driver slices each column into its own lists before writing, so a retry sends
-            # these columns unchanged.
-            self._run(self._client.execute, sql, data, columnar=True,
-                      settings=self.features.insert_settings(dedup_token))
+            # these columns unchanged. The server answers an insert it refused with an exception
+            # (its error code tells a refusal from other failures).
+            try:
+                self._client.execute(sql, data, columnar=True, settings=self.features.insert_settings(dedup_token))
+            except Exception as error:
+                raise _store_error(self.url, error, f"{type(error).__name__}: ") from None
 
         return send
 
@@ -194,6 +229,9 @@ class ChdbStore(_StoreBase):
         if not os.path.isabs(path):
             path = os.path.abspath(path)
         os.makedirs(path, exist_ok=True)
+        # Encoded batches wait here for the engine to read them (``INSERT ... FROM INFILE``):
+        # next to the data they are about to join, with the same permissions.
+        self._insert_dir = os.path.join(path, "pistats_inserts")
         try:
             self._session = chdb.session.Session(path)
         except Exception as error:
@@ -201,6 +239,12 @@ class ChdbStore(_StoreBase):
                 f"{url.redacted}: cannot open ({_first_line(error)}); chdb allows one process per data "
                 "path: is another process (a running topology?) using it?"
             ) from None
+        # The path is this process's now (chdb's lock): a batch file of another process was left
+        # by one that died mid-insert and belongs to no insert any more.
+        if os.path.isdir(self._insert_dir):
+            for name in os.listdir(self._insert_dir):
+                if not name.startswith(f"{os.getpid()}-"):
+                    os.unlink(os.path.join(self._insert_dir, name))
         self.features = ServerFeatures.for_version(parse_version(self._query_arrow("SELECT version()").column(0)[0].as_py()))
 
     def _query_arrow(self, sql: str):
@@ -236,25 +280,44 @@ class ChdbStore(_StoreBase):
                 pa.array(values, type=pa.int64()).cast(field.type) if column.kind == DT else pa.array(values, type=field.type)
                 for values, field, column in zip(zip(*rows), schema, columns)
             ]
-            payload = io.BytesIO()
-            with pa.ipc.new_stream(payload, schema) as writer:
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, schema) as writer:
                 writer.write_batch(pa.record_batch(arrays, schema=schema))
         except (pa.ArrowException, TypeError, ValueError, OverflowError) as error:
             raise StoreError(f"{self.url.redacted}: cannot encode batch for {table}: {_first_line(error)}") from None
-        encoded = payload.getvalue()
-        sql = f"INSERT INTO {self.database}.{table} ({', '.join(column.name for column in columns)})"
+        encoded = sink.getvalue()
+        target = f"{self.database}.{table} ({', '.join(column.name for column in columns)})"
 
         def send(dedup_token: str | None) -> None:
             settings = ", ".join(f"{name} = {quote(str(value)) if isinstance(value, str) else value}"
                                  for name, value in self.features.insert_settings(dedup_token).items())
+            # Not send_insert(): it swallows the engine's refusals (see the module docstring).
+            # The batch goes through a file the engine reads in this process; a retry writes
+            # it again, and the file is gone once the insert returned or raised.
+            path = self._write_insert_file(encoded)
             try:
-                with self._session.send_insert(sql + (f" SETTINGS {settings}" if settings else ""), "ArrowStream") as inserter:
-                    inserter.append(encoded)
-                    inserter.finish()
+                self._session.query(f"INSERT INTO {target} FROM INFILE {quote(path)}"
+                                    f"{f' SETTINGS {settings}' if settings else ''} FORMAT ArrowStream", "CSV")
             except Exception as error:
-                raise StoreError(f"{self.url.redacted}: {_first_line(error)}") from None
+                raise _store_error(self.url, error) from None
+            finally:
+                os.unlink(path)
 
         return send
+
+    def _write_insert_file(self, encoded) -> str:
+        """A new file holding the encoded batch; the caller removes it."""
+        path = None
+        try:
+            os.makedirs(self._insert_dir, exist_ok=True)
+            handle, path = tempfile.mkstemp(prefix=f"{os.getpid()}-", suffix=".arrow", dir=self._insert_dir)
+            with os.fdopen(handle, "wb") as file:
+                file.write(encoded)
+            return path
+        except OSError as error:
+            if path is not None:
+                os.unlink(path)
+            raise StoreError(f"{self.url.redacted}: cannot write a batch for the engine: {_first_line(error)}") from None
 
     def close(self) -> None:
         self._session.close()

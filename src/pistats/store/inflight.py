@@ -11,8 +11,9 @@ Guarantees the sink relies on:
   (``finished`` / ``wait_all``), so the ack bookkeeping never runs on two threads.
 - At most ``max_in_flight`` batches are held here; ``submit`` blocks while that many are
   unfinished (memory stays bounded; the waiting is the backpressure).
-- An error other than the write's own ``False`` (a bug) is re-raised in the caller's thread when
-  its result is collected: the bolt dies and Storm replays its unacked tuples.
+- An exception of the write (a bug: the write returns its failures as values) is re-raised in
+  the caller's thread when its result is collected: the bolt dies and Storm replays its unacked
+  tuples.
 
 With ``max_in_flight = 0`` the write runs inside ``submit`` on the caller's thread (no thread at
 all): the same results, in the same order, at once.
@@ -29,12 +30,13 @@ from concurrent.futures import Future
 from typing import Generic, TypeVar
 
 Job = TypeVar("Job")
+Result = TypeVar("Result")
 
 
-class InsertPipeline(Generic[Job]):
-    """Runs ``write(job) -> bool`` for each submitted job, one at a time, in order."""
+class InsertPipeline(Generic[Job, Result]):
+    """Runs ``write(job) -> result`` for each submitted job, one at a time, in order."""
 
-    def __init__(self, write: Callable[[Job], bool], max_in_flight: int = 1):
+    def __init__(self, write: Callable[[Job], Result], max_in_flight: int = 1):
         if max_in_flight < 0:
             raise ValueError("max_in_flight must be >= 0")
         self._write = write
@@ -59,7 +61,7 @@ class InsertPipeline(Generic[Job]):
             self._jobs.put((self._write, job, future))
         self._unfinished.append((job, future))
 
-    def finished(self) -> list[tuple[Job, bool]]:
+    def finished(self) -> list[tuple[Job, Result]]:
         """The jobs done so far, oldest first, up to the first still running (never blocks)."""
         done = []
         while self._unfinished and self._unfinished[0][1].done():
@@ -67,7 +69,7 @@ class InsertPipeline(Generic[Job]):
             done.append((job, future.result()))
         return done
 
-    def wait_all(self) -> list[tuple[Job, bool]]:
+    def wait_all(self) -> list[tuple[Job, Result]]:
         """Every submitted job's result, oldest first, once all are done."""
         done = []
         while self._unfinished:
@@ -95,6 +97,6 @@ def _serve(jobs: queue.SimpleQueue) -> None:
 
 def _run(write: Callable, job, future: Future) -> None:
     try:
-        future.set_result(bool(write(job)))
+        future.set_result(write(job))
     except BaseException as error:  # handed to the caller's thread, re-raised where it collects
         future.set_exception(error)

@@ -558,6 +558,58 @@ def reject_for_event(event: object, error: RowError, now: datetime) -> dict:
     }
 
 
+STORE_REFUSED = "store_refused"
+STORE_STAGE = "store"
+_MAX_REFUSAL_CHARS = 1000  # the engine's message, as the detail of a reject
+
+
+def _row_as_record(columns: tuple[Column, ...], row: tuple) -> dict:
+    """A stored row back in the form the sink receives (times as RFC 3339 text, flags as bools)."""
+    record = {}
+    for column, value in zip(columns, row):
+        if column.kind == DT and isinstance(value, int):
+            value = from_epoch_ms(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        elif column.kind == BOOL:
+            value = bool(value)
+        record[column.name] = value
+    return record
+
+
+def reject_for_refused_row(columns: tuple[Column, ...], row: tuple, message: str, together: int,
+                           now: datetime, keep_raw: bool = True) -> dict:
+    """The dead letter for a row the store refused for its data: ``reason="store_refused"``,
+    ``stage="store"``, the engine's message (cut to 1,000 characters) as ``detail``, the row's
+    provenance and, with ``keep_raw``, the whole row as base64 JSON in the form the sink
+    receives it (what the reject table allows: text cut at ``max_string_chars``, noted).
+
+    ``together`` is how many rows the engine refused along with this one without the sink
+    telling them apart (1 when this row alone was refused). Without ``keep_raw`` (the row was
+    itself a reject the store refused) only the provenance and the message are kept.
+    """
+    record = _row_as_record(columns, row)
+    detail = message[:_MAX_REFUSAL_CHARS]
+    if together > 1:
+        detail += f" (refused together with {together - 1} other rows; not told apart)"
+    if not keep_raw and "reason" in record:
+        detail += f" (in place of a {record['reason']} reject from stage {record.get('stage')})"
+    raw = ""
+    if keep_raw:
+        raw = base64.b64encode(json.dumps(record, default=str, ensure_ascii=False).encode("utf-8", "replace")).decode("ascii")
+    client_id = record.get("client_id")
+    return {
+        "client_id": client_id if isinstance(client_id, str) else "",
+        "reason": STORE_REFUSED,
+        "stage": STORE_STAGE,
+        "field": "",
+        "detail": detail,
+        "raw_b64": raw,
+        "kinesis_shard": record.get("kinesis_shard"),
+        "kinesis_seq": record.get("kinesis_seq"),
+        "kinesis_subseq": record.get("kinesis_subseq"),
+        "rejected_at": now,
+    }
+
+
 _CLIENT_ID_INDEX, _EVENT_ID_INDEX = _EVENT_INDEX["client_id"], _EVENT_INDEX["event_id"]
 
 

@@ -7,7 +7,11 @@ or retried row collapses in the ReplacingMergeTree (``FINAL``), and on servers w
 ``insert_deduplication_token`` a retried batch is not even stored twice.
 
 An event the store cannot hold (see ``pistats.store.rows``) is stored as a reject instead and its
-tuple is acked with the rejects batch: a data failure is a value, not a replay loop.
+tuple is acked with the rejects batch: a data failure is a value, not a replay loop. The same
+holds for rows the store itself refuses for their data (``pistats.store.refusal``): the batch is
+split until the refused rows are found, they are stored as ``store_refused`` rejects and the
+others as usual; the batch's tuples are acked once both are stored. Each row has one outcome:
+stored in its table, or a reject.
 
 Inserts run on a writer thread (``pistats.store.inflight``) while the caller keeps adding rows:
 a full batch is encoded in the caller's thread, handed over, and its tuples settle in a later
@@ -22,7 +26,6 @@ insert's timeout must stay below Storm's subprocess timeout.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -30,21 +33,23 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from pistats.errors import UserError
-from pistats.store.backends import SendInsert, Store, StoreError
+from pistats.store.backends import SendInsert, Store, StoreError, StoreRefused
 from pistats.store.batch import Accumulator, Batch, PendingTuples
 from pistats.store.config import SinkConfig, StoreURL, store_url_from
 from pistats.store.inflight import InsertPipeline
+from pistats.store.refusal import Isolation, Refused, isolate_refused
 from pistats.store.rows import (
     RowError,
     event_key,
     event_row,
     event_rows_columnar,
     reject_for_event,
+    reject_for_refused_row,
     reject_key,
     reject_row,
 )
 from pistats.retry import retry_within
-from pistats.store.schema import EVENTS, REJECTS
+from pistats.store.schema import EVENTS, REJECTS, TABLE_COLUMNS
 from pistats.wire import PackedRows, WireError, unpack_packed_rows
 
 log = logging.getLogger(__name__)
@@ -70,6 +75,19 @@ class SinkStats:
     batches_failed: int = 0
     insert_errors: int = 0
     events_rejected_by_sink: int = 0
+    rows_refused: int = 0  # rows the store refused, stored as store_refused rejects instead
+    bisect_inserts: int = 0  # inserts made to find the refused rows of a batch
+
+
+@dataclass(frozen=True)
+class Written:
+    """What became of a batch's rows once every one of them has an outcome: ``stored`` in the
+    batch's table, or ``refused`` by the store for their data and stored as rejects instead;
+    ``bisect_inserts`` is what finding the refused rows cost."""
+
+    stored: int
+    refused: int = 0
+    bisect_inserts: int = 0
 
 
 class Sink:
@@ -98,8 +116,8 @@ class Sink:
         }
         self._events, self._rejects = self._accumulators[EVENTS], self._accumulators[REJECTS]
         self._tuples = PendingTuples()
-        self._inserts: InsertPipeline[tuple[Batch, SendInsert]] = InsertPipeline(
-            functools.partial(_write_with_retries, self.config, self.stats, now, sleep), self.config.inserts_in_flight)
+        self._inserts: InsertPipeline[tuple[Batch, SendInsert], Written | None] = InsertPipeline(
+            _Writer(store, self.config, self.stats, now, sleep, wall_clock), self.config.inserts_in_flight)
 
     def pending(self, table: str) -> int:
         return len(self._accumulators[table])
@@ -198,15 +216,17 @@ class Sink:
             send = self.store.prepare_insert(batch.table, batch.rows)
         except StoreError as error:
             log.error("batch of %d rows for %s cannot be encoded, failing tuples: %s", len(batch), batch.table, error)
-            return self._settle([((batch, None), False)])
+            return self._settle([((batch, None), None)])
         self._inserts.submit((batch, send))
         return Settled()
 
-    def _settle(self, results: list[tuple[tuple[Batch, SendInsert | None], bool]]) -> Settled:
+    def _settle(self, results: list[tuple[tuple[Batch, SendInsert | None], Written | None]]) -> Settled:
         settled = Settled()
-        for (batch, _), stored in results:
-            if stored:
-                self.stats.rows_inserted += len(batch)
+        for (batch, _), written in results:
+            if written is not None:
+                self.stats.rows_inserted += written.stored
+                self.stats.rows_refused += written.refused
+                self.stats.bisect_inserts += written.bisect_inserts
                 self.stats.batches_inserted += 1
                 settled.acked.extend(self._tuples.stored(batch.tuple_ids))
             else:
@@ -215,30 +235,106 @@ class Sink:
         return settled
 
 
-def _write_with_retries(config: SinkConfig, stats: SinkStats, now: Callable[[], float],
-                        sleep: Callable[[float], None], job: tuple[Batch, SendInsert]) -> bool:
-    """Send with exponential backoff until it returns or the retry budget is spent.
+class _Writer:
+    """Writes one batch on the writer thread until every row has an outcome, or gives up.
 
-    Runs on the writer thread. A function of its arguments rather than a method, so the thread
-    never holds the sink (nor its store) alive; it touches only ``stats.insert_errors``.
+    A failure is retried with exponential backoff within ``retry_budget_s``, one budget for
+    everything the batch needs (its insert, the inserts that find refused rows, their rejects);
+    once it is spent the batch fails (None) and its tuples are replayed. The job thus lasts the
+    budget plus the insert under way when it ran out (and its rejects'), about what
+    ``check_heartbeat_budget`` assumes. A refusal is not
+    retried: ``isolate_refused`` splits the batch (at most ``max_bisect_inserts`` more inserts,
+    tokens derived from the batch's, so a retried or replayed batch sends the same inserts), and
+    the refused rows go to ``events_rejected`` as ``store_refused`` rejects. A reject the store
+    refuses is stored again without its payload; if the store refuses even that, the batch
+    fails. The writer holds the store (to encode the split parts) and never the sink; it
+    touches only ``stats.insert_errors``.
     """
-    batch, send = job
 
-    def retrying(error: BaseException, attempt: int, wait: float) -> None:
-        stats.insert_errors += 1
-        log.warning("insert of %d rows into %s failed (attempt %d), retrying: %s",
-                    len(batch), batch.table, attempt, error)
+    def __init__(self, store: Store, config: SinkConfig, stats: SinkStats, now: Callable[[], float],
+                 sleep: Callable[[float], None], wall_clock: Callable[[], datetime]):
+        self._store = store
+        self._config = config
+        self._stats = stats
+        self._now = now
+        self._sleep = sleep
+        self._wall_clock = wall_clock
 
-    try:
-        retry_within(lambda: send(batch.token), retry_on=StoreError,
-                     budget_s=config.retry_budget_s, initial_delay_s=config.backoff_initial_s,
-                     max_delay_s=config.backoff_max_s, monotonic=now, sleep=sleep, on_retry=retrying)
-    except StoreError as error:
-        stats.insert_errors += 1
-        log.error("insert of %d rows into %s failed for %g s, failing tuples: %s",
-                  len(batch), batch.table, config.retry_budget_s, error)
-        return False
-    return True
+    def __call__(self, job: tuple[Batch, SendInsert]) -> Written | None:
+        batch, send = job
+        deadline = self._now() + self._config.retry_budget_s
+        try:
+            found = self._store_rows(batch.table, batch.rows, batch.token, deadline, send)
+            if found.refused:
+                self._store_refused(batch.table, batch.rows, found.refused, batch.token, deadline)
+        except StoreError as error:
+            self._stats.insert_errors += 1
+            log.error("insert of %d rows into %s failed for %g s, failing tuples: %s",
+                      len(batch), batch.table, self._config.retry_budget_s, error)
+            return None
+        return Written(found.stored, sum(map(len, found.refused)), found.inserts)
+
+    def _store_rows(self, table: str, rows: Sequence[tuple], token: str, deadline: float,
+                    send: SendInsert | None = None) -> Isolation:
+        """Insert the rows; when the store refuses them, find which by bisection. Raises
+        StoreError when a failure outlasts the retry budget."""
+        refusal = self._send(table, len(rows), send or self._store.prepare_insert(table, rows), token, deadline)
+        if refusal is None:
+            return Isolation(len(rows), (), 0)
+        log.warning("the store refused %d rows for %s, finding which: %s", len(rows), table, refusal.detail)
+
+        def insert(start: int, stop: int) -> str | None:
+            # The budget bounds the whole job, so that the bolt waiting for it (a full batch, a
+            # tick) still answers Storm's heartbeats in time: past it the batch fails and is
+            # replayed rather than split further.
+            if self._now() > deadline:
+                raise StoreError(f"retry budget of {self._config.retry_budget_s:g} s spent finding the refused rows")
+            part = rows[start:stop]
+            answer = self._send(table, len(part), self._store.prepare_insert(table, part),
+                                f"{token}:{start}-{stop}", deadline)
+            return None if answer is None else answer.detail
+
+        return isolate_refused(len(rows), refusal.detail, insert, self._config.max_bisect_inserts)
+
+    def _store_refused(self, table: str, rows: Sequence[tuple], refused: tuple[Refused, ...], token: str,
+                       deadline: float) -> None:
+        """Store the refused rows of ``table`` as store_refused rejects (with their payload,
+        unless they are rejects themselves)."""
+        now = self._wall_clock()
+        columns, keep_raw = TABLE_COLUMNS[table], table != REJECTS
+        rejects = [
+            reject_row(reject_for_refused_row(columns, row, part.message, len(part), now, keep_raw),
+                       self._config.max_string_chars, now)[0]
+            for part in refused for row in rows[part.start:part.stop]
+        ]
+        log.error("the store refused %d rows of %s for their data: stored as store_refused rejects (first: %s)",
+                  len(rejects), table, refused[0].message)
+        found = self._store_rows(REJECTS, rejects, f"{token}:refused", deadline)
+        if not found.refused:
+            return
+        if table == REJECTS:
+            raise StoreError(f"the store refused {sum(map(len, found.refused))} store_refused rejects without "
+                             f"payload: {found.refused[0].message}")
+        self._store_refused(REJECTS, rejects, found.refused, f"{token}:refused", deadline)
+
+    def _send(self, table: str, rows: int, send: SendInsert, token: str, deadline: float) -> StoreRefused | None:
+        """Send until it returns (None) or the store refuses the rows (the refusal, not retried);
+        other failures are retried until ``deadline`` and then raised."""
+
+        def attempt() -> StoreRefused | None:
+            try:
+                send(token)
+            except StoreRefused as refusal:
+                return refusal
+            return None
+
+        def retrying(error: BaseException, attempt_number: int, wait: float) -> None:
+            self._stats.insert_errors += 1
+            log.warning("insert of %d rows into %s failed (attempt %d), retrying: %s", rows, table, attempt_number, error)
+
+        return retry_within(attempt, retry_on=StoreError, budget_s=max(0.0, deadline - self._now()),
+                            initial_delay_s=self._config.backoff_initial_s, max_delay_s=self._config.backoff_max_s,
+                            monotonic=self._now, sleep=self._sleep, on_retry=retrying)
 
 
 STORE_URL_OPTION = "pistats.store.url"
@@ -290,7 +386,9 @@ def tuple_payloads(values) -> list[Mapping | None] | PackedRows:
 
 def sink_from_options(options: Mapping, env: Mapping[str, str]) -> Sink:
     """Open the store named by topology options (``pistats.store.url``, else ``PISTATS_STORE_URL``),
-    bring its schema up to date and return a sink configured by ``pistats.sink``."""
+    bring its schema up to date and return a sink configured by ``pistats.sink``. A migration that
+    copies stored data is left to ``pistats store init`` (UserError): other sink tasks may be
+    writing while this one starts."""
     from pistats.store.backends import open_store
     from pistats.store.schema import migrate
 
@@ -298,6 +396,6 @@ def sink_from_options(options: Mapping, env: Mapping[str, str]) -> Sink:
     url = StoreURL.parse(store_url_from(options.get(STORE_URL_OPTION), env), env)
     check_heartbeat_budget(config, url, options)
     store = open_store(url)
-    migrate(store)
+    migrate(store, copy_data=False)
     log.info("sink writing to %s (server %s)", store.url.redacted, store.server_version)
     return Sink(store, config)

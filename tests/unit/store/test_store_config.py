@@ -58,10 +58,12 @@ def test_sink_config_defaults_and_from_dict():
     assert SinkConfig().max_rows == 5000 and SinkConfig().max_age_s == 1.0
     config = SinkConfig.from_dict({"max_rows": 10, "max_age_s": 2})
     assert (config.max_rows, config.max_age_s) == (10, 2.0)
+    assert SinkConfig().max_bisect_inserts == 64 and SinkConfig.from_dict({"max_bisect_inserts": 0}).max_bisect_inserts == 0
 
 
 @pytest.mark.parametrize(
-    "data", [{"max_rows": 0}, {"max_rows": 1.5}, {"nope": 1}, {"max_age_s": "1"}, {"backoff_initial_s": 5}]
+    "data", [{"max_rows": 0}, {"max_rows": 1.5}, {"nope": 1}, {"max_age_s": "1"}, {"backoff_initial_s": 5},
+             {"max_bisect_inserts": -1}, {"max_bisect_inserts": 10_001}, {"max_bisect_inserts": 2.5}]
 )
 def test_sink_config_validation(data):
     with pytest.raises(UserError):

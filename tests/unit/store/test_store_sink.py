@@ -295,3 +295,180 @@ def test_a_packed_tuple_respects_the_bytes_bound():
         sink.flush_all()
     assert [len(rows) for _, rows, _ in stores[0].inserts] == [2, 2, 2]
     assert stores[0].inserts == stores[1].inserts
+
+
+# Rows the store refuses for their data (issue 13): found by bisection, stored as rejects, the
+# rest stored; tuples acked once every row has its outcome.
+
+EVENT_ID, REJECT_REASON, REJECT_STAGE, REJECT_DETAIL, REJECT_RAW = 2, 1, 2, 4, 5
+
+
+def refusing(event_ids=(), rejects=lambda rows: None):
+    """``refuse`` for MemoryStore: an events insert holding one of ``event_ids`` is refused
+    (with a message naming the first); a rejects insert as ``rejects(rows)`` says."""
+
+    def refuse(table, rows):
+        if table == "events":
+            bad = [row[EVENT_ID] for row in rows if row[EVENT_ID] in event_ids]
+            return f"Code: 469. Constraint violated by {bad[0]}" if bad else None
+        return rejects(rows)
+
+    return refuse
+
+
+def test_a_refused_row_becomes_a_store_refused_reject_and_the_rest_is_stored():
+    import base64
+    import json
+
+    store, clock = MemoryStore(refuse=refusing({"ev-5"})), ManualClock()
+    sink = sink_for(store, clock, max_rows=8)
+    settled = sink.add_events("b0", [make_event(index) for index in range(4)])
+    settled.extend(sink.add_events("b1", [make_event(index) for index in range(4, 8)]))
+    assert sorted(settled.acked) == ["b0", "b1"] and settled.failed == []
+    assert sorted(row[EVENT_ID] for row in store.rows("events")) == [f"ev-{index}" for index in range(8) if index != 5]
+    (reject,) = store.rows("events_rejected")
+    assert (reject[0], reject[REJECT_REASON], reject[REJECT_STAGE]) == ("client-a", "store_refused", "store")
+    assert reject[REJECT_DETAIL] == "Code: 469. Constraint violated by ev-5"
+    assert reject[6:9] == ("shardId-000000000000", make_event(5)["kinesis_seq"], 0)
+    assert json.loads(base64.b64decode(reject[REJECT_RAW]))["event_id"] == "ev-5"
+    stats = sink.stats
+    assert (stats.rows_inserted, stats.rows_refused, stats.batches_inserted, stats.insert_errors) == (7, 1, 1, 0)
+    assert stats.bisect_inserts == 6  # two per level: 8 -> 4 -> 2 -> 1
+
+
+def test_refused_inserts_are_not_retried_and_the_parts_have_tokens_of_their_own():
+    store, clock = MemoryStore(refuse=refusing({"ev-1"})), ManualClock()
+    sink = sink_for(store, clock, max_rows=4)
+    sink.add_events("b", [make_event(index) for index in range(4)])
+    assert clock.sleeps == []  # no backoff: a refusal is an answer, not an outage
+    (_, _, token, refused), *parts, rejects = store.attempts
+    assert refused and [(rows, refused) for _, rows, _, refused in parts] == [(2, True), (2, False), (1, False), (1, True)]
+    assert [part_token for _, _, part_token, _ in parts] == [f"{token}:0-2", f"{token}:2-4", f"{token}:0-1", f"{token}:1-2"]
+    assert rejects == ("events_rejected", 1, f"{token}:refused", False)
+
+
+def test_the_same_batch_refused_again_sends_the_same_inserts():
+    """A replayed or retried batch reproduces the same outcome, insert for insert."""
+    attempts = []
+    for _ in range(2):
+        store = MemoryStore(refuse=refusing({"ev-2", "ev-9"}))
+        sink_for(store, ManualClock(), max_rows=12).add_events("b", [make_event(index) for index in range(12)])
+        attempts.append(store.attempts)
+    assert attempts[0] == attempts[1]
+
+
+def test_when_every_row_is_refused_the_inserts_are_bounded_and_every_row_is_a_reject():
+    store, clock = MemoryStore(refuse=refusing({f"ev-{index}" for index in range(100)})), ManualClock()
+    sink = sink_for(store, clock, max_rows=100, max_bisect_inserts=10)
+    settled = sink.add_events("b", [make_event(index) for index in range(100)])
+    assert settled.acked == ["b"]
+    events_attempts = [attempt for attempt in store.attempts if attempt[0] == "events"]
+    assert len(events_attempts) == 1 + 10
+    rejects = store.rows("events_rejected")
+    assert sorted(row[7] for row in rejects) == sorted(make_event(index)["kinesis_seq"] for index in range(100))
+    assert store.rows("events") == [] and sink.stats.rows_refused == 100
+    assert any("refused together with" in row[REJECT_DETAIL] for row in rejects)
+
+
+def test_a_refused_reject_is_stored_again_without_its_payload():
+    def refuse_payloads(rows):
+        return "Code: 131. String too large" if any(row[REJECT_RAW] for row in rows) else None
+
+    store, clock = MemoryStore(refuse=refusing({"ev-1"}, rejects=refuse_payloads)), ManualClock()
+    sink = sink_for(store, clock, max_rows=3)
+    settled = sink.add_events("b", [make_event(index) for index in range(3)])
+    assert settled.acked == ["b"]
+    assert [row[EVENT_ID] for row in store.rows("events")] == ["ev-0", "ev-2"]
+    (reject,) = store.rows("events_rejected")
+    assert reject[REJECT_REASON] == "store_refused" and reject[REJECT_RAW] == ""
+    assert reject[7] == make_event(1)["kinesis_seq"]
+    assert "String too large" in reject[REJECT_DETAIL] and "store_refused reject" in reject[REJECT_DETAIL]
+
+
+def test_a_refused_rejects_batch_keeps_its_records():
+    def refuse_parse_rejects(rows):
+        return "Code: 6. Cannot parse" if any(row[1] == "bad_json" and row[REJECT_RAW] for row in rows) else None
+
+    store = MemoryStore(refuse=refusing(rejects=refuse_parse_rejects))
+    sink = sink_for(store, ManualClock(), max_rows=2)
+    sink.add_reject("r0", make_reject(0))
+    settled = sink.add_reject("r1", make_reject(1, reason="schema"))
+    assert sorted(settled.acked) == ["r0", "r1"]
+    stored = sorted((row[REJECT_REASON], row[7]) for row in store.rows("events_rejected"))
+    assert stored == sorted([("store_refused", make_reject(0)["kinesis_seq"]), ("schema", make_reject(1)["kinesis_seq"])])
+
+
+def test_when_the_store_refuses_even_a_bare_reject_the_tuples_fail():
+    store = MemoryStore(refuse=refusing({"ev-1"}, rejects=lambda rows: "Code: 469. rejects refused"))
+    sink = sink_for(store, ManualClock(), max_rows=3)
+    settled = sink.add_events("b", [make_event(index) for index in range(3)])
+    assert settled.acked == [] and settled.failed == ["b"]
+    assert sink.stats.batches_failed == 1
+
+
+def test_tuples_wait_for_the_rejects_of_their_refused_rows():
+    """The good rows are stored, but the rejects insert fails past the retry budget: the tuple
+    is not acked (it is failed, and its replay collapses with the rows already stored)."""
+
+    class RejectsDown(MemoryStore):
+        def _insert(self, table, rows, token):
+            if table == "events_rejected":
+                raise StoreError("injected: connection refused")
+            super()._insert(table, rows, token)
+
+    from pistats.store.backends import StoreError
+
+    store, clock = RejectsDown(refuse=refusing({"ev-0"})), ManualClock()
+    sink = sink_for(store, clock, max_rows=2)
+    settled = sink.add_events("b", [make_event(0), make_event(1)])
+    assert settled.acked == [] and settled.failed == ["b"]
+    assert [row[EVENT_ID] for row in store.rows("events")] == ["ev-1"]
+    assert sum(clock.sleeps) <= 5.0 + 1e-9  # one retry budget for the whole batch
+
+
+def test_a_transient_failure_while_splitting_is_retried_within_the_budget():
+    store, clock = MemoryStore(refuse=refusing({"ev-3"})), ManualClock()
+    sink = sink_for(store, clock, max_rows=4)
+
+    original = store._insert
+    calls = []
+
+    def flaky(table, rows, token):
+        calls.append(token)
+        if len(calls) == 2:  # the first part's first attempt
+            raise StoreError("injected: timed out")
+        original(table, rows, token)
+
+    from pistats.store.backends import StoreError
+
+    store._insert = flaky
+    settled = sink.add_events("b", [make_event(index) for index in range(4)])
+    assert settled.acked == ["b"] and clock.sleeps == [0.5]
+    assert calls[1] == calls[2]  # the part was sent again with its own token
+    assert len(store.rows("events")) == 3 and len(store.rows("events_rejected")) == 1
+
+
+def test_background_refusals_settle_like_the_others():
+    store, clock = MemoryStore(refuse=refusing({"ev-1"})), ManualClock()
+    sink = sink_for(store, clock, inserts_in_flight=1)
+    Settled_of(sink, 3)
+    settled = sink.tick()
+    assert settled.acked == [0, 1, 2] and settled.failed == []
+    assert len(store.rows("events")) == 2 and len(store.rows("events_rejected")) == 1
+
+
+def test_finding_refused_rows_stops_when_the_retry_budget_is_spent():
+    """Slow inserts (2 s each on the manual clock): the batch fails once the 5 s budget is spent
+    rather than keep the bolt waiting past Storm's heartbeat timeout."""
+    store, clock = MemoryStore(refuse=refusing({"ev-5"})), ManualClock()
+    original = store._insert
+
+    def slow(table, rows, token):
+        clock.now += 2.0
+        original(table, rows, token)
+
+    store._insert = slow
+    sink = sink_for(store, clock, max_rows=64)
+    settled = sink.add_events("b", [make_event(index) for index in range(64)])
+    assert settled.acked == [] and settled.failed == ["b"]
+    assert len(store.attempts) == 3  # the batch and two parts: 6 s, past the budget
