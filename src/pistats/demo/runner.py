@@ -326,7 +326,10 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
 
 
 def render_summary(summary: dict[str, Any]) -> str:
+    from pistats.demo.summary import records_accounted
+
     rejected = ", ".join(f"{reason} {count}" for reason, count in summary["rejected"].items()) or "none"
+    accounted = records_accounted(summary)
     lines = [
         "",
         "Summary",
@@ -334,6 +337,8 @@ def render_summary(summary: dict[str, Any]) -> str:
         f"  events stored       {summary['events_stored']} (distinct event_id)",
         f"  rejected            {sum(summary['rejected'].values())} ({rejected})",
         f"  duplicates dropped  {summary['duplicates_dropped']}",
+        f"  accounted for       {accounted} of {summary['records_in']} records"
+        + ("" if accounted == summary["records_in"] else " (MISMATCH: the store does not account for every record)"),
         f"  users / sessions    {summary['users']} / {summary['sessions']}",
         f"  elapsed             {summary['elapsed_s']} s (topology {summary['processing_s']} s, "
         f"{summary['events_per_s']} records/s end to end)",

@@ -67,6 +67,12 @@ def build_report(store: Store, scope: ReportScope) -> dict:
         f"uniqExactIf(client_id, user_id, is_bot = 1) FROM {events} WHERE {where}"
     )
     event_count, users, new_users, sessions, bot_events, bot_users = (int(value) for value in totals_row)
+    # Counted, not derived as users - new_users: a user is returning when none of their events
+    # in scope is flagged new.
+    (returning_row,) = store.query(
+        f"SELECT count() FROM (SELECT client_id, user_id FROM {events} WHERE {where} "
+        "GROUP BY client_id, user_id HAVING max(is_new_user) = 0)"
+    )
     (session_row,) = store.query(
         "SELECT quantileExact(0.5)(duration), quantileExact(0.5)(events) FROM ("
         "SELECT client_id, session_id, toUnixTimestamp(max(event_time)) - toUnixTimestamp(min(event_time)) AS duration, "
@@ -76,7 +82,7 @@ def build_report(store: Store, scope: ReportScope) -> dict:
         "events": event_count,
         "active_users": users,
         "new_users": new_users,
-        "returning_users": users - new_users,
+        "returning_users": int(returning_row[0]),
         "sessions": sessions,
         "bot_events": bot_events,
         "bot_users": bot_users,
