@@ -131,7 +131,7 @@ def test_a_batch_refused_for_too_many_partitions_is_split_and_stored_whole(chdb_
     store = open_store(chdb_store_url, env={})
     try:
         migrate(store)
-        store.execute(f"DROP TABLE {store.database}.event_records_mv")
+        store.execute(f"DROP TABLE IF EXISTS {store.database}.event_records_mv")
         store.execute(f"DROP TABLE {store.database}.events")
         store.execute(old_events_sql(store))
         sink = make_sink(store)
