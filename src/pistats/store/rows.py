@@ -575,12 +575,16 @@ def _row_as_record(columns: tuple[Column, ...], row: tuple) -> dict:
     return record
 
 
+_REPLAY_VARIANT = frozenset({"processed_at", "rejected_at"})
+
+
 def reject_for_refused_row(columns: tuple[Column, ...], row: tuple, message: str, together: int,
                            now: datetime, keep_raw: bool = True) -> dict:
     """The dead letter for a row the store refused for its data: ``reason="store_refused"``,
     ``stage="store"``, the engine's message (cut to 1,000 characters) as ``detail``, the row's
-    provenance and, with ``keep_raw``, the whole row as base64 JSON in the form the sink
-    receives it (what the reject table allows: text cut at ``max_string_chars``, noted).
+    provenance and, with ``keep_raw``, the row as base64 JSON in the form the sink receives it
+    (what the reject table allows: text cut at ``max_string_chars``, noted) without its
+    ``processed_at``/``rejected_at``, so that a replay of the row gives the same reject.
 
     ``together`` is how many rows the engine refused along with this one without the sink
     telling them apart (1 when this row alone was refused). Without ``keep_raw`` (the row was
@@ -594,7 +598,10 @@ def reject_for_refused_row(columns: tuple[Column, ...], row: tuple, message: str
         detail += f" (in place of a {record['reason']} reject from stage {record.get('stage')})"
     raw = ""
     if keep_raw:
-        raw = base64.b64encode(json.dumps(record, default=str, ensure_ascii=False).encode("utf-8", "replace")).decode("ascii")
+        # Without the time the row was made: a replayed row must give the same reject, which the
+        # reject table's key (it holds raw_b64) then collapses into one.
+        stable = {name: value for name, value in record.items() if name not in _REPLAY_VARIANT}
+        raw = base64.b64encode(json.dumps(stable, default=str, ensure_ascii=False).encode("utf-8", "replace")).decode("ascii")
     client_id = record.get("client_id")
     return {
         "client_id": client_id if isinstance(client_id, str) else "",

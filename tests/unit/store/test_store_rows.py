@@ -20,7 +20,9 @@ from pistats.store.rows import (
     event_row,
     event_rows_columnar,
     from_epoch_ms,
+    EVENT_COLUMNS,
     reject_for_event,
+    reject_for_refused_row,
     reject_key,
     reject_row,
 )
@@ -105,6 +107,18 @@ def test_unstorable_events_raise_row_error_naming_the_field(overrides, field):
 def test_non_mapping_event_is_a_row_error():
     with pytest.raises(RowError):
         event_row(["not", "a", "dict"], LIMIT)
+
+
+def test_a_replayed_refused_row_gives_the_same_reject_key():
+    """A replay re-enriches the event with another processed_at; its store_refused reject must
+    collapse with the first one (the key holds the payload), not add a second reject."""
+    first = event_row(make_event(3, processed_at="2026-11-26T06:00:00Z"), LIMIT)[0]
+    replay = event_row(make_event(3, processed_at="2026-11-26T07:30:00Z"), LIMIT)[0]
+    assert first != replay
+    rejects = [reject_row(reject_for_refused_row(EVENT_COLUMNS, row, "Code: 469. violated", 1, NOW), 10 * LIMIT, NOW)[0]
+               for row in (first, replay)]
+    assert reject_key(rejects[0]) == reject_key(rejects[1])
+    assert as_dict(first)["kinesis_seq"] in reject_key(rejects[0])
 
 
 def test_reject_for_event_keeps_provenance_and_payload():
