@@ -164,10 +164,6 @@ class ShardLedger:
     def __contains__(self, position: Position) -> bool:
         return position in self._index
 
-    @property
-    def last_emitted(self) -> Position | None:
-        return self._last_emitted
-
     def emit(self, record: KinesisRecord) -> None:
         position = record.position
         if self._last_emitted is not None and position <= self._last_emitted:
