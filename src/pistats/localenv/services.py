@@ -1,4 +1,4 @@
-"""Start, stop and inspect the local services: Redis, ClickHouse, kinesis-local, ZooKeeper, Storm.
+"""Start, stop and inspect the local services: Redis, ClickHouse, kinesis-local, PostgreSQL, ZooKeeper, Storm.
 
 Each service is a process started in the background with its data, logs and pid file under
 ``.pistats/<service>/``, listening on 127.0.0.1 only, on a port taken from the environment
@@ -32,6 +32,7 @@ class Ports:
     clickhouse_http: int = 8123
     kinesis: int = 4567
     kinesis_tls: int = 4568
+    postgres: int = 5432
     zookeeper: int = 2181
     nimbus: int = 6627
     supervisor_slots: tuple[int, ...] = (6700, 6701)
@@ -51,6 +52,7 @@ class Ports:
             clickhouse_http=port("clickhouse_http"),
             kinesis=port("kinesis"),
             kinesis_tls=port("kinesis_tls"),
+            postgres=port("postgres"),
             zookeeper=port("zookeeper"),
             nimbus=port("nimbus"),
         )
@@ -77,6 +79,7 @@ class Service:
     prepare: Callable[[Path], None] | None = None
     start_timeout: float = 60.0
     ready: Callable[[], bool] | None = None  # default: the port answers
+    stop_signal: int = signal.SIGTERM
 
     @property
     def home(self) -> Path:
@@ -128,7 +131,7 @@ class Service:
         pid = int(self.pid_file.read_text().strip() or 0)
         self.pid_file.unlink()
         try:
-            os.killpg(pid, signal.SIGTERM)
+            os.killpg(pid, self.stop_signal)
         except ProcessLookupError:
             return False
         deadline = time.monotonic() + timeout
@@ -262,6 +265,78 @@ def kinesis_service(ports: Ports) -> Service:
     )
 
 
+# --- PostgreSQL (Debian postgresql 15): the subscriber registry ---------------------------
+
+POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+# The local registry URL is postgresql://pistats@127.0.0.1:<port>/pistats (trust on 127.0.0.1).
+POSTGRES_ROLE = POSTGRES_DATABASE = "pistats"
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run ``command`` as the ``postgres`` system user
+    (setpriv execs, so the pid kept is the postmaster's own)."""
+    if os.geteuid() != 0:
+        return command
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *command]
+
+
+def postgres_data_dir(home: Path) -> Path:
+    """``<home>/data``; as root, when the postgres user cannot reach ``home`` (a checkout under
+    /root), a link to a folder it can reach under /var/lib/pistats."""
+    data = home / "data"
+    if os.geteuid() != 0 or data.exists() or subprocess.run(_as_postgres(["test", "-x", str(home)])).returncode == 0:
+        return data
+    import hashlib
+
+    elsewhere = Path("/var/lib/pistats") / f"postgres-{hashlib.sha256(str(home).encode()).hexdigest()[:12]}"
+    elsewhere.mkdir(parents=True, exist_ok=True)
+    data.symlink_to(elsewhere)
+    return data
+
+
+def postgres_service(ports: Ports) -> Service:
+    def prepare(home: Path) -> None:
+        data = postgres_data_dir(home)
+        if (data / "PG_VERSION").exists():
+            return
+        data.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(data.resolve(), "postgres", "postgres")
+        with open(home / "postgres.log", "ab") as log:
+            subprocess.run(_as_postgres([str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", "postgres",
+                                         "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"]),
+                           check=True, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            # Single-user mode: the role and database exist before the server first listens.
+            subprocess.run(_as_postgres([str(POSTGRES_BIN / "postgres"), "--single", "-D", str(data), "postgres"]),
+                           input=f"CREATE ROLE {POSTGRES_ROLE} LOGIN CREATEDB;\n"
+                                 f"CREATE DATABASE {POSTGRES_DATABASE} OWNER {POSTGRES_ROLE};\n".encode(),
+                           check=True, stdout=log, stderr=subprocess.STDOUT)
+
+    def command(home: Path) -> list[str]:
+        return _as_postgres([
+            str(POSTGRES_BIN / "postgres"), "-D", str(home / "data"),
+            "-c", "listen_addresses=127.0.0.1", "-c", f"port={ports.postgres}",
+            "-c", "unix_socket_directories=", "-c", "max_connections=200",
+        ])
+
+    def ready() -> bool:
+        # The port opens before the server accepts connections ("the database system is starting up").
+        return port_open(ports.postgres) and subprocess.run([
+            str(POSTGRES_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(ports.postgres),
+            "-U", "postgres", "-d", "postgres",
+        ]).returncode == 0
+
+    return Service(
+        name="postgres",
+        port=ports.postgres,
+        command=command,
+        version=lambda: _run_version([str(POSTGRES_BIN / "postgres"), "--version"], lambda out: out.split()[2]),
+        prepare=prepare,
+        ready=ready,
+        stop_signal=signal.SIGINT,  # fast shutdown: SIGTERM would wait for every client to leave
+    )
+
+
 # --- ZooKeeper and Storm (single-node cluster) -----------------------------------------
 
 def zookeeper_service(ports: Ports) -> Service:
@@ -388,8 +463,8 @@ SERVICE_GROUPS = {
     "clickhouse": ["clickhouse"],
     "kinesis": ["kinesis"],
     "storm": ["zookeeper", "storm-nimbus", "storm-supervisor"],
-    "all": ["redis", "clickhouse", "kinesis", "zookeeper", "storm-nimbus", "storm-supervisor"],
-    "test": ["redis", "clickhouse", "kinesis"],
+    "all": ["redis", "clickhouse", "kinesis", "postgres", "zookeeper", "storm-nimbus", "storm-supervisor"],
+    "test": ["redis", "clickhouse", "kinesis", "postgres"],
 }
 
 
@@ -399,6 +474,7 @@ def services(ports: Ports | None = None) -> dict[str, Service]:
         "redis": redis_service(ports),
         "clickhouse": clickhouse_service(ports),
         "kinesis": kinesis_service(ports),
+        "postgres": postgres_service(ports),
         "zookeeper": zookeeper_service(ports),
         "storm-nimbus": storm_daemon_service("nimbus", ports),
         "storm-supervisor": storm_daemon_service("supervisor", ports),
