@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 
 from pistats import contract
 from pistats.enrich.chain import Chain, EnrichConfig
-from pistats.enrich.parse import KinesisRecord
+from pistats.enrich.parse import RawRecord
 from pistats.enrich.sessions import SessionConfig
 from pistats.redis_keys import delete_matching
 
@@ -57,7 +57,7 @@ def user_agents(count: int, rng: random.Random) -> list[str]:
 
 
 def make_records(events: int, users: int, distinct_uas: int, seed: int = 7,
-                 start: datetime = NOW - timedelta(days=1)) -> list[KinesisRecord]:
+                 start: datetime = NOW - timedelta(days=1)) -> list[RawRecord]:
     """``events`` records. Users (their UA and IP) depend only on ``users`` and
     ``distinct_uas``; ``seed`` and ``start`` choose the events."""
     rng = random.Random(7)
@@ -79,12 +79,12 @@ def make_records(events: int, users: int, distinct_uas: int, seed: int = 7,
                              "sdk": {"name": "pistats-js", "version": "1.0.0"}}}
         record = contract.build_record(client_id="client-1", event=event, received_at=NOW, ip=user_ip[u],
                                        user_agent=user_ua[u], now=NOW)
-        out.append(KinesisRecord("shardId-000000000000", str(10**20 + n), 0, f"client-1:user-{u}", None,
+        out.append(RawRecord("shardId-000000000000", str(10**20 + n), 0, f"client-1:user-{u}", None,
                                  contract.encode_record(record)))
     return out
 
 
-def run_pass(chain: Chain, records: list[KinesisRecord], batch: int) -> tuple[float, float]:
+def run_pass(chain: Chain, records: list[RawRecord], batch: int) -> tuple[float, float]:
     """(wall seconds, CPU seconds of this process) for one pass over ``records``."""
     wall, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(records), batch):
@@ -92,7 +92,7 @@ def run_pass(chain: Chain, records: list[KinesisRecord], batch: int) -> tuple[fl
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def report(label: str, chain: Chain, records: list[KinesisRecord], batch: int) -> None:
+def report(label: str, chain: Chain, records: list[RawRecord], batch: int) -> None:
     """One pass. On a shared machine wall time includes waiting for a CPU, so the rate is also
     given per CPU second of this process (Redis's own CPU time is not in it), and the stages
     are timed in CPU time of this process (``time.process_time``)."""

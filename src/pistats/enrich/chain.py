@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 from pistats.enrich.bots import BotsConfig, BotsEnrichment
 from pistats.enrich.device import DeviceConfig, DeviceEnrichment
 from pistats.enrich.geo import GeoConfig, GeoEnrichment
-from pistats.enrich.parse import KinesisRecord, Parser, UndecodableTuple
+from pistats.enrich.parse import Parser, RawRecord, UndecodableTuple
 from pistats.enrich.sessions import RedisSessionStore, SessionConfig, SessionEnrichment
 
 
@@ -148,7 +148,7 @@ class Chain:
                 return stage
         raise KeyError(name)
 
-    def parse(self, record: KinesisRecord | UndecodableTuple) -> tuple[str, dict[str, Any]]:
+    def parse(self, record: RawRecord | UndecodableTuple) -> tuple[str, dict[str, Any]]:
         started = self.clock() if self.timed else 0.0
         kind, value = self.parser.parse(record)
         if self.timed:
@@ -193,7 +193,7 @@ class Chain:
 
         return set_fields
 
-    def run(self, records: Iterable[KinesisRecord | UndecodableTuple]) -> tuple[list[dict], list[dict]]:
+    def run(self, records: Iterable[RawRecord | UndecodableTuple]) -> tuple[list[dict], list[dict]]:
         """All of the chain for a batch: (events, rejects), each in record order.
 
         With sessions, the batch goes in chunks of ``sessions.chunk_events`` records: while
@@ -215,7 +215,7 @@ class Chain:
         finish_previous()
         return events, rejects
 
-    def _parse_and_enrich(self, records: Sequence[KinesisRecord | UndecodableTuple]) -> tuple[list[dict], list[dict]]:
+    def _parse_and_enrich(self, records: Sequence[RawRecord | UndecodableTuple]) -> tuple[list[dict], list[dict]]:
         events, rejects = [], []
         for record in records:
             kind, value = self.parse(record)

@@ -43,8 +43,14 @@ _LATER_DEFAULTS = {**EMPTY_GEO, **_DEVICE_DEFAULTS, **_SESSION_DEFAULTS}
 
 
 @dataclass(frozen=True)
-class KinesisRecord:
-    """One Kinesis user record with its provenance; ``data`` is the raw payload."""
+class RawRecord:
+    """One Kinesis user record as the enrichment chain takes it, before parsing: its provenance
+    as it travels and is stored (the sequence number as decimal text; ``arrival_ms`` None where
+    the source does not say) and ``data``, the raw payload.
+
+    Not the consumer's record (``pistats.kinesis.ledger``), which holds its position as
+    integers (to order and checkpoint it) and whether it ends its KPL aggregate.
+    """
 
     shard_id: str
     sequence_number: str
@@ -58,22 +64,22 @@ class KinesisRecord:
 class UndecodableTuple:
     """A spout tuple whose ``data_b64`` is not base64: rejected ``bad_encoding`` as it came."""
 
-    record: KinesisRecord
+    record: RawRecord
     data_b64: str
 
 
-def record_from_tuple(values: Sequence[Any]) -> KinesisRecord | UndecodableTuple:
+def record_from_tuple(values: Sequence[Any]) -> RawRecord | UndecodableTuple:
     """The record carried by a spout tuple (values in ``RECORD_TUPLE_FIELDS`` order)."""
     shard_id, sequence_number, sub_sequence_number, partition_key, arrival_ms, data_b64 = values
     provenance = (str(shard_id), str(sequence_number), int(sub_sequence_number or 0), str(partition_key), arrival_ms)
     try:
         data = base64.b64decode(data_b64, validate=True)
     except (binascii.Error, ValueError, TypeError):
-        return UndecodableTuple(KinesisRecord(*provenance, b""), str(data_b64))
-    return KinesisRecord(*provenance, data)
+        return UndecodableTuple(RawRecord(*provenance, b""), str(data_b64))
+    return RawRecord(*provenance, data)
 
 
-def records_from_batch(packed: str) -> list[KinesisRecord | UndecodableTuple]:
+def records_from_batch(packed: str) -> list[RawRecord | UndecodableTuple]:
     """The records of one spout batch tuple: ``RECORD_TUPLE_FIELDS`` lists, packed
     (``pistats.wire``; ``pistats.kinesis.microbatch``)."""
     return [record_from_tuple(values) for values in unpack(packed)]
@@ -106,7 +112,7 @@ def _client_id_of(data: bytes) -> str:
     return client_id if isinstance(client_id, str) and len(client_id) <= contract.CLIENT_ID_MAX else ""
 
 
-def _kpl_detail(record: KinesisRecord) -> str:
+def _kpl_detail(record: RawRecord) -> str:
     outcome = kpl.deaggregate(record.data, record.partition_key)
     if isinstance(outcome, kpl.MalformedAggregate):
         return f"malformed KPL aggregate: {outcome.detail}"
@@ -126,7 +132,7 @@ class Parser:
     def __init__(self, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self.now = now
 
-    def parse(self, record: KinesisRecord | UndecodableTuple) -> tuple[str, dict[str, Any]]:
+    def parse(self, record: RawRecord | UndecodableTuple) -> tuple[str, dict[str, Any]]:
         if isinstance(record, UndecodableTuple):
             return "reject", self._reject(record.record, "bad_encoding", None,
                                           "tuple data is not base64", record.data_b64)
@@ -141,7 +147,7 @@ class Parser:
             return "reject", self._reject(record, error.reason, error.field, error.detail, raw_b64, client_id)
         return "event", self._event(record, decoded)
 
-    def _reject(self, record: KinesisRecord, reason: str, field: str | None, detail: str,
+    def _reject(self, record: RawRecord, reason: str, field: str | None, detail: str,
                 raw_b64: str, client_id: str = "") -> dict[str, Any]:
         return {
             "reason": reason, "stage": self.name, "field": field, "detail": detail, "raw_b64": raw_b64,
@@ -150,7 +156,7 @@ class Parser:
             "rejected_at": self.now(),
         }
 
-    def _event(self, record: KinesisRecord, decoded: Mapping[str, Any]) -> dict[str, Any]:
+    def _event(self, record: RawRecord, decoded: Mapping[str, Any]) -> dict[str, Any]:
         event = decoded["event"]
         context = event.get("context") or {}
         sdk = context.get("sdk") if isinstance(context.get("sdk"), dict) else {}

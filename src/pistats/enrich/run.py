@@ -1,6 +1,6 @@
 """Running the whole chain over files: what ``pistats enrich`` does, as library code.
 
-Inputs are turned into ``KinesisRecord`` objects in shard order, enriched in batches (so session
+Inputs are turned into ``RawRecord`` objects in shard order, enriched in batches (so session
 state goes to Redis in pipelined round trips), and handed to callbacks as wire dicts.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, Callable, IO, Iterable, Iterator
 
 from pistats.enrich.chain import Chain
 from pistats.enrich.event import to_wire
-from pistats.enrich.parse import KinesisRecord, UndecodableTuple, record_from_tuple
+from pistats.enrich.parse import RawRecord, UndecodableTuple, record_from_tuple
 from pistats.errors import DataError
 from pistats.kinesis import kpl
 from pistats.kinesis.recording import Recording, iter_manifest_order
@@ -34,20 +34,20 @@ def _user_records(data: bytes, partition_key: str) -> list[kpl.UserRecord]:
     return outcome
 
 
-def records_from_recording(path: str | Path) -> Iterator[KinesisRecord]:
+def records_from_recording(path: str | Path) -> Iterator[RawRecord]:
     """Every user record of a recording: shards parents first, records in sequence order,
     KPL aggregates split into their sub-records (as the spout does)."""
     recording = Recording.open(path)
     for shard in iter_manifest_order(recording):
         for recorded in recording.records(shard.shard_id):
             for user_record in _user_records(recorded.data, recorded.partition_key):
-                yield KinesisRecord(
+                yield RawRecord(
                     shard.shard_id, recorded.sequence_number, user_record.sub_sequence_number,
                     user_record.partition_key, _arrival_ms(recorded), user_record.data,
                 )
 
 
-def records_from_lines(lines: Iterable[bytes], source: str) -> Iterator[KinesisRecord | UndecodableTuple]:
+def records_from_lines(lines: Iterable[bytes], source: str) -> Iterator[RawRecord | UndecodableTuple]:
     """Records from JSON lines. A line is one of:
 
     - a spout tuple object (``shard_id`` ... ``data_b64``, see ``RECORD_TUPLE_FIELDS``);
@@ -77,14 +77,14 @@ def records_from_lines(lines: Iterable[bytes], source: str) -> Iterator[KinesisR
             try:
                 data = base64.b64decode(obj["Data"], validate=True)
             except (binascii.Error, ValueError, TypeError):
-                yield UndecodableTuple(KinesisRecord(source, str(obj["SequenceNumber"]), 0,
+                yield UndecodableTuple(RawRecord(source, str(obj["SequenceNumber"]), 0,
                                                      str(obj.get("PartitionKey", "")), None, b""), str(obj["Data"]))
                 continue
             for user_record in _user_records(data, str(obj.get("PartitionKey", ""))):
-                yield KinesisRecord(source, str(obj["SequenceNumber"]), user_record.sub_sequence_number,
+                yield RawRecord(source, str(obj["SequenceNumber"]), user_record.sub_sequence_number,
                                     user_record.partition_key, None, user_record.data)
         else:
-            yield KinesisRecord(source, str(number), 0, "", None, stripped)
+            yield RawRecord(source, str(number), 0, "", None, stripped)
 
 
 @dataclass
@@ -105,7 +105,7 @@ class RunTotals:
 
 def run_chain(
     chain: Chain,
-    records: Iterable[KinesisRecord | UndecodableTuple],
+    records: Iterable[RawRecord | UndecodableTuple],
     on_event: Callable[[dict[str, Any]], None],
     on_reject: Callable[[dict[str, Any]], None],
     batch_size: int = 500,
@@ -117,7 +117,7 @@ def run_chain(
     (Redis down) never leaves half-enriched output behind.
     """
     totals = RunTotals()
-    batch: list[KinesisRecord | UndecodableTuple] = []
+    batch: list[RawRecord | UndecodableTuple] = []
 
     def flush() -> None:
         events, rejects = chain.run(batch)

@@ -5,7 +5,7 @@ import redis as redis_lib
 
 from pistats import contract
 from pistats.enrich.chain import Chain, EnrichConfig
-from pistats.enrich.parse import KinesisRecord
+from pistats.enrich.parse import RawRecord
 from pistats.enrich.sessions import SessionConfig
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
@@ -16,7 +16,7 @@ def record(event_id, minute, user="u1", seq=1):
           "timestamp": f"2026-11-26T05:{minute:02d}:00Z"}
     data = contract.encode_record(contract.build_record(
         client_id="c1", event=ev, received_at=NOW, ip="8.8.8.8", user_agent="curl/8", now=NOW))
-    return KinesisRecord("shardId-0", str(seq), 0, f"c1:{user}", None, data)
+    return RawRecord("shardId-0", str(seq), 0, f"c1:{user}", None, data)
 
 
 def test_full_chain_with_redis_sessions(redis_client, key_prefix):
@@ -47,7 +47,7 @@ def test_sink_rows_accept_the_chains_output(redis_client, key_prefix):
 
     chain = Chain.build(EnrichConfig(sessions=SessionConfig(key_prefix=key_prefix)), redis=redis_client,
                         now=lambda: NOW)
-    events, rejects = chain.run([record("a", 0), KinesisRecord("shardId-0", "9", 0, "pk", None, b"\xff")])
+    events, rejects = chain.run([record("a", 0), RawRecord("shardId-0", "9", 0, "pk", None, b"\xff")])
     for event in events:
         row = dict(zip(EVENT_COLUMN_NAMES, event_row(to_wire(event), 65536)[0]))
         assert row["enrich_errors"] == []  # the store repaired nothing

@@ -7,7 +7,7 @@ from pistats import contract
 from pistats.enrich.chain import Chain, EnrichConfig
 from pistats.enrich.event import EVENT_FIELDS, format_time, from_wire, to_wire
 from pistats.enrich.geo import GeoConfig
-from pistats.enrich.parse import KinesisRecord
+from pistats.enrich.parse import RawRecord
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
@@ -19,7 +19,7 @@ def record(event_id, ip="81.2.69.160", ua=IPHONE, seq=1):
           "timestamp": "2026-11-26T05:00:00Z"}
     data = contract.encode_record(contract.build_record(
         client_id="c1", event=ev, received_at=NOW, ip=ip, user_agent=ua, now=NOW))
-    return KinesisRecord("shardId-0", str(seq), 0, "c1:u1", None, data)
+    return RawRecord("shardId-0", str(seq), 0, "c1:u1", None, data)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def chain():
 
 
 def test_chain_without_sessions_enriches_every_field(chain):
-    events, rejects = chain.run([record("a"), KinesisRecord("shardId-0", "2", 0, "pk", None, b"{"), record("b", ip="bad")])
+    events, rejects = chain.run([record("a"), RawRecord("shardId-0", "2", 0, "pk", None, b"{"), record("b", ip="bad")])
     assert [r["reason"] for r in rejects] == ["bad_json"]
     first, second = events
     assert set(first) == set(EVENT_FIELDS)
@@ -85,7 +85,7 @@ def test_any_valid_record_is_enriched_without_error(chain, ip, ua, user):
           "timestamp": "2026-11-26T05:00:00Z"}
     data = contract.encode_record(contract.build_record(
         client_id="c1", event=ev, received_at=NOW, ip=ip, user_agent=ua, now=NOW))
-    events, rejects = chain.run([KinesisRecord("shardId-0", "1", 0, "pk", None, data)])
+    events, rejects = chain.run([RawRecord("shardId-0", "1", 0, "pk", None, data)])
     assert rejects == [] and len(events) == 1
     event = events[0]
     assert set(event) == set(EVENT_FIELDS) and event["device_type"] in ("desktop", "mobile", "tablet", "bot", "other")

@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 from pistats import contract
 from pistats.enrich.event import EVENT_FIELDS, REJECT_FIELDS
-from pistats.enrich.parse import KinesisRecord, Parser, UndecodableTuple, record_from_tuple
+from pistats.enrich.parse import Parser, RawRecord, UndecodableTuple, record_from_tuple
 from pistats.kinesis import kpl
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
@@ -36,7 +36,7 @@ def record_bytes(ev=None, **overrides):
 
 
 def kinesis(data, seq="49590338271490256608559692538361571095921575989136588898", sub=0):
-    return KinesisRecord("shardId-000000000001", seq, sub, "client-1:u-1", 1_790_000_000_000, data)
+    return RawRecord("shardId-000000000001", seq, sub, "client-1:u-1", 1_790_000_000_000, data)
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_reject_names_the_client_when_the_payload_does(parser):
 def test_tuple_values_are_decoded():
     data = record_bytes()
     values = ["shardId-0", "123", 2, "client-1:u-1", 1_790_000_000_000, base64.b64encode(data).decode()]
-    assert record_from_tuple(values) == KinesisRecord("shardId-0", "123", 2, "client-1:u-1", 1_790_000_000_000, data)
+    assert record_from_tuple(values) == RawRecord("shardId-0", "123", 2, "client-1:u-1", 1_790_000_000_000, data)
 
 
 def test_tuple_with_broken_base64_is_a_bad_encoding_reject(parser):
