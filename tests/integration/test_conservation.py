@@ -2,7 +2,7 @@
 
 Random streams (hypothesis) mix valid records, every reject reason, KPL aggregates (good,
 malformed, empty), client retries and clock-skewed events spread over more than 100 months. They
-go through the topology's library path in one process (tests.support.conservation: the consumer,
+go through the topology's library path in one process (pistats.testing.topology: the consumer,
 the chain with sessions in the real Redis, the sink into a real chdb) while random faults hit it:
 lease loss and fencing, expired iterators, throttling, the store refusing rows (a CHECK
 constraint in the real engine), a store outage,
@@ -32,18 +32,19 @@ from pistats.enrich.chain import Chain, EnrichConfig, connect_redis
 from pistats.kinesis import kpl
 from pistats.kinesis.checkpoint import OK, MemoryCheckpointStore
 from pistats.kinesis.config import KinesisConfig
-from pistats.kinesis.faults import FaultyCheckpointStore, FaultyKinesis
 from pistats.kinesis.ledger import Position
 from pistats.kinesis.recording import RecordedRecord, ShardEnd, ShardInfo
-from pistats.kinesis.replay_source import ReplaySource
 from pistats.localenv.services import Ports
 from pistats.redis_keys import delete_matching
 from pistats.store.backends import StoreError, open_store
 from pistats.store.config import SinkConfig
 from pistats.store.schema import migrate
 from pistats.store.sink import Sink
-from tests.support.conservation import InProcessTopology, ManualClock
-from tests.support.proxy import TcpProxy
+from pistats.testing.clock import ManualClock
+from pistats.testing.faults import FaultyCheckpointStore, FaultyKinesis
+from pistats.testing.proxy import TcpProxy
+from pistats.testing.replay_source import ReplaySource
+from pistats.testing.topology import InProcessTopology
 
 pytestmark = pytest.mark.integration
 

@@ -52,7 +52,7 @@ class KinesisConfig:
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 5.0
     # Chaos testing only (never in production): periodic Kinesis faults injected into this
-    # spout's client, e.g. "GetRecords:ProvisionedThroughputExceededException@7"; see faults.py.
+    # spout's client, e.g. "GetRecords:ProvisionedThroughputExceededException@7"; see pistats/testing/faults.py.
     fault_plan: str = ""
 
     def __post_init__(self):
@@ -72,7 +72,7 @@ class KinesisConfig:
             raise ValueError("lease_ms must exceed checkpoint_interval_ms (checkpoints renew the lease)")
         self.retry_policy()  # validates
         if self.fault_plan:
-            from pistats.kinesis.faults import parse_fault_plan
+            from pistats.testing.faults import parse_fault_plan
 
             parse_fault_plan(self.fault_plan)  # validates
 

@@ -613,7 +613,7 @@ def build_consumer(config: KinesisConfig, task_index: int, task_count: int) -> C
 
     client = make_kinesis_client(config)
     if config.fault_plan:
-        from pistats.kinesis.faults import FaultyKinesis, parse_fault_plan
+        from pistats.testing.faults import FaultyKinesis, parse_fault_plan
 
         log.warning("chaos: injecting Kinesis faults %s", config.fault_plan)
         client = FaultyKinesis(client)

@@ -20,8 +20,8 @@ from pistats.kinesis import admin
 from pistats.kinesis.recording import Recording
 from pistats.localenv.paths import project_root
 from pistats.localenv.services import Ports
+from pistats.testing.proxy import TcpProxy
 from tests.support.pipeline import PACED, TIMEOUT_S, assert_summary, load, make_recording, wait_for_fraction
-from tests.support.proxy import TcpProxy
 from tests.support.redis_server import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.storm]

@@ -13,8 +13,8 @@ import pytest
 from pistats.kinesis.checkpoint import RedisCheckpointStore
 from pistats.kinesis.config import KinesisConfig
 from pistats.kinesis.consumer import Consumer, make_kinesis_client
-from pistats.kinesis.faults import FaultyCheckpointStore, FaultyKinesis
 from pistats.kinesis.ledger import Position
+from pistats.testing.faults import FaultyCheckpointStore, FaultyKinesis
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from pistats.kinesis.consumer import Consumer, assigned_task
 from pistats.kinesis.kpl import MAGIC, aggregate
 from pistats.kinesis.ledger import Position
 from pistats.kinesis.recording import RecordedRecord, ShardEnd, ShardInfo
-from pistats.kinesis.replay_source import Fault, ReplaySource
+from pistats.testing.replay_source import Fault, ReplaySource
 
 T0 = datetime(2026, 11, 26, 5, 0, tzinfo=timezone.utc)
 BASE = 49680574275476335198516986152487755993581893416107638786

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 from pistats.kinesis.kpl import MAGIC, aggregate
 from pistats.kinesis.ledger import Position
 from pistats.kinesis.recording import RecordedRecord, ShardInfo
-from pistats.kinesis.replay_source import ReplaySource
 from pistats.kinesis.shard_reader import UNREADABLE_RESPONSE, ShardReader, StartPosition
+from pistats.testing.replay_source import ReplaySource
 
 T0 = datetime(2026, 11, 26, 5, 0, tzinfo=timezone.utc)
 SHARD = "shardId-000000000000"

@@ -34,7 +34,7 @@ def recorded_consumer(config, task_index, task_count):
     from pistats.kinesis.checkpoint import MemoryCheckpointStore
     from pistats.kinesis.consumer import Consumer
     from pistats.kinesis.recording import RecordedRecord, ShardInfo
-    from pistats.kinesis.replay_source import ReplaySource
+    from pistats.testing.replay_source import ReplaySource
 
     count = int(os.environ["TEST_RECORDS"])
     half = 2**127

@@ -1,9 +1,9 @@
-"""The chaos option's fault plan: parsing and periodic faults (pistats.kinesis.faults)."""
+"""The chaos option's fault plan: parsing and periodic faults (pistats.testing.faults)."""
 
 import pytest
 
 from pistats.kinesis.config import KinesisConfig
-from pistats.kinesis.faults import FaultyKinesis, parse_fault_plan
+from pistats.testing.faults import FaultyKinesis, parse_fault_plan
 
 
 class _Exceptions:

@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pistats.kinesis.recording import Recording, RecordingWriter
-from pistats.kinesis.replay_source import Fault, ReplaySource
 from pistats.kinesis.stream_replay import capture_stream
+from pistats.testing.replay_source import Fault, ReplaySource
 
 SAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "sample_recording"
 

@@ -1,4 +1,4 @@
-"""The topology's library path in one process, for the conservation test.
+"""The topology's library path in one process (the conservation test runs on it).
 
 :class:`InProcessTopology` wires what the spout and the two bolts wire, with the same library
 calls and the same tuple encodings, minus Storm: a :class:`~pistats.kinesis.consumer.Consumer`
@@ -14,7 +14,6 @@ Everything a fault can hit is injectable: the Kinesis client (:class:`FaultyKine
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 import redis
 
@@ -26,28 +25,8 @@ from pistats.kinesis.config import KinesisConfig
 from pistats.kinesis.consumer import Consumer, dead_letter_reject, tuple_values
 from pistats.kinesis.microbatch import InFlight, split
 from pistats.store.sink import Settled, Sink, tuple_payloads
+from pistats.testing.clock import ManualClock
 from pistats.wire import pack, pack_rows
-
-class ManualClock:
-    """Milliseconds since an epoch, moved by the test (and by the sink's retry waits)."""
-
-    def __init__(self, start_ms: int = 1_790_000_000_000):
-        self.now_ms = start_ms
-
-    def ms(self) -> int:
-        return self.now_ms
-
-    def seconds(self) -> float:
-        return self.now_ms / 1000
-
-    def wall(self) -> datetime:
-        return datetime.fromtimestamp(self.now_ms / 1000, timezone.utc)
-
-    def advance(self, ms: int) -> None:
-        self.now_ms += ms
-
-    def sleep(self, seconds: float) -> None:
-        self.advance(max(1, int(seconds * 1000)))
 
 
 @dataclass

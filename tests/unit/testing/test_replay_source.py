@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pistats.kinesis.recording import RecordedRecord, RecordingWriter, ShardEnd, ShardInfo
-from pistats.kinesis.replay_source import Fault, ReplaySource
+from pistats.testing.replay_source import Fault, ReplaySource
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
 TOP = 2**128 - 1
