@@ -14,7 +14,9 @@ from typing import Any
 
 from pistats.wire import pack_rows
 
-RECORD_FIELDS = (
+# The fields the parse stage takes from the record (not the record's own keys: those are
+# ``pistats.contract.RECORD_FIELDS``).
+PARSED_FIELDS = (
     "client_id", "property_id", "event_id", "event_type", "user_id", "event_time", "received_at",
     "ip", "user_agent", "push_token", "notification_id", "page_url", "referrer", "locale",
     "sdk_name", "sdk_version", "context_json", "properties_json", "clock_skew",
@@ -30,7 +32,7 @@ DEVICE_FIELDS = (
 SESSION_FIELDS = ("session_id", "session_index", "session_event_index", "is_new_user", "first_seen_at")
 PROVENANCE_FIELDS = ("kinesis_shard", "kinesis_seq", "kinesis_subseq", "processed_at")
 EVENT_FIELDS = (
-    RECORD_FIELDS + GEO_FIELDS + DEVICE_FIELDS + SESSION_FIELDS + ("enrich_errors",) + PROVENANCE_FIELDS
+    PARSED_FIELDS + GEO_FIELDS + DEVICE_FIELDS + SESSION_FIELDS + ("enrich_errors",) + PROVENANCE_FIELDS
 )
 
 REJECT_FIELDS = (
