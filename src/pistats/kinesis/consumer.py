@@ -37,10 +37,10 @@ from pistats.kinesis.checkpoint import NOT_OWNER, STALE, Checkpoint, CheckpointS
 from pistats.kinesis.config import KinesisConfig
 from pistats.kinesis.ledger import (
     DeadLetter,
-    KinesisRecord,
     Position,
     RetryPolicy,
     ShardLedger,
+    ShardRecord,
     parse_message_id,
 )
 from pistats.kinesis.shard_reader import ShardReader, StartPosition
@@ -66,7 +66,7 @@ class Delivery:
     """One thing to emit: a record, or (with ``dead_letter_reason``) its dead letter."""
 
     message_id: str
-    record: KinesisRecord
+    record: ShardRecord
     dead_letter_reason: str | None = None
 
 
@@ -104,7 +104,10 @@ class _Generation:
 
 
 @dataclass
-class _Shard:
+class _AssignedShard:
+    """A shard this task reads (``assigned_task``), from its listing on, through every claim of
+    it (each a :class:`_Generation`), until it is done."""
+
     shard_id: str
     parents: list[str]
     closed: bool
@@ -151,7 +154,7 @@ class Consumer:
         self._now_ms = now_ms
         self._owner = owner or f"{config.app_name}:task{task_index}:{id(self):x}:{now_ms()}"
         self._policy: RetryPolicy = config.retry_policy()
-        self._shards: dict[str, _Shard] = {}
+        self._shards: dict[str, _AssignedShard] = {}
         self._known_shards: set[str] = set()
         self._lock = threading.Lock()               # guards ledgers, budget and shard states
         self._queue: deque = deque()                # (generation, record or shard-end marker)
@@ -305,7 +308,7 @@ class Consumer:
                 log.exception("kinesis coordinator step failed; retrying")
             self._stop.wait(0.05)
 
-    def _fetch_loop(self, shard: _Shard, gen: _Generation) -> None:
+    def _fetch_loop(self, shard: _AssignedShard, gen: _Generation) -> None:
         """The fetcher of one claim: it ends with the claim (``gen.stop``), not with the shard."""
         while not (self._stop.is_set() or gen.stop.is_set() or gen.fetch_ended):
             wait_ms = gen.next_call_ms - self._now_ms()
@@ -335,7 +338,7 @@ class Consumer:
         gen = shard.gen  # the coordinator may drop the shard meanwhile
         return gen is not None and self._fetch(shard, gen)
 
-    def _fetch(self, shard: _Shard, gen: _Generation) -> bool:
+    def _fetch(self, shard: _AssignedShard, gen: _Generation) -> bool:
         now = self._now_ms()
         if gen.stop.is_set() or gen.fetch_ended or now < gen.next_call_ms:
             return False
@@ -427,9 +430,9 @@ class Consumer:
                     continue
                 parents = [p for p in (raw.get("ParentShardId"), raw.get("AdjacentParentShardId")) if p]
                 closed = "EndingSequenceNumber" in raw.get("SequenceNumberRange", {})
-                self._shards[shard_id] = _Shard(shard_id, parents, closed)
+                self._shards[shard_id] = _AssignedShard(shard_id, parents, closed)
 
-    def _try_start(self, shard: _Shard, now: int) -> None:
+    def _try_start(self, shard: _AssignedShard, now: int) -> None:
         try:
             checkpoint = self._store.load(shard.shard_id)
             if checkpoint is not None and checkpoint.ended:
@@ -529,11 +532,11 @@ class Consumer:
                 shard.state = FINISHING
                 shard.next_save_ms = min(shard.next_save_ms, now + 100)
 
-    def _drop(self, shard: _Shard) -> None:
+    def _drop(self, shard: _AssignedShard) -> None:
         with self._lock:
             self._drop_locked(shard)
 
-    def _drop_locked(self, shard: _Shard) -> None:
+    def _drop_locked(self, shard: _AssignedShard) -> None:
         """End the current claim: its fetcher stops, its books and budget go; the shard waits to
         be claimed again. What its fetcher queued is discarded by poll (its generation is gone)."""
         if shard.gen is not None:
@@ -575,7 +578,7 @@ def make_kinesis_client(config: KinesisConfig):
 RECORD_FIELDS = ["shard_id", "sequence_number", "sub_sequence_number", "partition_key", "arrival_ms", "data_b64"]
 
 
-def tuple_values(record: KinesisRecord) -> list:
+def tuple_values(record: ShardRecord) -> list:
     """The spout tuple for a record, in ``RECORD_FIELDS`` order. The sequence number travels as
     decimal text (JSON numbers lose digits beyond 2**53); the data as base64 (multilang is JSON)."""
     return [record.shard_id, str(record.seq), record.subseq, record.partition_key, record.arrival_ms,

@@ -22,8 +22,9 @@ class Position(NamedTuple):
 
 
 @dataclass(slots=True)
-class KinesisRecord:
-    """One (de-aggregated) Kinesis record as the spout emits it.
+class ShardRecord:
+    """One (de-aggregated) user record as the consumer reads it from its shard and keeps it in
+    its books until the checkpoint passes it: its position as integers, to order and commit.
 
     ``last_in_aggregate`` is True for a plain record and for the final sub-record of a KPL
     aggregate: a checkpoint at such a position may resume ``AFTER_SEQUENCE_NUMBER``; any other
@@ -114,7 +115,7 @@ DONE = "done"
 
 @dataclass(slots=True)
 class Entry:
-    record: KinesisRecord
+    record: ShardRecord
     state: str = IN_FLIGHT
     failures: int = 0
     retry_at_ms: int = 0
@@ -124,7 +125,7 @@ class Entry:
 class Retry:
     """Outcome of a fail: replay the record at ``at_ms``."""
 
-    record: KinesisRecord
+    record: ShardRecord
     at_ms: int
 
 
@@ -132,7 +133,7 @@ class Retry:
 class DeadLetter:
     """Outcome of a fail after the last retry: route the record to the dead-letter output."""
 
-    record: KinesisRecord
+    record: ShardRecord
     reason: str
 
     @property
@@ -164,7 +165,7 @@ class ShardLedger:
     def __contains__(self, position: Position) -> bool:
         return position in self._index
 
-    def emit(self, record: KinesisRecord) -> None:
+    def emit(self, record: ShardRecord) -> None:
         position = record.position
         if self._last_emitted is not None and position <= self._last_emitted:
             raise ValueError(f"{self.shard_id}: emitted {position} after {self._last_emitted}")
@@ -206,14 +207,14 @@ class ShardLedger:
         heapq.heappush(self._retries, (entry.retry_at_ms, position))
         return Retry(entry.record, entry.retry_at_ms)
 
-    def due(self, now_ms: int, limit: int | None = None) -> list[KinesisRecord | DeadLetter]:
+    def due(self, now_ms: int, limit: int | None = None) -> list[ShardRecord | DeadLetter]:
         """Records (and re-offered dead letters) whose backoff has elapsed, marked in flight;
         at most ``limit`` of them, earliest first (the rest stay due).
 
         A dead letter being re-offered has ``retry_at_ms > 0``; fresh dead letters are returned
         by :meth:`fail` itself.
         """
-        out: list[KinesisRecord | DeadLetter] = []
+        out: list[ShardRecord | DeadLetter] = []
         heap = self._retries
         while heap and heap[0][0] <= now_ms and (limit is None or len(out) < limit):
             at_ms, position = heapq.heappop(heap)

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from pistats.kinesis.kpl import MAGIC, MalformedAggregate, deaggregate
-from pistats.kinesis.ledger import KinesisRecord, Position
+from pistats.kinesis.ledger import Position, ShardRecord
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class StartPosition:
 class Fetch:
     """Result of one step: records in shard order, and when the next call may be made."""
 
-    records: list[KinesisRecord] = field(default_factory=list)
+    records: list[ShardRecord] = field(default_factory=list)
     next_call_ms: int = 0
     ended: bool = False
     children: list[str] = field(default_factory=list)
@@ -134,20 +134,20 @@ class ShardReader:
             last_seq = seq
             if not data.startswith(MAGIC):  # the common case: a plain record
                 if skip is None or Position(seq, 0) > skip:
-                    records.append(KinesisRecord(shard_id, seq, 0, raw["PartitionKey"], arrival_ms, data))
+                    records.append(ShardRecord(shard_id, seq, 0, raw["PartitionKey"], arrival_ms, data))
                 continue
             subs = deaggregate(data, raw["PartitionKey"])
             if isinstance(subs, MalformedAggregate):
                 # Handed on as it came: the parser rejects it (bad_kpl, bytes kept). Never skipped
                 # on a resume: no committed sub-record can have come from it.
                 log.warning("shard %s: record %s is a malformed KPL aggregate (%s)", shard_id, seq, subs.detail)
-                records.append(KinesisRecord(shard_id, seq, 0, raw["PartitionKey"], arrival_ms, data))
+                records.append(ShardRecord(shard_id, seq, 0, raw["PartitionKey"], arrival_ms, data))
                 continue
             last = len(subs) - 1
             for i, sub in enumerate(subs):
                 if skip is not None and Position(seq, sub.sub_sequence_number) <= skip:
                     continue
-                records.append(KinesisRecord(shard_id, seq, sub.sub_sequence_number, sub.partition_key,
+                records.append(ShardRecord(shard_id, seq, sub.sub_sequence_number, sub.partition_key,
                                              arrival_ms, sub.data, i == last))
         iterator = response.get("NextShardIterator")
         if iterator is None:

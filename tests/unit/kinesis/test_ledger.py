@@ -6,11 +6,11 @@ from hypothesis import strategies as st
 
 from pistats.kinesis.ledger import (
     DeadLetter,
-    KinesisRecord,
     Position,
     Retry,
     RetryPolicy,
     ShardLedger,
+    ShardRecord,
     committable,
     message_id,
     parse_message_id,
@@ -20,7 +20,7 @@ P = Position
 
 
 def record(seq, subseq=0, last=True, shard="shardId-000000000000"):
-    return KinesisRecord(shard, seq, subseq, f"pk{seq}", 0, b"x", last)
+    return ShardRecord(shard, seq, subseq, f"pk{seq}", 0, b"x", last)
 
 
 # --- committable: the pure rule -------------------------------------------------------------
