@@ -115,12 +115,6 @@ class GeoEnrichment:
         return {"hits": info.hits, "misses": info.misses, "size": info.currsize,
                 "hit_rate": round(info.hits / total, 4) if total else 0.0}
 
-    @property
-    def city_build(self) -> str:
-        """``<database_type> built <epoch>``: which database answered (for summaries)."""
-        meta = self._city.metadata()
-        return f"{meta.database_type} {meta.build_epoch}"
-
     def enrich(self, event: Mapping[str, Any]) -> dict[str, Any]:
         text = event.get("ip") or ""
         # A copy: the cached dict must not change when a caller changes what it got.
