@@ -1,7 +1,7 @@
 """The ``sparse`` command: streamparse 5.0.1's CLI, adapted to Storm 2.x (see the package docstring).
 
-Only two functions of streamparse are replaced, both through their module attributes and only
-inside this process; nothing in site-packages is edited:
+Three functions of streamparse are replaced, each through its module attribute and only inside
+this process; nothing in site-packages is edited:
 
 * ``streamparse.cli.run.local`` (fabric's ``local``), so the Storm 1.x ``storm jar ... Flux --local``
   invocation of ``sparse run`` becomes Storm 2's ``storm local``;
@@ -77,7 +77,7 @@ def resolve_project_paths(config: dict, project_dir: str) -> dict:
 
 
 def install() -> None:
-    """Adapt streamparse's run command for Storm 2 (idempotent)."""
+    """Apply the three adaptations of the module docstring (idempotent)."""
     from fabric.api import hide, local, settings
     from pkg_resources import parse_version
     import os

@@ -5,7 +5,7 @@ each emit of a Python component and writes it again for the next task, escaping 
 nested JSON text. Enriched events are about 1.2 KB of JSON each, most of it the same 60 keys, so
 with one batch per tuple the JVM became the topology's largest CPU consumer again, on bytes
 rather than tuples. Deflate at level 1 shrinks a batch several times over for a few microseconds
-per row, and base64 needs no escaping (benchmarks/e2e.py; README, Benchmarks).
+per row, and base64 needs no escaping (benchmarks/e2e.py; docs/architecture.md).
 """
 
 from __future__ import annotations
