@@ -1,10 +1,9 @@
-"""One store interface over two backends: a ClickHouse server (native protocol) and embedded chdb.
+"""The two backends of the store interface (``pistats.store.base``): a ClickHouse server (native
+protocol) and embedded chdb.
 
 Table names in SQL given to ``query``/``execute`` are qualified with ``store.database``.
-Every failure of the backend (connection refused, timeout, server error) surfaces as
-:class:`StoreError`, an infrastructure error: the sink retries it and finally fails the tuples.
-An insert the engine refuses for its rows' data (``pistats.store.refusal``) raises
-:class:`StoreRefused` instead, which the sink does not retry: it finds the refused rows.
+Failures surface as ``StoreError``, refusals of the data as ``StoreRefused`` (see
+``pistats.store.base``, which says what each means to the sink).
 
 Both backends raise on every refused insert. chdb's streaming insert (``send_insert()`` ...
 ``finish()``) does not: when the engine refuses the block at write time (too many partitions, a
@@ -18,9 +17,9 @@ import functools
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
 
+from pistats.store.base import SendInsert, Store, StoreError, StoreRefused
 from pistats.store.config import StoreURL
 from pistats.store.features import ServerFeatures, parse_version
 from pistats.store.refusal import error_code, is_refusal
@@ -38,21 +37,6 @@ from pistats.store.schema import EVENTS, REJECTS, TABLE_COLUMNS, quote
 log = logging.getLogger(__name__)
 
 
-class StoreError(Exception):
-    """The store could not do what was asked (unreachable, timed out, refused). Never holds secrets."""
-
-
-class StoreRefused(StoreError):
-    """The engine refused an insert for the data it carries (``pistats.store.refusal.is_refusal``):
-    sending the same rows again fails the same way. ``detail`` is the engine's message on one
-    line, without the store's URL."""
-
-    def __init__(self, message: str, detail: str, code: int | None):
-        super().__init__(message)
-        self.detail = detail
-        self.code = code
-
-
 def _store_error(url: StoreURL, error: BaseException, prefix: str = "") -> StoreError:
     """The StoreError for a backend's exception: StoreRefused when the engine refused the data."""
     detail = _first_line(error)
@@ -63,36 +47,6 @@ def _store_error(url: StoreURL, error: BaseException, prefix: str = "") -> Store
     if is_refusal(code, detail):
         return StoreRefused(message, detail, code)
     return StoreError(message)
-
-
-# An insert whose rows are already encoded for the backend: call it with the batch's
-# deduplication token to send it (again, on a retry). Encoding is CPU work in the caller's
-# thread; sending is mostly waiting (the server, or chdb's engine, which releases the GIL), which
-# is what lets the sink run it on a writer thread while it encodes the next batch.
-SendInsert = Callable[[str | None], None]
-
-
-class Store(Protocol):
-    url: StoreURL
-    database: str
-    features: ServerFeatures
-
-    @property
-    def server_version(self) -> str: ...
-
-    def ensure_database(self) -> None: ...
-
-    def execute(self, sql: str) -> None: ...
-
-    def query(self, sql: str) -> list[tuple]: ...
-
-    def prepare_insert(self, table: str, rows: Sequence[tuple]) -> SendInsert: ...
-
-    def insert_events(self, rows: Sequence[tuple], dedup_token: str | None) -> None: ...
-
-    def insert_rejects(self, rows: Sequence[tuple], dedup_token: str | None) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class _StoreBase:

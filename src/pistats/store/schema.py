@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 from pistats.errors import UserError
+from pistats.store.base import Store
 from pistats.store.features import ServerFeatures
 from pistats.store.rows import (
     BOOL,
@@ -36,9 +36,6 @@ from pistats.store.rows import (
     Column,
     epoch_ms,
 )
-
-if TYPE_CHECKING:
-    from pistats.store.backends import Store
 
 EVENTS = "events"
 REJECTS = "events_rejected"
@@ -169,12 +166,12 @@ def create_records_view_sql(database: str) -> str:
     )
 
 
-def _needs_init(store: "Store", what: str) -> UserError:
+def _needs_init(store: Store, what: str) -> UserError:
     return UserError(f"{store.url.redacted}: schema migration needs to copy {what}: stop the topology and run "
                      "`pistats store init` on this store first", exit_code=1)
 
 
-def _repartition_events(store: "Store", copy_data: bool) -> None:
+def _repartition_events(store: Store, copy_data: bool) -> None:
     """Migration 3: ``events`` of a store created with PARTITION BY toYYYYMM(event_time) is
     copied into a table with EVENTS_PARTITION_KEY, which then takes its name.
 
@@ -202,7 +199,7 @@ def _repartition_events(store: "Store", copy_data: bool) -> None:
     store.execute(f"DROP TABLE IF EXISTS {database}.{copy}")
 
 
-def _record_events(store: "Store", copy_data: bool) -> None:
+def _record_events(store: Store, copy_data: bool) -> None:
     """Migration 4: ``event_records`` and the view that fills it, then the records of the events
     already stored (those whose copies merges already collapsed count once)."""
     database = store.database
@@ -215,7 +212,7 @@ def _record_events(store: "Store", copy_data: bool) -> None:
                   f"{_copy_settings(store)}")
 
 
-def _copy_settings(store: "Store") -> str:
+def _copy_settings(store: Store) -> str:
     """SETTINGS for an INSERT ... SELECT over a whole table: its blocks may span any number of
     partitions (the setting exists from 19.x; asked of the server rather than assumed), and
     rows not yet collapsed by merges stay as they are (the records of re-sent events count)."""
@@ -235,11 +232,11 @@ class Migration:
 
     version: int
     name: str
-    apply: Callable[["Store", bool], None]
+    apply: Callable[[Store, bool], None]
 
 
-def _statements(make: Callable[[str, ServerFeatures], list[str]]) -> Callable[["Store", bool], None]:
-    def apply(store: "Store", copy_data: bool) -> None:
+def _statements(make: Callable[[str, ServerFeatures], list[str]]) -> Callable[[Store, bool], None]:
+    def apply(store: Store, copy_data: bool) -> None:
         for statement in make(store.database, store.features):
             store.execute(statement)
 
@@ -272,12 +269,12 @@ def _create_migrations_table(database: str, features: ServerFeatures) -> str:
     )
 
 
-def applied_versions(store: "Store") -> set[int]:
+def applied_versions(store: Store) -> set[int]:
     rows = store.query(f"SELECT DISTINCT version FROM {store.database}.{MIGRATIONS_TABLE}")
     return {int(row[0]) for row in rows}
 
 
-def migrate(store: "Store", now: Callable[[], datetime] | None = None, copy_data: bool = True) -> list[int]:
+def migrate(store: Store, now: Callable[[], datetime] | None = None, copy_data: bool = True) -> list[int]:
     """Create the database and bring the schema to the latest version; returns the versions applied now.
 
     Without ``copy_data`` (a sink starting, maybe next to others writing) a migration that would
