@@ -32,7 +32,7 @@ from pistats.store.rows import (
     U32,
     Column,
 )
-from pistats.store.schema import EVENTS, REJECTS, TABLE_COLUMNS, quote
+from pistats.store.schema import EVENTS, TABLE_COLUMNS, quote
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,6 @@ class _StoreBase:
     def insert_events(self, rows: Sequence[tuple], dedup_token: str | None) -> None:
         """Insert rows in ``EVENT_COLUMNS`` order; returns only once the server has stored them."""
         self.prepare_insert(EVENTS, rows)(dedup_token)
-
-    def insert_rejects(self, rows: Sequence[tuple], dedup_token: str | None) -> None:
-        """Insert rows in ``REJECT_COLUMNS`` order; returns only once the server has stored them."""
-        self.prepare_insert(REJECTS, rows)(dedup_token)
 
     def prepare_insert(self, table: str, rows: Sequence[tuple]) -> SendInsert:
         """Encode rows (in the table's column order) for one insert; raises StoreError when they
