@@ -82,7 +82,7 @@ class MultilangSpout:
 
 
 def rows_of(emit: dict) -> list:
-    """The records of a batch tuple (``RECORD_FIELDS`` lists) or the dead letters of a rejects tuple."""
+    """The records of a batch tuple (``RECORD_TUPLE_FIELDS`` lists) or the dead letters of a rejects tuple."""
     if emit.get("stream") == "rejects":
         return unpack_rows(emit["tuple"][-1])
     return unpack(emit["tuple"][-1])

@@ -22,11 +22,6 @@ from pistats.enrich.event import EMPTY_GEO
 from pistats.kinesis import kpl
 from pistats.wire import compact_json, unpack
 
-# A record's values in the spout's batches, in order (``pistats.kinesis.consumer.tuple_values``).
-RECORD_TUPLE_FIELDS = (
-    "shard_id", "sequence_number", "sub_sequence_number", "partition_key", "arrival_ms", "data_b64",
-)
-
 
 def _compact_json(value: Any) -> str:
     """Compact JSON text of a validated context or properties object (no lone surrogates, no NaN:
@@ -69,7 +64,8 @@ class UndecodableTuple:
 
 
 def record_from_tuple(values: Sequence[Any]) -> RawRecord | UndecodableTuple:
-    """The record carried by a spout tuple (values in ``RECORD_TUPLE_FIELDS`` order)."""
+    """The record carried by a spout tuple's values (in the order of
+    ``pistats.kinesis.spout_tuples.RECORD_TUPLE_FIELDS``, as ``tuple_values`` writes them)."""
     shard_id, sequence_number, sub_sequence_number, partition_key, arrival_ms, data_b64 = values
     provenance = (str(shard_id), str(sequence_number), int(sub_sequence_number or 0), str(partition_key), arrival_ms)
     try:
@@ -81,7 +77,7 @@ def record_from_tuple(values: Sequence[Any]) -> RawRecord | UndecodableTuple:
 
 def records_from_batch(packed: str) -> list[RawRecord | UndecodableTuple]:
     """The records of one spout batch tuple: ``RECORD_TUPLE_FIELDS`` lists, packed
-    (``pistats.wire``; ``pistats.kinesis.microbatch``)."""
+    (``pistats.wire``; ``pistats.kinesis.spout_tuples``)."""
     return [record_from_tuple(values) for values in unpack(packed)]
 
 

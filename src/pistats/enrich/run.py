@@ -50,7 +50,8 @@ def records_from_recording(path: str | Path) -> Iterator[RawRecord]:
 def records_from_lines(lines: Iterable[bytes], source: str) -> Iterator[RawRecord | UndecodableTuple]:
     """Records from JSON lines. A line is one of:
 
-    - a spout tuple object (``shard_id`` ... ``data_b64``, see ``RECORD_TUPLE_FIELDS``);
+    - a spout tuple object (``shard_id`` ... ``data_b64``: the keys are
+      ``pistats.kinesis.spout_tuples.RECORD_TUPLE_FIELDS``);
     - a recording shard line (``SequenceNumber``, ``PartitionKey``, ``Data`` base64);
     - anything else: the record payload itself (the v1 record JSON as the ingest writes it),
       with provenance ``shard = source``, ``sequence number = line number``.

@@ -21,7 +21,6 @@ current claim's books: the current reader reads those records again from the che
 
 from __future__ import annotations
 
-import base64
 import itertools
 import logging
 import re
@@ -30,7 +29,6 @@ import time
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Callable
 
 from pistats.kinesis.checkpoint import NOT_OWNER, STALE, Checkpoint, CheckpointStore
@@ -573,39 +571,6 @@ def make_kinesis_client(config: KinesisConfig):
         config=Config(retries={"total_max_attempts": 1}, connect_timeout=config.connect_timeout_s,
                       read_timeout=config.read_timeout_s, max_pool_connections=64),
     )
-
-
-RECORD_FIELDS = ["shard_id", "sequence_number", "sub_sequence_number", "partition_key", "arrival_ms", "data_b64"]
-
-
-def tuple_values(record: ShardRecord) -> list:
-    """The spout tuple for a record, in ``RECORD_FIELDS`` order. The sequence number travels as
-    decimal text (JSON numbers lose digits beyond 2**53); the data as base64 (multilang is JSON)."""
-    return [record.shard_id, str(record.seq), record.subseq, record.partition_key, record.arrival_ms,
-            base64.b64encode(record.data).decode("ascii")]
-
-
-def dead_letter_reject(delivery: Delivery, rejected_at: datetime) -> dict:
-    """The reject (dead letter) for a record that failed downstream past its retries, in wire
-    form (``rejected_at`` as RFC 3339 UTC text), for the ``events_rejected`` table."""
-    record = delivery.record
-    return {
-        "reason": delivery.dead_letter_reason, "stage": "spout", "field": None,
-        "detail": "tuple failed downstream after every replay",
-        "raw_b64": base64.b64encode(record.data).decode("ascii"),
-        "kinesis_shard": record.shard_id, "kinesis_seq": str(record.seq), "kinesis_subseq": record.subseq,
-        "client_id": "", "rejected_at": rejected_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-    }
-
-
-def task_position(context: dict) -> tuple[int, int]:
-    """``(task_index, task_count)`` of this task among its component's tasks, from the Storm
-    multilang context (``taskid``, ``componentid``, ``task->component``)."""
-    task_id = int(context["taskid"])
-    components = context.get("task->component") or {}
-    component = context.get("componentid") or components.get(str(task_id))
-    tasks = sorted(int(t) for t, c in components.items() if c == component) or [task_id]
-    return tasks.index(task_id), len(tasks)
 
 
 def build_consumer(config: KinesisConfig, task_index: int, task_count: int) -> Consumer:

@@ -2,10 +2,10 @@
 
 :class:`InProcessTopology` wires what the spout and the two bolts wire, with the same library
 calls and the same tuple encodings, minus Storm: a :class:`~pistats.kinesis.consumer.Consumer`
-driven step by step on a manual clock, micro-batches packed as the spout packs them, the chain
-as the enrich bolt runs it, and the batching sink. Storm's part is played by a small tuple tree:
-a spout tuple is acked once the enrich step and every tuple it emitted were acked by the sink,
-and failed as soon as any of them failed.
+driven step by step on a manual clock, its deliveries made tuples by the spout's own
+``spout_emits``, the chain as the enrich bolt runs it, and the batching sink. Storm's part is
+played by a small tuple tree: a spout tuple is acked once the enrich step and every tuple it
+emitted were acked by the sink, and failed as soon as any of them failed.
 
 Everything a fault can hit is injectable: the Kinesis client (:class:`FaultyKinesis` over a
 :class:`ReplaySource`), the checkpoint store, the Redis client of the sessions, and the store.
@@ -22,11 +22,11 @@ from pistats.enrich.event import to_wire_batch
 from pistats.enrich.parse import records_from_batch
 from pistats.enrich.sessions import SessionConflict
 from pistats.kinesis.config import KinesisConfig
-from pistats.kinesis.consumer import Consumer, dead_letter_reject, tuple_values
-from pistats.kinesis.microbatch import InFlight, split
+from pistats.kinesis.consumer import Consumer
+from pistats.kinesis.microbatch import InFlight
+from pistats.kinesis.spout_tuples import REJECTS_STREAM, spout_emits
 from pistats.store.sink import Settled, Sink, tuple_payloads
 from pistats.testing.clock import ManualClock
-from pistats.wire import pack, pack_rows
 
 
 @dataclass
@@ -54,17 +54,15 @@ class InProcessTopology:
     def step(self) -> None:
         """One round: coordinate and fetch, one ``next_tuple``, the bolts on what it emitted, a tick."""
         self.consumer.step()
-        records, dead_letters = [], []
-        for delivery in self.consumer.poll(self.config.emit_batch):
-            (records if delivery.dead_letter_reason is None else dead_letters).append(delivery)
-        if dead_letters:
-            rejects = pack_rows([dead_letter_reject(delivery, self.clock.wall()) for delivery in dead_letters])
-            spout_id = self._emit([d.message_id for d in dead_letters])
-            self._sink_rejects(spout_id, rejects)
-            self._enriched(spout_id)
-        for batch in split(records, self.config.buckets, self.config.batch_records):
-            packed = pack([tuple_values(delivery.record) for delivery in batch.deliveries])
-            self._enrich(self._emit(batch.message_ids), packed)
+        emits = spout_emits(self.consumer.poll(self.config.emit_batch), self.config.buckets,
+                            self.config.batch_records, self.clock.wall)
+        for emit in emits:
+            spout_id = self._emit(emit.message_ids)
+            if emit.stream == REJECTS_STREAM:
+                self._sink_rejects(spout_id, emit.values[0])
+                self._enriched(spout_id)
+            else:
+                self._enrich(spout_id, emit.values[1])
         self._settle(self.sink.tick())
 
     # --- the enrich bolt ----------------------------------------------------------------------
