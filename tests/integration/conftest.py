@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
+from pistats.localenv import services as local_services
 from pistats.localenv.services import Ports, prepare_storm_cluster
 from pistats.redis_keys import delete_matching
 
@@ -32,12 +33,28 @@ def key_prefix(redis_client, unique_name):
 
 @pytest.fixture(scope="session")
 def storm_cluster():
-    """ZooKeeper, Nimbus and a Supervisor on 127.0.0.1, started if not running (and left up)."""
+    """ZooKeeper, Nimbus and a Supervisor on 127.0.0.1 for this session.
+
+    Each one this session starts is stopped at its end (the supervisor and its workers first);
+    one that was already running is used and left running: it is someone else's.
+    """
+    ports = Ports.from_env()
+    table = local_services.services(ports)
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    subprocess.run([str(bin_dir / "pistats"), "services", "start", "storm"], check=True, env=env)
-    prepare_storm_cluster(Ports.from_env())  # worker virtualenv links for every topology
-    yield
+    started = []
+    try:
+        # The daemons, and the workers the supervisor starts, find `storm` and
+        # `streamparse_run` on PATH: the project's virtualenv first.
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+            for name in local_services.SERVICE_GROUPS["storm"]:
+                if table[name].start():
+                    started.append(name)
+        prepare_storm_cluster(ports)  # worker virtualenv links for every topology
+        yield
+    finally:
+        for name in reversed(started):
+            table[name].stop()
 
 
 @pytest.fixture

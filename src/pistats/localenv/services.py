@@ -79,6 +79,9 @@ class Service:
     prepare: Callable[[Path], None] | None = None
     start_timeout: float = 60.0
     ready: Callable[[], bool] | None = None  # default: the port answers
+    # The process this object started, if any: stop() reaps it, or it would linger as a zombie
+    # (and keep its process group answering) for as long as the starting process lives.
+    _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
     stop_signal: int = signal.SIGTERM
 
     @property
@@ -114,6 +117,7 @@ class Service:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # survives the starting shell; stopped by pid file
             )
+        self._process = process
         self.pid_file.write_text(str(process.pid))
         deadline = time.monotonic() + self.start_timeout
         while not self.running():
@@ -136,6 +140,8 @@ class Service:
             return False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self._process is not None and self._process.pid == pid:
+                self._process.poll()
             try:
                 os.killpg(pid, 0)
             except ProcessLookupError:
