@@ -24,12 +24,12 @@ from pistats.store.config import StoreURL
 from pistats.store.features import ServerFeatures, parse_version
 from pistats.store.refusal import error_code, is_refusal
 from pistats.store.rows import (
-    BOOL,
-    DT,
-    NF64,
-    NU32,
-    STRARR,
-    U32,
+    FLAG,
+    NULLABLE_FLOAT64,
+    NULLABLE_UINT32,
+    TEXT_LIST,
+    TIMESTAMP,
+    UINT32,
     Column,
 )
 from pistats.store.schema import EVENTS, TABLE_COLUMNS, quote
@@ -143,7 +143,7 @@ class ClickHouseStore(_StoreBase):
         if not self.features.datetime64:
             # Rows carry epoch milliseconds; DateTime takes seconds.
             for index, column in enumerate(columns):
-                if column.kind == DT:
+                if column.kind == TIMESTAMP:
                     data[index] = [milliseconds // 1000 for milliseconds in data[index]]
         sql = f"INSERT INTO {self.database}.{table} ({', '.join(column.name for column in columns)}) VALUES"
 
@@ -227,7 +227,7 @@ class ChdbStore(_StoreBase):
         schema = _arrow_schema(columns)
         try:
             arrays = [
-                pa.array(values, type=pa.int64()).cast(field.type) if column.kind == DT else pa.array(values, type=field.type)
+                pa.array(values, type=pa.int64()).cast(field.type) if column.kind == TIMESTAMP else pa.array(values, type=field.type)
                 for values, field, column in zip(zip(*rows), schema, columns)
             ]
             sink = pa.BufferOutputStream()
@@ -286,12 +286,12 @@ def _arrow_type(kind: str):
     import pyarrow as pa
 
     return {
-        DT: pa.timestamp("ms", tz="UTC"),
-        BOOL: pa.uint8(),
-        U32: pa.uint32(),
-        NU32: pa.uint32(),
-        NF64: pa.float64(),
-        STRARR: pa.list_(pa.string()),
+        TIMESTAMP: pa.timestamp("ms", tz="UTC"),
+        FLAG: pa.uint8(),
+        UINT32: pa.uint32(),
+        NULLABLE_UINT32: pa.uint32(),
+        NULLABLE_FLOAT64: pa.float64(),
+        TEXT_LIST: pa.list_(pa.string()),
     }.get(kind, pa.string())
 
 

@@ -23,16 +23,16 @@ from pistats.errors import UserError
 from pistats.store.base import Store
 from pistats.store.features import ServerFeatures
 from pistats.store.rows import (
-    BOOL,
-    DT,
     EVENT_COLUMNS,
-    LC,
-    NF64,
-    NU32,
+    FLAG,
+    LOW_CARDINALITY_TEXT,
+    NULLABLE_FLOAT64,
+    NULLABLE_UINT32,
     REJECT_COLUMNS,
-    STR,
-    STRARR,
-    U32,
+    TEXT,
+    TEXT_LIST,
+    TIMESTAMP,
+    UINT32,
     Column,
     epoch_ms,
 )
@@ -48,14 +48,14 @@ def column_type(kind: str, features: ServerFeatures) -> str:
     """The SQL type of a column kind on this server."""
     text = "LowCardinality(String)" if features.low_cardinality else "String"
     return {
-        STR: "String",
-        LC: text,
-        DT: "DateTime64(3, 'UTC')" if features.datetime64 else "DateTime('UTC')",
-        BOOL: "UInt8",
-        U32: "UInt32",
-        NF64: "Nullable(Float64)",
-        NU32: "Nullable(UInt32)",
-        STRARR: f"Array({text})",
+        TEXT: "String",
+        LOW_CARDINALITY_TEXT: text,
+        TIMESTAMP: "DateTime64(3, 'UTC')" if features.datetime64 else "DateTime('UTC')",
+        FLAG: "UInt8",
+        UINT32: "UInt32",
+        NULLABLE_FLOAT64: "Nullable(Float64)",
+        NULLABLE_UINT32: "Nullable(UInt32)",
+        TEXT_LIST: f"Array({text})",
     }[kind]
 
 
@@ -132,12 +132,12 @@ def create_rejects_sql(database: str, features: ServerFeatures) -> str:
 
 
 _RECORD_COLUMNS = (
-    Column("client_id", LC),
-    Column("event_id", STR),
-    Column("kinesis_shard", LC),
-    Column("kinesis_seq", STR),
-    Column("kinesis_subseq", U32),
-    Column("received_at", DT),
+    Column("client_id", LOW_CARDINALITY_TEXT),
+    Column("event_id", TEXT),
+    Column("kinesis_shard", LOW_CARDINALITY_TEXT),
+    Column("kinesis_seq", TEXT),
+    Column("kinesis_subseq", UINT32),
+    Column("received_at", TIMESTAMP),
 )
 
 
@@ -251,7 +251,7 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-_MIGRATION_COLUMNS = (Column("version", U32), Column("name", STR), Column("applied_at", DT))
+_MIGRATION_COLUMNS = (Column("version", UINT32), Column("name", TEXT), Column("applied_at", TIMESTAMP))
 # Every table rows are inserted into, with its columns in row order.
 TABLE_COLUMNS: dict[str, tuple[Column, ...]] = {
     EVENTS: EVENT_COLUMNS,
@@ -264,7 +264,7 @@ TABLE_COLUMNS: dict[str, tuple[Column, ...]] = {
 def _create_migrations_table(database: str, features: ServerFeatures) -> str:
     return (
         f"CREATE TABLE IF NOT EXISTS {database}.{MIGRATIONS_TABLE} "
-        f"(version UInt32, name String, applied_at {column_type(DT, features)}) "
+        f"(version UInt32, name String, applied_at {column_type(TIMESTAMP, features)}) "
         "ENGINE = ReplacingMergeTree ORDER BY version"
     )
 

@@ -7,10 +7,6 @@ from hypothesis import strategies as st
 from tests.support.samples import make_event, make_reject
 
 from pistats.store.rows import (
-    _event_row_checked,
-    _event_row_fast,
-    _parse_text_epoch_ms,
-    _text_epoch_ms,
     EVENT_COLUMN_NAMES,
     REJECT_COLUMN_NAMES,
     RowError,
@@ -26,6 +22,8 @@ from pistats.store.rows import (
     reject_key,
     reject_row,
 )
+from pistats.store.rows.fast_row import cached_text_epoch_ms, event_row_fast, text_epoch_ms
+from pistats.store.rows.rule import event_row_by_field
 
 LIMIT = 1000
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
@@ -173,17 +171,17 @@ def test_dedup_token_is_deterministic_and_content_sensitive():
 @given(st.dictionaries(st.sampled_from(EVENT_COLUMN_NAMES), json_values))
 def test_fast_and_field_by_field_paths_agree(overrides):
     event = make_event(**overrides)
-    fast = _event_row_fast(event, LIMIT)
+    fast = event_row_fast(event, LIMIT)
     if fast is None:
         return
-    assert fast[0] == _event_row_checked(event, LIMIT)[0]
+    assert fast[0] == event_row_by_field(event, LIMIT)[0]
 
 
 @pytest.mark.parametrize("index", range(5))
 def test_fast_path_takes_the_common_event(index):
     event = make_event(index)
-    fast = _event_row_fast(event, LIMIT)
-    assert fast is not None and fast[0] == _event_row_checked(event, LIMIT)[0]
+    fast = event_row_fast(event, LIMIT)
+    assert fast is not None and fast[0] == event_row_by_field(event, LIMIT)[0]
 
 
 EDGE_CASES = [
@@ -218,9 +216,9 @@ EDGE_CASES = [
 def test_fast_path_stores_what_the_field_by_field_path_stores(overrides):
     """The fast path either declines or builds the very row the field-by-field path builds."""
     event = make_event(4, **overrides)
-    fast = _event_row_fast(event, LIMIT)
+    fast = event_row_fast(event, LIMIT)
     try:
-        checked_row, _ = _event_row_checked(event, LIMIT)
+        checked_row, _ = event_row_by_field(event, LIMIT)
     except RowError as error:
         assert fast is None
         with pytest.raises(RowError, match=error.field):
@@ -232,12 +230,12 @@ def test_fast_path_stores_what_the_field_by_field_path_stores(overrides):
 
 @pytest.mark.parametrize("overrides", [{}, {"enrich_errors": ["geo:miss"]}, {"geo_lat": None, "geo_asn": None}])
 def test_fast_path_takes_nulls_and_empty_errors(overrides):
-    assert _event_row_fast(make_event(1, **overrides), LIMIT) is not None
+    assert event_row_fast(make_event(1, **overrides), LIMIT) is not None
 
 
 def test_absent_texts_are_stored_as_empty_text():
-    with_none, _ = _event_row_fast(make_event(2, push_token=None, user_agent=None), LIMIT)
-    with_empty, _ = _event_row_fast(make_event(2, push_token="", user_agent=""), LIMIT)
+    with_none, _ = event_row_fast(make_event(2, push_token=None, user_agent=None), LIMIT)
+    with_empty, _ = event_row_fast(make_event(2, push_token="", user_agent=""), LIMIT)
     assert with_none == with_empty and with_none[EVENT_COLUMN_NAMES.index("user_agent")] == ""
 
 
@@ -265,11 +263,11 @@ def test_cached_text_times_equal_a_fresh_parse(text):
         expected = epoch_ms(text, "event_time")
     except RowError:
         expected = None
-    assert _parse_text_epoch_ms(text) == expected
-    assert _text_epoch_ms(text) == expected
-    assert _text_epoch_ms(text) == expected  # the cached answer
+    assert text_epoch_ms(text) == expected
+    assert cached_text_epoch_ms(text) == expected
+    assert cached_text_epoch_ms(text) == expected  # the cached answer
     event = make_event(5, event_time=text or None, received_at=text, first_seen_at=text, processed_at=text)
-    fast = _event_row_fast(event, LIMIT)
+    fast = event_row_fast(event, LIMIT)
     if expected is None:
         assert fast is None
         with pytest.raises(RowError):
@@ -277,7 +275,7 @@ def test_cached_text_times_equal_a_fresh_parse(text):
     else:
         times = [fast[0][EVENT_COLUMN_NAMES.index(name)]
                  for name in ("event_time", "received_at", "first_seen_at", "processed_at")]
-        assert times == [expected] * 4 and fast[0] == _event_row_checked(event, LIMIT)[0]
+        assert times == [expected] * 4 and fast[0] == event_row_by_field(event, LIMIT)[0]
 
 
 # The column-by-column path over a packed micro-batch (what the sink bolt receives).
@@ -344,7 +342,7 @@ def test_columnar_path_takes_the_common_batch_and_declines_odd_shapes():
 def test_text_beyond_ascii_takes_the_fast_paths():
     """City names, organisations and URLs are often not ASCII; only lone surrogates need a repair."""
     events = [make_event(index, geo_city="S\u00e3o Paulo", page_url="https://example.com/\u00fc") for index in range(3)]
-    assert _event_row_fast(events[0], LIMIT) is not None
+    assert event_row_fast(events[0], LIMIT) is not None
     converted = event_rows_columnar(*packed(events), LIMIT)
     assert converted is not None
     assert converted[0] == [row for row, _ in rows_one_by_one(*packed(events))]
