@@ -1,7 +1,7 @@
 """Kinesis spout: a thin adapter from Storm's spout calls to :class:`pistats.kinesis.consumer.Consumer`.
 
 Settings come from the topology conf (``pistats.kinesis.*``, see docs/spout.md); credentials from
-the AWS default chain. ``next_tuple`` takes at most ``emit_batch`` records and never blocks:
+the AWS default chain (``pistats.kinesis.client``). ``next_tuple`` takes at most ``emit_batch`` records and never blocks:
 fetching and checkpointing run on the consumer's own threads.
 
 Output (``pistats.kinesis.spout_tuples``): ``["bucket", "records"]``, one tuple per bucket of

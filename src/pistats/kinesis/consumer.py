@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from pistats.kinesis.checkpoint import NOT_OWNER, STALE, Checkpoint, CheckpointStore
+from pistats.kinesis.client import kinesis_client
 from pistats.kinesis.config import KinesisConfig
 from pistats.kinesis.ledger import (
     DeadLetter,
@@ -135,7 +136,7 @@ class Consumer:
     """Reads the shards assigned to task ``task_index`` of ``task_count``.
 
     ``client`` is a boto3 Kinesis client (built with botocore retries off, see
-    :func:`make_kinesis_client`), ``store`` a checkpoint store, ``now_ms`` a clock in epoch
+    :func:`build_consumer`), ``store`` a checkpoint store, ``now_ms`` a clock in epoch
     milliseconds. Call :meth:`start` to run the threads, or drive :meth:`coordinate_once` and
     :meth:`fetch_once` directly (tests do).
     """
@@ -558,28 +559,19 @@ def _show(position: Position | None) -> str:
     return "" if position is None else f"{position.seq}/{position.subseq}"
 
 
-def make_kinesis_client(config: KinesisConfig):
-    """A boto3 Kinesis client with botocore's retries off and short timeouts: the consumer's
-    own per-shard backoff decides. Credentials come from the default AWS chain only."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "kinesis",
-        region_name=config.region,
-        endpoint_url=config.endpoint_url,
-        config=Config(retries={"total_max_attempts": 1}, connect_timeout=config.connect_timeout_s,
-                      read_timeout=config.read_timeout_s, max_pool_connections=64),
-    )
-
-
 def build_consumer(config: KinesisConfig, task_index: int, task_count: int) -> Consumer:
-    """The production wiring: boto3 client (default credential chain) and Redis checkpoints."""
+    """The production wiring: a boto3 client and Redis checkpoints.
+
+    The client makes one attempt per call (the consumer's own per-shard backoff decides) with
+    short timeouts; credentials come from the default AWS chain (see ``pistats.kinesis.client``).
+    """
     import redis
 
     from pistats.kinesis.checkpoint import RedisCheckpointStore
 
-    client = make_kinesis_client(config)
+    client = kinesis_client(config.endpoint_url, config.region, retries=False,
+                            connect_timeout_s=config.connect_timeout_s, read_timeout_s=config.read_timeout_s,
+                            max_pool_connections=64)
     if config.fault_plan:
         from pistats.testing.faults import FaultyKinesis, parse_fault_plan
 

@@ -11,8 +11,9 @@ import time
 import pytest
 
 from pistats.kinesis.checkpoint import RedisCheckpointStore
+from pistats.kinesis.client import kinesis_client
 from pistats.kinesis.config import KinesisConfig
-from pistats.kinesis.consumer import Consumer, make_kinesis_client
+from pistats.kinesis.consumer import Consumer
 from pistats.kinesis.ledger import Position
 from pistats.testing.faults import FaultyCheckpointStore, FaultyKinesis
 
@@ -24,7 +25,10 @@ FAST = {"checkpoint_interval_ms": 200, "idle_poll_ms": 100, "list_shards_interva
 
 @pytest.fixture
 def kinesis(kinesis_endpoint):
-    return make_kinesis_client(KinesisConfig(stream="unused", endpoint_url=kinesis_endpoint))
+    """A client as the consumer's: botocore's retries off, the consumer's timeouts."""
+    defaults = KinesisConfig(stream="unused")
+    return kinesis_client(kinesis_endpoint, retries=False, connect_timeout_s=defaults.connect_timeout_s,
+                          read_timeout_s=defaults.read_timeout_s)
 
 
 @pytest.fixture
