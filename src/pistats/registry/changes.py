@@ -1,0 +1,192 @@
+"""From validated events to the registry changes of one request, pure.
+
+:func:`plan` folds the registry events of a request (``register``, ``subscribe``,
+``unsubscribe``; page views and clicks write nothing) into at most one change per subscriber
+and one per token, merged by the rules of :mod:`pistats.registry.rules`. Merging first is what
+lets a batch of 100 events be written by one statement per table: a statement may not touch a
+row twice, and merging registers is the same as applying them one by one.
+
+PostgreSQL ``text`` cannot hold U+0000 (NUL), which the event contract allows in ids, tokens and
+context strings: :func:`registry_problems` refuses such an event (it becomes ``invalid`` with a
+problem naming the field) rather than storing something else than was sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from pistats.contract import CLOCK_SKEW_FUTURE, Problem, parse_timestamp
+from pistats.registry.rules import (
+    ACTIVE,
+    UNSUBSCRIBED,
+    Context,
+    Owner,
+    TokenState,
+    context_key,
+    earliest,
+    latest,
+    newest,
+    owner_key,
+    state_key,
+)
+
+REGISTRY_EVENT_TYPES = frozenset({"register", "subscribe", "unsubscribe"})
+
+_NUL_PROBLEM = "contains U+0000 (NUL), which the subscriber registry cannot store"
+
+
+def registry_problems(client_id: str, event: dict) -> list[Problem]:
+    """Why a *valid* event cannot be written to the registry ([] if it can or need not be)."""
+    if event.get("type") not in REGISTRY_EVENT_TYPES:
+        return []
+    problems = []
+    if "\x00" in client_id:
+        problems.append(Problem("", "the write key's client id " + _NUL_PROBLEM))
+    for field in ("property_id", "user_id", "push_token"):
+        value = event.get(field)
+        if type(value) is str and "\x00" in value:
+            problems.append(Problem(field, _NUL_PROBLEM))
+    context = event.get("context")
+    if type(context) is dict:
+        for key in ("locale", "timezone"):
+            value = context.get(key)
+            if type(value) is str and "\x00" in value:
+                problems.append(Problem(f"context.{key}", _NUL_PROBLEM))
+    return problems
+
+
+def platform_of(event: dict) -> str:
+    """``web``, ``android``, ``ios`` or ``unknown``, from ``context.sdk.name`` (pistats-js,
+    pistats-android, pistats-ios, or a name that says as much)."""
+    context = event.get("context")
+    sdk = context.get("sdk") if type(context) is dict else None
+    name = sdk.get("name") if type(sdk) is dict else None
+    if type(name) is not str:
+        return "unknown"
+    name = name.lower()
+    if "android" in name:
+        return "android"
+    if "ios" in name or "iphone" in name or "swift" in name:
+        return "ios"
+    if "js" in name or "web" in name or "browser" in name:
+        return "web"
+    return "unknown"
+
+
+def event_time(event: dict, received_at: datetime) -> datetime:
+    """The event's own time, but no later than the contract's clock-skew bound after receipt:
+    a device clock years ahead could otherwise pin a subscription against every later change."""
+    return min(parse_timestamp(event["timestamp"]), received_at + CLOCK_SKEW_FUTURE)
+
+
+def token_digest(token: str) -> bytes:
+    """SHA-256 of the token's UTF-8: the key tokens are unique by (a 4 KiB token does not fit a
+    btree entry) and what is shown instead of a token."""
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+@dataclass(frozen=True)
+class SubscriberChange:
+    client_id: str
+    property_id: str
+    user_id: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    registered_at: datetime | None = None
+    context: Context | None = None
+    unsubscribed_at: datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.client_id, self.property_id, self.user_id)
+
+    def merged(self, other: "SubscriberChange") -> "SubscriberChange":
+        return replace(
+            self,
+            first_seen_at=min(self.first_seen_at, other.first_seen_at),
+            last_seen_at=max(self.last_seen_at, other.last_seen_at),
+            registered_at=earliest(self.registered_at, other.registered_at),
+            context=newest(self.context, other.context, context_key),
+            unsubscribed_at=latest(self.unsubscribed_at, other.unsubscribed_at),
+        )
+
+
+@dataclass(frozen=True)
+class SubscriptionChange:
+    client_id: str
+    property_id: str
+    token: str
+    owner: Owner
+    state: TokenState
+
+    @property
+    def key(self) -> tuple[str, str, bytes]:
+        return (self.client_id, self.property_id, token_digest(self.token))
+
+    def merged(self, other: "SubscriptionChange") -> "SubscriptionChange":
+        return replace(self, owner=newest(self.owner, other.owner, owner_key),
+                       state=newest(self.state, other.state, state_key))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One request's registry changes, each list sorted by its key (rows are locked in that
+    order, so two writers never wait on each other in a cycle)."""
+
+    subscribers: tuple[SubscriberChange, ...]
+    subscriptions: tuple[SubscriptionChange, ...]
+
+    @property
+    def unsubscribed_users(self) -> tuple[SubscriberChange, ...]:
+        """Subscribers with an unsubscribe-all in this plan."""
+        return tuple(s for s in self.subscribers if s.unsubscribed_at is not None)
+
+    def __bool__(self) -> bool:
+        return bool(self.subscribers)
+
+
+def changes_of(client_id: str, event: dict, received_at: datetime) -> tuple[SubscriberChange | None,
+                                                                          SubscriptionChange | None]:
+    """The registry changes of one valid event (None, None for page views and clicks)."""
+    kind = event.get("type")
+    if kind not in REGISTRY_EVENT_TYPES:
+        return None, None
+    at = event_time(event, received_at)
+    context = event.get("context") if type(event.get("context")) is dict else {}
+    locale, timezone = context.get("locale") or None, context.get("timezone") or None
+    subscriber = SubscriberChange(
+        client_id, event["property_id"], event["user_id"], first_seen_at=at, last_seen_at=at,
+        registered_at=at if kind == "register" else None,
+        context=Context(at, locale, timezone) if locale or timezone else None,
+    )
+    token = event.get("push_token")
+    subscription = None
+    if kind == "subscribe":
+        subscription = SubscriptionChange(client_id, event["property_id"], token,
+                                          Owner(event["user_id"], platform_of(event), at), TokenState(ACTIVE, at))
+    elif kind == "unsubscribe":
+        if token:
+            subscription = SubscriptionChange(client_id, event["property_id"], token,
+                                              Owner(event["user_id"], platform_of(event), None),
+                                              TokenState(UNSUBSCRIBED, at))
+        else:
+            subscriber = replace(subscriber, unsubscribed_at=at)
+    return subscriber, subscription
+
+
+def plan(client_id: str, events, received_at: datetime) -> Plan:
+    """The merged changes of ``events`` (valid events of one client, any types, any order)."""
+    subscribers: dict[tuple, SubscriberChange] = {}
+    subscriptions: dict[tuple, SubscriptionChange] = {}
+    for event in events:
+        subscriber, subscription = changes_of(client_id, event, received_at)
+        if subscriber is not None:
+            known = subscribers.get(subscriber.key)
+            subscribers[subscriber.key] = subscriber if known is None else known.merged(subscriber)
+        if subscription is not None:
+            known = subscriptions.get(subscription.key)
+            subscriptions[subscription.key] = subscription if known is None else known.merged(subscription)
+    return Plan(tuple(subscribers[k] for k in sorted(subscribers)),
+                tuple(subscriptions[k] for k in sorted(subscriptions)))
