@@ -1,6 +1,6 @@
 """Shared fixtures: the real local services, by URL.
 
-Integration tests need Redis, ClickHouse and kinesis-local running on 127.0.0.1 (``make test``
+Integration tests need Redis, ClickHouse, kinesis-local and PostgreSQL running on 127.0.0.1 (``make test``
 and ``.ci/run`` start them through ``pistats services start``). A missing service is a test
 failure, never a skip: a green run means the real services were exercised.
 """
@@ -34,6 +34,21 @@ def redis_url() -> str:
 def clickhouse_url() -> str:
     _require(PORTS.clickhouse, "ClickHouse server")
     return f"clickhouse://default@127.0.0.1:{PORTS.clickhouse}/default"
+
+
+@pytest.fixture(scope="session")
+def registry_url() -> str:
+    """The local PostgreSQL's registry database, migrated to the latest schema once per session.
+    Tests keep apart by client id (``unique_name``), not by database."""
+    import psycopg
+
+    from pistats.registry.migrations import migrate
+
+    _require(PORTS.postgres, "PostgreSQL")
+    url = os.environ.get("PISTATS_TEST_REGISTRY_URL", f"postgresql://pistats@127.0.0.1:{PORTS.postgres}/pistats")
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn)
+    return url
 
 
 @pytest.fixture(scope="session")
