@@ -1,0 +1,70 @@
+"""Migrations on databases of the test's own: applied once, twice is a no-op, concurrently too."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+
+from pistats.registry.errors import RegistrySchemaError
+from pistats.registry.migrations import LATEST_VERSION, MIGRATIONS, applied_versions, migrate, schema_version
+
+
+def test_migrations_run_twice(scratch_database):
+    url = scratch_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert schema_version(conn) == 0
+        assert migrate(conn) == [m.version for m in MIGRATIONS]
+        assert migrate(conn) == []
+        assert applied_versions(conn) == [m.version for m in MIGRATIONS]
+        assert schema_version(conn) == LATEST_VERSION
+        tables = {r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
+        assert {"subscribers", "push_subscriptions", "schema_migrations"} <= tables
+
+
+def test_concurrent_inits_apply_each_migration_once(scratch_database):
+    url = scratch_database()
+    results, errors = [], []
+
+    def init():
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                results.append(migrate(conn))
+        except Exception as error:  # noqa: BLE001
+            errors.append(error)
+
+    threads = [threading.Thread(target=init) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(results) == [[], [], [], [m.version for m in MIGRATIONS]]
+
+
+def test_the_contract_columns_are_there(registry_url):
+    """docs/registry.md's schema: other services read these names."""
+    with psycopg.connect(registry_url) as conn:
+        def columns(table):
+            return {r[0] for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,))}
+
+        assert {"client_id", "property_id", "user_id", "registered_at", "first_seen_at", "last_seen_at", "locale",
+                "timezone"} <= columns("subscribers")
+        assert {"client_id", "property_id", "user_id", "token", "platform", "status", "status_changed_at",
+                "created_at", "updated_at", "last_error"} <= columns("push_subscriptions")
+
+
+def test_an_unmigrated_database_is_refused_by_check(scratch_database, make_registry):
+    registry = make_registry(scratch_database())
+    with pytest.raises(RegistrySchemaError, match="pistats registry init"):
+        registry.check()
+
+
+def test_status_cannot_be_written_directly(registry_url):
+    """status is computed from the registers: no writer can set one that contradicts them."""
+    with psycopg.connect(registry_url) as conn:
+        with pytest.raises(psycopg.errors.GeneratedAlways):
+            conn.execute("UPDATE push_subscriptions SET status = 'active' WHERE false")
