@@ -3,8 +3,12 @@
 Statuses (see docs/ingest.md): 404/405 for other routes and methods, 413 for a body over
 512 KiB, 401 for a missing or unknown write key, 403 for a disabled one, 400 for a body that is
 not a JSON event or batch or whose events are all invalid, 207 when a batch is partly invalid,
-503 (with Retry-After) when the write key store is down or Kinesis refused some events, and 200
-otherwise (including duplicates).
+503 (with Retry-After) when the write key store is down, the subscriber registry is down or
+Kinesis refused some events, and 200 otherwise (including duplicates).
+
+With a subscriber registry (pistats.registry), the request's register, subscribe and unsubscribe
+events are written to it *before* the put, and a registry failure refuses the whole request
+(503, nothing put): both writes are idempotent, so the client's retry converges either way.
 
 Redis trouble around idempotency marks is not fatal: events are put without the duplicate check
 (the topology deduplicates too) rather than refused. Redis trouble while resolving the write key
@@ -43,6 +47,7 @@ from pistats.ingest.body import ParsedBody, client_ip, parse_body
 from pistats.ingest.keys import WriteKeyStore
 from pistats.ingest.marks import IdempotencyMarks
 from pistats.ingest.putter import PutEntry, RecordPutter
+from pistats.registry.errors import RegistryUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +143,9 @@ class IngestService:
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         trusted_hops: int = 0,
         retry_after_s: int = 1,
+        registry=None,
     ):
+        self._registry = registry
         self._keys = keys
         self._marks = marks
         self._putter = putter
@@ -150,6 +157,8 @@ class IngestService:
         """Raise the client's error if the stream or Redis cannot be reached (for startup)."""
         self._putter.check()
         self._keys.ping()
+        if self._registry is not None:
+            self._registry.check()
 
     def handle(self, request: IngestRequest) -> IngestResponse:
         """Answer one request. Raises only for programming errors (adapters answer 500)."""
@@ -205,6 +214,8 @@ class IngestService:
                 data = encode_record(record)
                 if len(data) > MAX_RECORD_BYTES:
                     problems = [Problem("", f"event too large: its record has {len(data)} bytes > {MAX_RECORD_BYTES}")]
+                elif self._registry is not None:
+                    problems = self._registry.problems(client_id, event)
             if problems:
                 outcome.status, outcome.problems = INVALID, problems
             elif outcome.event_id in first_in_request:
@@ -222,6 +233,15 @@ class IngestService:
             for index in [i for i in entries if outcomes[i].event_id in already]:
                 outcomes[index].status = DUPLICATE
                 del entries[index]
+
+        if entries and self._registry is not None:
+            try:
+                self._registry.write(client_id, [parsed.events[i] for i in sorted(entries)], now)
+            except RegistryUnavailable as error:
+                log.error("subscriber registry unavailable, %d events refused: %s", len(entries), error)
+                for index in entries:
+                    outcomes[index].status, outcomes[index].error_code = NOT_ACCEPTED, "registry_unavailable"
+                return outcomes
 
         if entries:
             order = sorted(entries)
@@ -242,14 +262,18 @@ class IngestService:
         return outcomes
 
 
-def build_service(config, *, kinesis_client=None, redis=None, now=None) -> IngestService:
+def build_service(config, *, kinesis_client=None, redis=None, now=None, registry=None) -> IngestService:
     """The service for a config, creating the boto3 client and Redis connection unless given.
 
-    Call once per process (Lambda container, server): clients are reused across requests.
+    ``registry`` is a pistats.registry Registry, or None for no subscriber registry (said once,
+    here). Call once per process (Lambda container, server): clients are reused across requests.
     """
     import boto3
     import redis as redis_lib
     from botocore.config import Config
+
+    if registry is None:
+        log.warning("subscriber registry off (no registry URL): events go to Kinesis only")
 
     if kinesis_client is None:
         kinesis_client = boto3.client(
@@ -280,4 +304,5 @@ def build_service(config, *, kinesis_client=None, redis=None, now=None) -> Inges
         now=now or (lambda: datetime.now(timezone.utc)),
         trusted_hops=config.trusted_hops,
         retry_after_s=config.retry_after_s,
+        registry=registry,
     )
