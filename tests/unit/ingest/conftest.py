@@ -95,7 +95,7 @@ NOW = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=timezone.utc)
 
 
 class Harness:
-    def __init__(self, plan=None, keys_down=False, marks_down=False, trusted_hops=0, attempts=3):
+    def __init__(self, plan=None, keys_down=False, marks_down=False, trusted_hops=0, attempts=3, registry=None):
         self.kinesis = FakeKinesis(plan)
         self.marks = FakeMarks(down=marks_down)
         self.sleeps: list[float] = []
@@ -106,6 +106,7 @@ class Harness:
             now=lambda: NOW,
             trusted_hops=trusted_hops,
             retry_after_s=2,
+            registry=registry,
         )
 
     def post(self, body, **kwargs):
@@ -131,7 +132,7 @@ class Harness:
 
 @pytest.fixture
 def make_harness():
-    """``make_harness(plan=..., keys_down=..., marks_down=..., trusted_hops=..., attempts=...)``."""
+    """``make_harness(plan=..., keys_down=..., marks_down=..., trusted_hops=..., attempts=..., registry=...)``."""
     return Harness
 
 
