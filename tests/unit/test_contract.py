@@ -26,6 +26,8 @@ from pistats.contract import (
     validate_event,
     validate_record,
 )
+from pistats.contract.fast import plainly_valid_record
+from pistats.contract.validation import record_problems
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -317,7 +319,7 @@ def test_a_record_without_clock_skew_gets_the_ingests_value(offset):
     record = build_record(client_id="c", event=event(timestamp=contract.format_timestamp(NOW + offset)),
                           received_at=NOW, ip="", user_agent="", now=NOW)
     older = {k: v for k, v in record.items() if k != "clock_skew"}
-    assert contract._plainly_valid_record(older) and contract._record_problems(older) == []
+    assert plainly_valid_record(older) and record_problems(older) == []
     assert decode_record(encode_record(older)) == record
     assert list(decode_record(encode_record(older))) == list(contract.RECORD_FIELDS)
 
@@ -621,15 +623,15 @@ odd_records = st.tuples(plain_records | st.builds(
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(odd_records)
 def test_fast_path_never_passes_a_record_the_full_check_faults(record):
-    if contract._plainly_valid_record(record):
-        assert contract._record_problems(record) == []
+    if plainly_valid_record(record):
+        assert record_problems(record) == []
 
 
 @settings(max_examples=300, deadline=None)
 @given(plain_records, st.booleans())
 def test_both_paths_accept_a_usual_record_with_or_without_clock_skew(record, drop):
     record = _maybe_without_clock_skew((record, drop))
-    assert contract._plainly_valid_record(record) and contract._record_problems(record) == []
+    assert plainly_valid_record(record) and record_problems(record) == []
     decoded = decode_record(json.dumps(record).encode())
     assert decoded["clock_skew"] == (record["clock_skew"] if not drop else contract.record_clock_skew(record))
 
@@ -642,11 +644,11 @@ def test_a_usual_record_takes_the_fast_path():
              "properties": {"plan": "pro", "n": 3, "ratio": 0.5, "ok": True}}
     record = build_record(client_id="c-1", event=event, received_at=NOW, ip="203.0.113.9",
                           user_agent="Mozilla/5.0", now=NOW)
-    assert contract._plainly_valid_record(record) and validate_record(record) == []
+    assert plainly_valid_record(record) and validate_record(record) == []
     # Outside the usual shape the full check decides, with the same answer for a valid record...
     unusual = {**record, "event": {**event, "context": {**event["context"], "screen": {"width": 390}}}}
-    assert not contract._plainly_valid_record(unusual) and validate_record(unusual) == []
+    assert not plainly_valid_record(unusual) and validate_record(unusual) == []
     # ...and its problems for an invalid one.
     invalid = {**record, "event": {**event, "user_id": "x" * 129}}
-    assert not contract._plainly_valid_record(invalid)
+    assert not plainly_valid_record(invalid)
     assert [p.field for p in validate_record(invalid)] == ["event.user_id"]
