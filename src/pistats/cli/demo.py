@@ -1,12 +1,25 @@
-"""``pistats demo``: the main job (see pistats.demo.runner)."""
+"""``pistats demo``: a recording through the real topology on a local Storm, then the report.
+
+1. start what is not running (Redis, kinesis-local); the store defaults to a fresh chdb folder;
+2. replay the recording into a fresh Kinesis stream;
+3. run the enrichment topology exactly as ``sparse run -e local -n enrichment`` does (real Storm
+   2.8 LocalCluster) until every record is committed by the spout's checkpoints;
+4. stop the topology, then read the store back: the report and the summary.
+
+The pieces are in :mod:`pistats.demo.runner`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
-from pistats.demo.runner import DEFAULT_RECORDING, DemoOptions, print_json, render_summary, run_demo
+from pistats.cli._support import progress_bar
+from pistats.demo.runner import DEFAULT_RECORDING, DemoRun, Pipeline, print_json, render_summary
+from pistats.localenv import services as local_services
 from pistats.localenv.paths import project_root
 
 
@@ -34,11 +47,66 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     recording = args.recording or project_root() / DEFAULT_RECORDING
-    summary = run_demo(DemoOptions(
-        recording=recording, store_url=args.store, keep_running=args.keep_running,
-        timeout_s=args.timeout, progress=not args.no_progress,
-    ))
+    summary = run_demo(recording, args.store, keep_running=args.keep_running, timeout_s=args.timeout,
+                       progress=not args.no_progress)
     print(render_summary(summary))
     if args.json:
         print_json(summary, sys.stdout)
     return 0
+
+
+def run_demo(path: Path, store_url: str | None, *, keep_running: bool, timeout_s: float,
+             progress: bool) -> dict[str, Any]:
+    """Run the demo, print the report; returns the summary (see :mod:`pistats.demo.summary`)."""
+    from pistats.kinesis.recording import Recording
+    from pistats.store.backends import open_store
+    from pistats.store.report import ReportScope, build_report, render_text
+
+    started = time.monotonic()
+    recording = Recording.open(path)
+    counts = recording.validate()
+    ports = local_services.Ports.from_env()
+    for name in ("redis", "kinesis"):
+        if local_services.services(ports)[name].start():
+            print(f"started {name} on 127.0.0.1", file=sys.stderr)
+    pipeline = Pipeline(DemoRun.new(store_url), f"redis://127.0.0.1:{ports.redis}/0", f"http://127.0.0.1:{ports.kinesis}")
+    pipeline.create_stream(recording)
+    print(f"replaying {path} into stream {pipeline.run.stream}", file=sys.stderr)
+    with progress_bar(progress, total=sum(counts.values()), unit="rec", desc="replay") as bar:
+        pipeline.replay(recording, counts, progress=bar.update)
+    records_in = pipeline.read_layout().total
+
+    print(f"running the topology on a local Storm (logs: {pipeline.logs})", file=sys.stderr)
+    topology = pipeline.start_local()
+    try:
+        with progress_bar(progress, total=records_in, unit="rec", desc="committed") as bar:
+
+            def show(committed: int) -> None:
+                bar.update(committed - bar.n)
+                bar.set_postfix(lag=records_in - committed)
+
+            processing_s = pipeline.wait_until_committed(topology, timeout_s, show)
+        if keep_running:
+            print("all records committed; the topology keeps running (Ctrl-C to stop and report)", file=sys.stderr)
+            try:
+                while True:
+                    topology.check_alive()
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        topology.stop()
+        pipeline.delete_stream()
+        pipeline.delete_redis_state()
+
+    with open_store(pipeline.run.store_url) as store:
+        print(render_text(build_report(store, ReportScope())))
+    summary = pipeline.summary()
+    summary.update(
+        stream=pipeline.run.stream,
+        store=pipeline.run.store_url,
+        elapsed_s=round(time.monotonic() - started, 1),
+        processing_s=round(processing_s, 1),
+        events_per_s=round(records_in / processing_s, 1) if processing_s else None,
+    )
+    return summary

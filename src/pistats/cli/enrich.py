@@ -18,11 +18,12 @@ from pathlib import Path
 import redis as redis_lib
 from tqdm import tqdm
 
+from pistats.cli._support import UserError
 from pistats.enrich.chain import REDIS_URL_ENV, Chain, EnrichConfig, connect_redis
 from pistats.enrich.geo import GeoConfig
 from pistats.enrich.run import records_from_lines, records_from_recording, run_chain, write_json_line
 from pistats.enrich.sessions import SessionConfig
-from pistats.errors import DataError, UserError
+from pistats.errors import DataError
 from pistats.redact import redact_url
 from pistats.redis_keys import delete_matching
 

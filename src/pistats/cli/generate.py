@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from pistats.cli._support import UserError, progress_bar
 from pistats.generate import GenerateConfig, generate
 
 
@@ -48,7 +49,11 @@ def main(args: argparse.Namespace) -> int:
         duplicate_fraction=args.duplicate_fraction,
         skewed_months=args.skewed_months,
     )
-    result = generate(config, args.out, overwrite=args.force, progress=not args.no_progress)
+    try:
+        with progress_bar(not args.no_progress, total=config.events, unit="rec", desc="generate") as bar:
+            result = generate(config, args.out, overwrite=args.force, progress=bar.update)
+    except FileExistsError:
+        raise UserError(f"{args.out}: already exists (pass --force to replace it)", exit_code=2) from None
     expected = result.expected
     print(f"recording: {result.path} ({result.records} records)")
     print(

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from pistats.errors import UserError
+from pistats.cli._support import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

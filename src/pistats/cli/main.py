@@ -13,7 +13,8 @@ import pkgutil
 import sys
 
 import pistats.cli as cli_package
-from pistats.errors import UserError
+from pistats.cli._support import UserError, flag_names, subcommand_parser
+from pistats.errors import ConfigError, PistatsError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"pistats {args.command}: {error}", file=sys.stderr)
         return error.exit_code
+    except ConfigError as error:
+        # The library names its settings; the user knows them by their flags.
+        flags = flag_names(subcommand_parser(parser, args.command))
+        print(f"pistats {args.command}: {error.describe(flags.get)}", file=sys.stderr)
+        return 2
+    except PistatsError as error:
+        print(f"pistats {args.command}: {error}", file=sys.stderr)
+        return 1
     except OSError as error:
         # Unreachable services (Redis, ClickHouse, Kinesis) surface as OSError subclasses or
         # wrap them; name the problem in one line rather than a traceback.

@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 
 from botocore.exceptions import BotoCoreError
 
-from pistats.errors import UserError
+from pistats.cli._support import UserError, progress_bar
 from pistats.kinesis import admin
 from pistats.kinesis.recording import RecordingWriter, parse_timestamp
-from pistats.kinesis.stream_replay import capture_stream
+from pistats.kinesis.stream_replay import StreamCapture
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,28 +45,19 @@ def main(args: argparse.Namespace) -> int:
             timestamp = parse_timestamp(args.timestamp)
         except ValueError:
             raise UserError(f"--timestamp {args.timestamp!r} is not RFC 3339 with an offset", exit_code=2) from None
-    if args.start == "timestamp" and timestamp is None:
-        raise UserError("--from timestamp needs --timestamp", exit_code=2)
-    if args.max_records is not None and args.max_records < 1:
-        raise UserError("--max-records must be at least 1", exit_code=2)
-    if args.until_idle < 0:
-        raise UserError("--until-idle must not be negative", exit_code=2)
     client = admin.make_client(args.endpoint_url, args.region)
+    capture = StreamCapture(client, args.stream, start=args.start, timestamp=timestamp,
+                            until_idle=args.until_idle, max_records=args.max_records)
     admin.require_stream(client, args.stream)
     captured_at = datetime.now(timezone.utc)
     try:
-        with RecordingWriter(args.out, stream=args.stream, captured_at=captured_at, compress=args.gzip, overwrite=args.force) as writer:
-            report = capture_stream(
-                client,
-                args.stream,
-                writer,
-                start=args.start,
-                timestamp=timestamp,
-                until_idle=args.until_idle,
-                max_records=args.max_records,
-                progress=not args.no_progress,
-            )
+        with RecordingWriter(args.out, stream=args.stream, captured_at=captured_at, compress=args.gzip,
+                             overwrite=args.force) as writer:
+            with progress_bar(not args.no_progress, unit="rec", desc="record") as bar:
+                report = capture.capture(writer, progress=bar.update)
             writer.commit()
+    except FileExistsError:
+        raise UserError(f"{args.out}: already exists (pass --force to replace it)", exit_code=2) from None
     except BotoCoreError as error:
         raise UserError(f"Kinesis: {error}") from None
     print(f"records: {report.records}")

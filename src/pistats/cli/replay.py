@@ -7,7 +7,7 @@ import sys
 
 from botocore.exceptions import BotoCoreError
 
-from pistats.errors import UserError
+from pistats.cli._support import UserError, progress_bar
 from pistats.kinesis import admin
 from pistats.kinesis.recording import Recording
 from pistats.kinesis.stream_replay import StreamReplayer
@@ -38,20 +38,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.speed is not None and args.speed <= 0:
-        raise UserError("--speed must be positive", exit_code=2)
+    client = admin.make_client(args.endpoint_url, args.region)
+    replayer = StreamReplayer(client, args.stream, speed=args.speed)
     recording = Recording.open(args.recording)
     # Read it all before touching the stream: a damaged recording must not half-replay.
     counts = recording.validate()
-    client = admin.make_client(args.endpoint_url, args.region)
     try:
         if args.create:
             roots = [s for s in recording.shards if not any(p in {x.shard_id for x in recording.shards} for p in s.parents)]
             admin.create_stream(client, args.stream, max(1, len(roots)))
         else:
             admin.require_stream(client, args.stream)
-        replayer = StreamReplayer(client, args.stream, speed=args.speed, progress=not args.no_progress)
-        report = replayer.replay(recording, counts)
+        with progress_bar(not args.no_progress, total=sum(counts.values()), unit="rec", desc="replay") as bar:
+            report = replayer.replay(recording, counts, progress=bar.update)
+    except admin.StreamExists as error:
+        raise UserError(f"{error} (drop --create to replay into it)", exit_code=2) from None
+    except admin.StreamMissing as error:
+        raise UserError(f"{error} (pass --create to create it)") from None
     except BotoCoreError as error:
         raise UserError(f"Kinesis: {error}") from None
     for warning in report.warnings:

@@ -7,7 +7,7 @@ import json
 import os
 from datetime import date
 
-from pistats.errors import UserError
+from pistats.cli._support import UserError
 from pistats.store.backends import StoreError, open_store
 from pistats.store.config import store_url_from
 from pistats.store.report import ReportScope, build_report, plot_registrations, render_text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from pistats.errors import UserError
+from pistats.cli._support import UserError
 from pistats.store.backends import StoreError, open_store
 from pistats.store.config import store_url_from
 from pistats.store.schema import MIGRATIONS, applied_versions, migrate

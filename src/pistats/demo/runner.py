@@ -1,10 +1,5 @@
-"""``pistats demo``: a recording through the real topology on a local Storm, then the report.
-
-1. start what is not running (Redis, kinesis-local); the store defaults to a fresh chdb folder;
-2. replay the recording into a fresh Kinesis stream;
-3. run the enrichment topology exactly as ``sparse run -e local -n enrichment`` does (real Storm
-   2.8 LocalCluster) until every record is committed by the spout's checkpoints;
-4. stop the topology, then read the store back: the report and the summary.
+"""The pieces of ``pistats demo`` (see ``pistats.cli.demo``), the end-to-end benchmark and tests:
+one isolated run of the real topology over a recording replayed into a fresh stream.
 
 Each run uses its own stream, checkpoint namespace, session namespace and (by default) store, so
 runs never see each other's state and the summary equals the recording's ``expected.json``.
@@ -21,24 +16,14 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
-from pistats.errors import UserError
-from pistats.localenv import services as local_services
+from pistats.errors import ServiceError
 from pistats.localenv.paths import project_root, state_dir
 from pistats.redis_keys import delete_matching
 
 DEFAULT_RECORDING = Path("tests") / "fixtures" / "sample_recording"
 TOPOLOGY = "enrichment"
-
-
-@dataclass(frozen=True)
-class DemoOptions:
-    recording: Path
-    store_url: str | None = None
-    keep_running: bool = False
-    timeout_s: float = 900.0
-    progress: bool = True
 
 
 @dataclass(frozen=True)
@@ -115,7 +100,7 @@ class LocalTopology:
     def check_alive(self) -> None:
         if self.process.poll() is not None:
             tail = self.log_path.read_text(errors="replace")[-2000:]
-            raise UserError(f"the topology exited with code {self.process.returncode} (log: {self.log_path})\n{tail}")
+            raise ServiceError(f"the topology exited with code {self.process.returncode} (log: {self.log_path})\n{tail}")
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stops the whole process group (the JVM and every Python component) and waits until
@@ -133,7 +118,7 @@ class LocalTopology:
                 return
             if time.monotonic() > deadline:
                 if killed:
-                    raise UserError(f"processes of the topology (group {group}) survived SIGKILL")
+                    raise ServiceError(f"processes of the topology (group {group}) survived SIGKILL")
                 os.killpg(group, signal.SIGKILL)
                 killed, deadline = True, time.monotonic() + timeout_s
             time.sleep(0.1)
@@ -182,15 +167,6 @@ class Pipeline:
         self.layout = None
         self.logs = state_dir() / "demo" / run.run_id
 
-    @classmethod
-    def local_services(cls, run: DemoRun, extra_options: dict[str, object] | None = None) -> "Pipeline":
-        """Against the local Redis and kinesis-local, started if they are not running."""
-        ports = local_services.Ports.from_env()
-        for name in ("redis", "kinesis"):
-            if local_services.services(ports)[name].start():
-                print(f"started {name} on 127.0.0.1", file=sys.stderr)
-        return cls(run, f"redis://127.0.0.1:{ports.redis}/0", f"http://127.0.0.1:{ports.kinesis}", extra_options)
-
     def create_stream(self, recording) -> None:
         from pistats.kinesis import admin
 
@@ -198,12 +174,15 @@ class Pipeline:
         roots = [shard for shard in recording.shards if not any(parent in recorded for parent in shard.parents)]
         admin.create_stream(self.client, self.run.stream, max(1, len(roots)))
 
-    def replay(self, recording, progress: bool = False) -> None:
+    def replay(self, recording, counts: dict[str, int] | None = None,
+               progress: Callable[[int], None] | None = None) -> None:
+        """Puts the recording into this run's stream (``counts`` and ``progress`` as for
+        :meth:`pistats.kinesis.stream_replay.StreamReplayer.replay`)."""
         from pistats.kinesis.stream_replay import StreamReplayer
 
-        report = StreamReplayer(self.client, self.run.stream, progress=progress).replay(recording)
+        report = StreamReplayer(self.client, self.run.stream).replay(recording, counts, progress=progress)
         if report.failures:
-            raise UserError(f"{len(report.failures)} records could not be put into {self.run.stream}")
+            raise ServiceError(f"{len(report.failures)} records could not be put into {self.run.stream}")
 
     def delete_stream(self) -> None:
         """Removes this run's stream (kinesis-local counts every shard against a limit)."""
@@ -244,7 +223,7 @@ class Pipeline:
         )
         (self.logs / "submit.log").write_text(result.stdout + result.stderr)
         if result.returncode != 0:
-            raise UserError(f"sparse submit failed (log: {self.logs / 'submit.log'})")
+            raise ServiceError(f"sparse submit failed (log: {self.logs / 'submit.log'})")
 
     def wait_until_committed(self, topology, timeout_s: float, on_progress=None) -> float:
         """Blocks until every record is committed; returns the seconds it took."""
@@ -259,7 +238,7 @@ class Pipeline:
             if done:
                 return time.monotonic() - started
             if time.monotonic() > deadline:
-                raise UserError(
+                raise ServiceError(
                     f"{committed} of {self.layout.total} records committed after {timeout_s:.0f} s (logs: {self.logs})"
                 )
             time.sleep(0.5)
@@ -270,59 +249,6 @@ class Pipeline:
 
         with open_store(self.run.store_url) as store:
             return summarise(store, self.layout.total if records_in is None else records_in)
-
-
-def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
-    """Run the demo; returns the summary (see :mod:`pistats.demo.summary`)."""
-    from tqdm import tqdm
-
-    from pistats.kinesis.recording import Recording
-    from pistats.store.backends import open_store
-    from pistats.store.report import ReportScope, build_report, render_text
-
-    started = time.monotonic()
-    recording = Recording.open(options.recording)
-    pipeline = Pipeline.local_services(DemoRun.new(options.store_url))
-    pipeline.create_stream(recording)
-    print(f"replaying {options.recording} into stream {pipeline.run.stream}", file=sys.stderr)
-    pipeline.replay(recording, progress=options.progress)
-    records_in = pipeline.read_layout().total
-
-    print(f"running the topology on a local Storm (logs: {pipeline.logs})", file=sys.stderr)
-    topology = pipeline.start_local()
-    try:
-        bar = tqdm(total=records_in, unit="rec", desc="committed", disable=not options.progress, file=sys.stderr)
-
-        def show(committed: int) -> None:
-            bar.update(committed - bar.n)
-            bar.set_postfix(lag=records_in - committed)
-
-        processing_s = pipeline.wait_until_committed(topology, options.timeout_s, show)
-        bar.close()
-        if options.keep_running:
-            print("all records committed; the topology keeps running (Ctrl-C to stop and report)", file=sys.stderr)
-            try:
-                while True:
-                    topology.check_alive()
-                    time.sleep(1)
-            except KeyboardInterrupt:
-                pass
-    finally:
-        topology.stop()
-        pipeline.delete_stream()
-        pipeline.delete_redis_state()
-
-    with open_store(pipeline.run.store_url) as store:
-        print(render_text(build_report(store, ReportScope())), file=out)
-    summary = pipeline.summary()
-    summary.update(
-        stream=pipeline.run.stream,
-        store=pipeline.run.store_url,
-        elapsed_s=round(time.monotonic() - started, 1),
-        processing_s=round(processing_s, 1),
-        events_per_s=round(records_in / processing_s, 1) if processing_s else None,
-    )
-    return summary
 
 
 def render_summary(summary: dict[str, Any]) -> str:

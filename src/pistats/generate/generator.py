@@ -29,12 +29,13 @@ import json
 import math
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from pistats.contract import build_record, encode_record, format_timestamp, partition_key
-from pistats.errors import UserError
+from pistats.errors import ConfigError
 from pistats.generate import catalog
 from pistats.generate.expected import CountryLookup, expected_counts
 from pistats.kinesis.admin import even_hash_ranges
@@ -73,20 +74,33 @@ class GenerateConfig:
 
     def __post_init__(self) -> None:
         if self.events < 1:
-            raise UserError("--events must be at least 1", exit_code=2)
+            raise ConfigError("events", "must be at least 1")
         if not 1 <= self.shards <= 64:
-            raise UserError("--shards must be between 1 and 64", exit_code=2)
+            raise ConfigError("shards", "must be between 1 and 64")
         if not 1 <= self.clients <= 1000:
-            raise UserError("--clients must be between 1 and 1000", exit_code=2)
+            raise ConfigError("clients", "must be between 1 and 1000")
         if self.reshard_at is not None and not 0 < self.reshard_at < 1:
-            raise UserError("--reshard-at must be a fraction strictly between 0 and 1", exit_code=2)
+            raise ConfigError("reshard_at", "must be a fraction strictly between 0 and 1")
         for name in ("bad_fraction", "duplicate_fraction", "skewed_clock_fraction"):
             if not 0 <= getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be in [0, 1)", exit_code=2)
+                raise ConfigError(name, "must be in [0, 1)")
         if not 0 <= self.skewed_months <= 1200:
-            raise UserError("--skewed-months must be between 0 and 1200", exit_code=2)
+            raise ConfigError("skewed_months", "must be between 0 and 1200")
         if self.bad_fraction + self.duplicate_fraction >= 0.9:
-            raise UserError("--bad-fraction plus --duplicate-fraction must stay below 0.9", exit_code=2)
+            raise ConfigError("bad_fraction", "plus `duplicate_fraction` must stay below 0.9")
+        self.counts()  # validates
+
+    def counts(self) -> tuple[int, int, int, int]:
+        """How many of the records are (unique, bad, duplicates, clock-skewed)."""
+        bad = round(self.events * self.bad_fraction)
+        duplicates = round(self.events * self.duplicate_fraction)
+        unique = self.events - bad - duplicates
+        if unique < 1:
+            raise ConfigError("events", "too small for the requested bad and duplicate fractions")
+        skewed = min(round(self.events * self.skewed_clock_fraction), unique - 1)
+        if self.skewed_months >= unique - skewed:
+            raise ConfigError("events", "too small for `skewed_months`")
+        return unique, bad, duplicates, skewed
 
 
 @dataclass
@@ -432,16 +446,7 @@ class Generator:
     def items(self) -> list[Item]:
         """Every record, in arrival order."""
         config = self.config
-        total = config.events
-        bad = round(total * config.bad_fraction)
-        duplicates = round(total * config.duplicate_fraction)
-        skewed = round(total * config.skewed_clock_fraction)
-        unique = total - bad - duplicates
-        if unique < 1:
-            raise UserError("--events too small for the requested bad and duplicate fractions", exit_code=2)
-        skewed = min(skewed, unique - 1)
-        if config.skewed_months >= unique - skewed:
-            raise UserError("--events too small for --skewed-months", exit_code=2)
+        unique, bad, duplicates, skewed = config.counts()
         valid = self._skewed_items(skewed)
         if config.skewed_months:
             valid.extend(self._month_spread_items(config.skewed_months))
@@ -486,10 +491,12 @@ def _shard_id(number: int) -> str:
     return f"shardId-{number:012d}"
 
 
-def generate(config: GenerateConfig, out: str | Path, *, overwrite: bool = False, progress: bool = False) -> GenerateResult:
-    """Write the recording (with ``expected.json`` inside) at ``out`` atomically."""
-    from tqdm import tqdm
-
+def generate(config: GenerateConfig, out: str | Path, *, overwrite: bool = False,
+             progress: Callable[[int], None] | None = None) -> GenerateResult:
+    """Write the recording (with ``expected.json`` inside) at ``out`` atomically: ``config.events``
+    records, ``progress`` (if given) called with each number of them written. A recording already
+    at ``out`` is replaced only with ``overwrite`` (else FileExistsError)."""
+    progress = progress or (lambda count: None)
     generator = Generator(config)
     try:
         items = generator.items()
@@ -533,7 +540,6 @@ def generate(config: GenerateConfig, out: str | Path, *, overwrite: bool = False
         overwrite=overwrite,
         extra={"generator": {"tool": "pistats generate", "seed": config.seed, "events": config.events}},
     ) as writer:
-        bar = tqdm(total=len(items), unit="rec", desc="generate", disable=not progress)
         for number, start, end in roots:
             records = assigned[number]
             opened = _sequence(first_arrival, number, 0)
@@ -542,7 +548,7 @@ def generate(config: GenerateConfig, out: str | Path, *, overwrite: bool = False
                 closed = records[-1].sequence_number if records else _sequence(split_at or last_arrival, number, 1)
             writer.add_shard(ShardInfo(_shard_id(number), start, end, opened, ending_sequence_number=closed))
             writer.write_many(_shard_id(number), records)
-            bar.update(len(records))
+            progress(len(records))
             if children:
                 child_shards = [
                     {
@@ -559,8 +565,7 @@ def generate(config: GenerateConfig, out: str | Path, *, overwrite: bool = False
             opened = _sequence(split_at or last_arrival, number, 0)
             writer.add_shard(ShardInfo(_shard_id(number), start, end, opened, parent_shard_id=_shard_id(parent)))
             writer.write_many(_shard_id(number), records)
-            bar.update(len(records))
-        bar.close()
+            progress(len(records))
         (writer.staging / "expected.json").write_text(json.dumps(expected, indent=2) + "\n")
         path = writer.commit()
     return GenerateResult(Path(path), len(items), dict(sorted(labels.items())), expected)

@@ -9,9 +9,17 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pistats.errors import UserError
+from pistats.errors import ServiceError
 
 HASH_KEY_SPACE = 2**128
+
+
+class StreamExists(ServiceError):
+    """CreateStream found a stream of that name."""
+
+
+class StreamMissing(ServiceError):
+    """The stream does not exist."""
 
 
 def make_client(endpoint_url: str | None = None, region: str | None = None, **config: Any):
@@ -73,7 +81,7 @@ def wait_active(
         if status == "ACTIVE":
             return
         if clock() > deadline:
-            raise UserError(f"stream {stream} is {status or 'missing'} after {timeout:.0f} s, not ACTIVE")
+            raise ServiceError(f"stream {stream} is {status or 'missing'} after {timeout:.0f} s, not ACTIVE")
         sleep(0.1)
 
 
@@ -82,7 +90,7 @@ def create_stream(client, stream: str, shard_count: int, *, timeout: float = 60.
         client.create_stream(StreamName=stream, ShardCount=shard_count)
     except ClientError as error:
         if error_code(error) == "ResourceInUseException":
-            raise UserError(f"stream {stream} already exists (drop --create to replay into it)", exit_code=2) from None
+            raise StreamExists(f"stream {stream} already exists") from None
         raise
     wait_active(client, stream, timeout=timeout)
 
@@ -109,10 +117,10 @@ def list_all_shards(client, stream: str) -> list[dict[str, Any]]:
 
 
 def require_stream(client, stream: str) -> None:
-    """UserError (one line) if the stream is missing or the endpoint is unreachable."""
+    """StreamMissing if the stream does not exist, ServiceError if the endpoint is unreachable."""
     try:
         status = stream_status(client, stream)
     except (BotoCoreError, ClientError) as error:
-        raise UserError(f"cannot reach Kinesis: {error}") from None
+        raise ServiceError(f"cannot reach Kinesis: {error}") from None
     if status is None:
-        raise UserError(f"stream {stream} does not exist (pass --create to create it)")
+        raise StreamMissing(f"stream {stream} does not exist")

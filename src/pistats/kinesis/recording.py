@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import gzip
 import io
 import json
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from pistats.contract import format_timestamp
-from pistats.errors import DataError, UserError
+from pistats.errors import DataError
 
 FORMAT = "kinesis-shards-jsonl/1"
 FORMAT_FAMILY = "kinesis-shards-jsonl/"
@@ -390,6 +391,7 @@ class RecordingWriter:
     directory is removed and nothing appears at ``path``).
 
     Records must be written in sequence order per shard (checked); shards may be interleaved.
+    A recording already at ``path`` is replaced only with ``overwrite`` (else FileExistsError).
     """
 
     def __init__(
@@ -404,7 +406,7 @@ class RecordingWriter:
     ):
         self.path = Path(path)
         if self.path.exists() and not overwrite:
-            raise UserError(f"{self.path}: already exists (pass --force to replace it)", exit_code=2)
+            raise FileExistsError(errno.EEXIST, "already exists", str(self.path))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._overwrite = overwrite
         self._stream = stream

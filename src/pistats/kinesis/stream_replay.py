@@ -1,5 +1,5 @@
-"""Recordings to and from live streams: :func:`replay_recording` puts a recording into a stream,
-:func:`capture_stream` records a stream (every shard, closed and open) into the format.
+"""Recordings to and from live streams: :class:`StreamReplayer` puts a recording into a stream,
+:class:`StreamCapture` records a stream (every shard, closed and open) into the format.
 
 Replay keeps the shard structure: each record goes to the live shard that covers the same hash
 key range as the shard it was recorded in (``ExplicitHashKey`` inside that range), and when the
@@ -22,9 +22,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from botocore.exceptions import ClientError
-from tqdm import tqdm
 
-from pistats.errors import DataError, UserError
+from pistats.errors import ConfigError, DataError, ServiceError
 from pistats.kinesis.admin import error_code, list_all_shards, wait_active
 from pistats.kinesis.recording import (
     RecordedRecord,
@@ -116,10 +115,9 @@ class StreamReplayer:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         seed: int = 0,
-        progress: bool = False,
     ):
         if speed is not None and speed <= 0:
-            raise ValueError("speed must be positive")
+            raise ConfigError("speed", "must be positive")
         self.client = client
         self.stream = stream
         self.speed = speed
@@ -130,10 +128,12 @@ class StreamReplayer:
         self._sleep = sleep
         self._clock = clock
         self._random = random.Random(seed)
-        self._progress = progress
 
-    def replay(self, recording: Recording, counts: dict[str, int] | None = None) -> ReplayReport:
-        """Put every record; ``counts`` (from :meth:`Recording.validate`) saves a reading pass."""
+    def replay(self, recording: Recording, counts: dict[str, int] | None = None, *,
+               progress: Callable[[int], None] | None = None) -> ReplayReport:
+        """Put every record; ``counts`` (from :meth:`Recording.validate`) saves a reading pass.
+        ``progress``, if given, is called with the number of records each PutRecords call put."""
+        self._progress = progress or _nothing
         report = ReplayReport()
         self._routes: dict[str, tuple[int, int]] = {}
         shards = {shard.shard_id: shard for shard in recording.shards}
@@ -152,35 +152,31 @@ class StreamReplayer:
         pending_bytes = 0
         first_arrival: datetime | None = None
         started = self._clock()
-        bar = tqdm(total=sum(counts.values()), unit="rec", desc="replay", disable=not self._progress)
-        try:
-            for shard_id, record in _merged(recording, order, depth):
-                if shard_id not in report.shard_map:
-                    self._flush(report, pending, bar)
+        for shard_id, record in _merged(recording, order, depth):
+            if shard_id not in report.shard_map:
+                self._flush(report, pending)
+                pending, pending_bytes = [], 0
+                self._reshard_for(report, shards, shard_id, remaining, children_of)
+            if self.speed is not None:
+                first_arrival = first_arrival or record.arrival
+                due = started + (record.arrival - first_arrival).total_seconds() / self.speed
+                wait = due - self._clock()
+                if wait > 0:
+                    self._flush(report, pending)
                     pending, pending_bytes = [], 0
-                    self._reshard_for(report, shards, shard_id, remaining, children_of)
-                if self.speed is not None:
-                    first_arrival = first_arrival or record.arrival
-                    due = started + (record.arrival - first_arrival).total_seconds() / self.speed
-                    wait = due - self._clock()
-                    if wait > 0:
-                        self._flush(report, pending, bar)
-                        pending, pending_bytes = [], 0
-                        self._sleep(wait)
-                item = self._entry(shard_id, shards[shard_id], record)
-                if len(pending) == PUT_RECORDS_MAX_ENTRIES or pending_bytes + item.size > PUT_RECORDS_MAX_BYTES:
-                    self._flush(report, pending, bar)
-                    pending, pending_bytes = [], 0
-                pending.append(item)
-                pending_bytes += item.size
-                remaining[shard_id] -= 1
-            self._flush(report, pending, bar)
-            # Reshards whose children recorded nothing still happen, so the shard map matches.
-            for shard_id in order:
-                if shard_id not in report.shard_map:
-                    self._reshard_for(report, shards, shard_id, remaining, children_of)
-        finally:
-            bar.close()
+                    self._sleep(wait)
+            item = self._entry(shard_id, shards[shard_id], record)
+            if len(pending) == PUT_RECORDS_MAX_ENTRIES or pending_bytes + item.size > PUT_RECORDS_MAX_BYTES:
+                self._flush(report, pending)
+                pending, pending_bytes = [], 0
+            pending.append(item)
+            pending_bytes += item.size
+            remaining[shard_id] -= 1
+        self._flush(report, pending)
+        # Reshards whose children recorded nothing still happen, so the shard map matches.
+        for shard_id in order:
+            if shard_id not in report.shard_map:
+                self._reshard_for(report, shards, shard_id, remaining, children_of)
         return report
 
     # -- live shard map ----------------------------------------------------------------
@@ -274,7 +270,7 @@ class StreamReplayer:
             except ClientError as error:
                 # A reshard right after another one answers ResourceInUse/LimitExceeded for a moment.
                 if error_code(error) not in RETRYABLE_CALL_ERRORS | {"ResourceInUseException"} or attempt + 1 == self.max_attempts:
-                    raise UserError(f"{operation} failed on stream {self.stream}: {error}") from None
+                    raise ServiceError(f"{operation} failed on stream {self.stream}: {error}") from None
                 wait_active(self.client, self.stream, timeout=self.reshard_timeout)
                 self._sleep(self._delay(attempt))
 
@@ -293,7 +289,7 @@ class StreamReplayer:
         ceiling = min(self.max_backoff, self.backoff * (2**attempt))
         return ceiling / 2 + self._random.uniform(0, ceiling / 2)
 
-    def _flush(self, report: ReplayReport, batch: list[_Pending], bar) -> None:
+    def _flush(self, report: ReplayReport, batch: list[_Pending]) -> None:
         remaining = list(batch)
         attempt = 0
         while remaining:
@@ -302,7 +298,7 @@ class StreamReplayer:
             except ClientError as error:
                 code = error_code(error)
                 if code not in RETRYABLE_CALL_ERRORS:
-                    raise UserError(f"PutRecords failed on stream {self.stream}: {error}") from None
+                    raise ServiceError(f"PutRecords failed on stream {self.stream}: {error}") from None
                 if attempt + 1 >= self.max_attempts:
                     for item in remaining:
                         report.failures.append(Failure(item.shard_id, item.record.sequence_number, code, str(error)))
@@ -316,10 +312,10 @@ class StreamReplayer:
                     failed.append((item, result))
                     continue
                 report.records_put += 1
-                bar.update(1)
                 expected = report.shard_map.get(item.shard_id)
                 if expected and result.get("ShardId") != expected:
                     report.misrouted += 1
+            self._progress(len(remaining) - len(failed))
             if not failed:
                 return
             attempt += 1
@@ -332,10 +328,6 @@ class StreamReplayer:
             report.retried_entries += len(failed)
             remaining = [item for item, _ in failed]
             self._sleep(self._delay(attempt - 1))
-
-
-def replay_recording(client, stream: str, recording: Recording, **options: Any) -> ReplayReport:
-    return StreamReplayer(client, stream, **options).replay(recording)
 
 
 def _depths(shards: dict[str, ShardInfo]) -> dict[str, int]:
@@ -385,106 +377,140 @@ class CaptureReport:
     closed_shards: int = 0
 
 
-def capture_stream(
-    client,
-    stream: str,
-    writer: RecordingWriter,
-    *,
-    start: str = "trim_horizon",
-    timestamp: datetime | None = None,
-    until_idle: float = 2.0,
-    max_records: int | None = None,
-    limit: int = 10_000,
-    poll_interval: float = 0.2,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-    progress: bool = False,
-) -> CaptureReport:
-    """Read every shard of ``stream`` into ``writer`` (the caller commits).
+START_POSITIONS = {"trim_horizon": "TRIM_HORIZON", "latest": "LATEST", "timestamp": "AT_TIMESTAMP"}
+
+
+class StreamCapture:
+    """Reads every shard of a live stream into a recording.
 
     A closed shard is read to its end (null NextShardIterator; its ChildShards become the shard
     end line). An open shard is read until it has been at the tip (no records,
     MillisBehindLatest 0) for ``until_idle`` seconds. Shards that appear while capturing
     (a reshard) are picked up from TRIM_HORIZON. Stops early after ``max_records``.
-    """
-    start_type = {"trim_horizon": "TRIM_HORIZON", "latest": "LATEST", "timestamp": "AT_TIMESTAMP"}[start]
-    if start_type == "AT_TIMESTAMP" and timestamp is None:
-        raise UserError("--from timestamp needs --timestamp", exit_code=2)
-    report = CaptureReport()
-    readers: dict[str, _Reader] = {}
-    bar = tqdm(unit="rec", desc="record", disable=not progress)
 
-    def discover(first: bool) -> None:
-        for entry in list_all_shards(client, stream):
+    ``start`` is where the shards present at the start are read from: ``trim_horizon``,
+    ``latest`` or ``timestamp`` (at ``timestamp``). ``sleep``/``clock`` are injectable so tests
+    need not wait.
+    """
+
+    def __init__(
+        self,
+        client,
+        stream: str,
+        *,
+        start: str = "trim_horizon",
+        timestamp: datetime | None = None,
+        until_idle: float = 2.0,
+        max_records: int | None = None,
+        limit: int = 10_000,
+        poll_interval: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if start not in START_POSITIONS:
+            raise ConfigError("start", f"must be one of {', '.join(START_POSITIONS)}, not {start!r}")
+        if start == "timestamp" and timestamp is None:
+            raise ConfigError("start", "timestamp needs `timestamp`")
+        if max_records is not None and max_records < 1:
+            raise ConfigError("max_records", "must be at least 1")
+        if until_idle < 0:
+            raise ConfigError("until_idle", "must not be negative")
+        self.client = client
+        self.stream = stream
+        self.start_type = START_POSITIONS[start]
+        self.timestamp = timestamp
+        self.until_idle = until_idle
+        self.max_records = max_records
+        self.limit = limit
+        self.poll_interval = poll_interval
+        self._sleep = sleep
+        self._clock = clock
+
+    def capture(self, writer: RecordingWriter, *, progress: Callable[[int], None] | None = None) -> CaptureReport:
+        """Read every shard into ``writer`` (the caller commits). ``progress``, if given, is
+        called with the number of records each GetRecords call returned."""
+        self._progress = progress or _nothing
+        report = CaptureReport()
+        readers: dict[str, _Reader] = {}
+        self._discover(writer, readers, first=True)
+        while True:
+            active = [r for r in sorted(readers.values(), key=lambda r: shard_sort_key(r.shard["ShardId"])) if not (r.ended or r.idle)]
+            if not active or self._enough(report):
+                self._discover(writer, readers, first=False)
+                active = [r for r in readers.values() if not (r.ended or r.idle)]
+                if not active or self._enough(report):
+                    break
+            got_any = False
+            for reader in active:
+                got_any = self._read(reader, writer, report) or got_any
+                if self._enough(report):
+                    break
+            if not got_any:
+                self._sleep(self.poll_interval)
+        # Shard map as it is now: shards closed while capturing get their EndingSequenceNumber.
+        for entry in list_all_shards(self.client, self.stream):
+            writer.add_shard(ShardInfo.from_dict(entry))
+        report.shards = len(readers)
+        return report
+
+    def _enough(self, report: CaptureReport) -> bool:
+        return self.max_records is not None and report.records >= self.max_records
+
+    def _discover(self, writer: RecordingWriter, readers: dict[str, _Reader], first: bool) -> None:
+        for entry in list_all_shards(self.client, self.stream):
             shard_id = entry["ShardId"]
             writer.add_shard(ShardInfo.from_dict(entry))
             if shard_id in readers:
                 readers[shard_id].shard = entry
                 continue
-            kind = start_type if first else "TRIM_HORIZON"
-            request: dict[str, Any] = {"StreamName": stream, "ShardId": shard_id, "ShardIteratorType": kind}
+            kind = self.start_type if first else "TRIM_HORIZON"
+            request: dict[str, Any] = {"StreamName": self.stream, "ShardId": shard_id, "ShardIteratorType": kind}
             if kind == "AT_TIMESTAMP":
-                request["Timestamp"] = timestamp
-            readers[shard_id] = _Reader(entry, client.get_shard_iterator(**request)["ShardIterator"])
+                request["Timestamp"] = self.timestamp
+            readers[shard_id] = _Reader(entry, self.client.get_shard_iterator(**request)["ShardIterator"])
 
-    try:
-        discover(first=True)
-        while True:
-            active = [r for r in sorted(readers.values(), key=lambda r: shard_sort_key(r.shard["ShardId"])) if not (r.ended or r.idle)]
-            if not active or (max_records is not None and report.records >= max_records):
-                discover(first=False)
-                active = [r for r in readers.values() if not (r.ended or r.idle)]
-                if not active or (max_records is not None and report.records >= max_records):
-                    break
-            got_any = False
-            for reader in active:
-                now = clock()
-                if now < reader.backoff_until:
-                    continue
-                shard_id = reader.shard["ShardId"]
-                batch_limit = limit if max_records is None else max(1, min(limit, max_records - report.records))
-                try:
-                    response = client.get_records(ShardIterator=reader.iterator, Limit=batch_limit)
-                except ClientError as error:
-                    code = error_code(error)
-                    if code == "ExpiredIteratorException":
-                        reader.iterator = _renew(client, stream, shard_id, reader.last_sequence)
-                        continue
-                    if code in RETRYABLE_CALL_ERRORS:
-                        reader.backoff_until = now + 1.0
-                        continue
-                    raise UserError(f"GetRecords failed on {stream}/{shard_id}: {error}") from None
-                records = response.get("Records", [])
-                for item in records:
-                    writer.write(shard_id, _recorded(item))
-                    reader.last_sequence = item["SequenceNumber"]
-                report.records += len(records)
-                bar.update(len(records))
-                if records:
-                    got_any = True
-                    reader.idle_since = None
-                next_iterator = response.get("NextShardIterator")
-                if next_iterator is None:
-                    writer.end_shard(shard_id, response.get("ChildShards", []))
-                    reader.ended = True
-                    report.closed_shards += 1
-                    continue
-                reader.iterator = next_iterator
-                if not records and response.get("MillisBehindLatest", 0) == 0:
-                    reader.idle_since = reader.idle_since if reader.idle_since is not None else now
-                    if now - reader.idle_since >= until_idle:
-                        reader.idle = True
-                if max_records is not None and report.records >= max_records:
-                    break
-            if not got_any:
-                sleep(poll_interval)
-        # Shard map as it is now: shards closed while capturing get their EndingSequenceNumber.
-        for entry in list_all_shards(client, stream):
-            writer.add_shard(ShardInfo.from_dict(entry))
-    finally:
-        bar.close()
-    report.shards = len(readers)
-    return report
+    def _read(self, reader: _Reader, writer: RecordingWriter, report: CaptureReport) -> bool:
+        """One GetRecords of one shard; True if it returned records."""
+        now = self._clock()
+        if now < reader.backoff_until:
+            return False
+        shard_id = reader.shard["ShardId"]
+        limit = self.limit if self.max_records is None else max(1, min(self.limit, self.max_records - report.records))
+        try:
+            response = self.client.get_records(ShardIterator=reader.iterator, Limit=limit)
+        except ClientError as error:
+            code = error_code(error)
+            if code == "ExpiredIteratorException":
+                reader.iterator = _renew(self.client, self.stream, shard_id, reader.last_sequence)
+                return False
+            if code in RETRYABLE_CALL_ERRORS:
+                reader.backoff_until = now + 1.0
+                return False
+            raise ServiceError(f"GetRecords failed on {self.stream}/{shard_id}: {error}") from None
+        records = response.get("Records", [])
+        for item in records:
+            writer.write(shard_id, _recorded(item))
+            reader.last_sequence = item["SequenceNumber"]
+        report.records += len(records)
+        self._progress(len(records))
+        if records:
+            reader.idle_since = None
+        next_iterator = response.get("NextShardIterator")
+        if next_iterator is None:
+            writer.end_shard(shard_id, response.get("ChildShards", []))
+            reader.ended = True
+            report.closed_shards += 1
+            return bool(records)
+        reader.iterator = next_iterator
+        if not records and response.get("MillisBehindLatest", 0) == 0:
+            reader.idle_since = reader.idle_since if reader.idle_since is not None else now
+            if now - reader.idle_since >= self.until_idle:
+                reader.idle = True
+        return bool(records)
+
+
+def _nothing(count: int) -> None:
+    pass
 
 
 def _renew(client, stream: str, shard_id: str, last_sequence: str | None) -> str:

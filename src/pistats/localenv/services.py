@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from pistats.errors import UserError
+from pistats.errors import ConfigError, ServiceError
 from pistats.localenv.paths import project_root, state_dir
 
 
@@ -122,9 +122,9 @@ class Service:
         deadline = time.monotonic() + self.start_timeout
         while not self.running():
             if process.poll() is not None:
-                raise UserError(f"{self.name} exited with code {process.returncode} (see {self.log_file})")
+                raise ServiceError(f"{self.name} exited with code {process.returncode} (see {self.log_file})")
             if time.monotonic() > deadline:
-                raise UserError(f"{self.name} did not become ready within {self.start_timeout:.0f} s (see {self.log_file})")
+                raise ServiceError(f"{self.name} did not become ready within {self.start_timeout:.0f} s (see {self.log_file})")
             time.sleep(0.2)
         return True
 
@@ -491,9 +491,8 @@ def resolve(names: list[str]) -> list[str]:
     resolved: list[str] = []
     for name in names or ["test"]:
         if name not in SERVICE_GROUPS and name not in services():
-            raise UserError(
-                f"unknown service {name!r}; choose from {', '.join(sorted({*SERVICE_GROUPS, *services()}))}",
-                exit_code=2,
+            raise ConfigError(
+                "service", f"{name!r} is unknown; choose from {', '.join(sorted({*SERVICE_GROUPS, *services()}))}"
             )
         for member in SERVICE_GROUPS.get(name, [name]):
             if member not in resolved:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pistats.errors import UserError
+from pistats.errors import ConfigError
 from pistats.redact import redact_url
 
 PASSWORD_ENV = "PISTATS_CLICKHOUSE_PASSWORD"
@@ -48,7 +48,7 @@ class StoreURL:
             try:
                 port = parts.port or (9440 if secure else 9000)
             except ValueError:
-                raise UserError(f"store URL has a bad port: {redact_url(url)}", exit_code=2) from None
+                raise ConfigError("store URL", f"has a bad port: {redact_url(url)}") from None
             database = unquote(parts.path.lstrip("/")) or "default"
             password = unquote(parts.password) if parts.password else env.get(PASSWORD_ENV, "")
             result = cls(
@@ -64,15 +64,14 @@ class StoreURL:
         elif parts.scheme == "chdb":
             path = unquote(parts.netloc + parts.path)
             if not path:
-                raise UserError(f"chdb store URL needs a data path: {url}", exit_code=2)
+                raise ConfigError("store URL", f"needs a data path after chdb://: {url}")
             result = cls(scheme="chdb", path=path, database=options.get("database", "pistats"))
         else:
-            raise UserError(
-                f"unsupported store URL {redact_url(url)!r}: use clickhouse://, clickhouses:// or chdb:///path",
-                exit_code=2,
+            raise ConfigError(
+                "store URL", f"{redact_url(url)!r} is not supported: use clickhouse://, clickhouses:// or chdb:///path"
             )
         if not _DATABASE.match(result.database):
-            raise UserError(f"bad database name {result.database!r} in store URL", exit_code=2)
+            raise ConfigError("store URL", f"has a bad database name {result.database!r}")
         return result
 
     @property
@@ -95,7 +94,7 @@ def _seconds(options: Mapping[str, str], name: str, default: float, url: str) ->
     except ValueError:
         value = -1.0
     if value <= 0:
-        raise UserError(f"store URL option {name} must be a positive number: {redact_url(url)}", exit_code=2)
+        raise ConfigError("store URL", f"option {name} must be a positive number: {redact_url(url)}")
     return value
 
 
@@ -153,7 +152,7 @@ class SinkConfig:
         if not 0 <= self.max_bisect_inserts <= 10_000:
             problems.append("max_bisect_inserts must be 0..10000")
         if problems:
-            raise UserError("bad sink config: " + "; ".join(problems), exit_code=2)
+            raise ConfigError("pistats.sink", "is bad: " + "; ".join(problems))
 
     @classmethod
     def from_dict(cls, data: Mapping | None) -> "SinkConfig":
@@ -161,13 +160,13 @@ class SinkConfig:
         known = {item.name: item for item in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise UserError(f"bad sink config: unknown keys {', '.join(unknown)}", exit_code=2)
+            raise ConfigError("pistats.sink", f"has unknown keys {', '.join(unknown)}")
         values = {}
         for name, value in data.items():
             expected = int if known[name].type == "int" else float
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise UserError(f"bad sink config: {name} must be a number", exit_code=2)
+                raise ConfigError(f"pistats.sink.{name}", "must be a number")
             if expected is int and not isinstance(value, int):
-                raise UserError(f"bad sink config: {name} must be an integer", exit_code=2)
+                raise ConfigError(f"pistats.sink.{name}", "must be an integer")
             values[name] = expected(value)
         return cls(**values)

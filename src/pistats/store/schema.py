@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from pistats.errors import UserError
+from pistats.errors import PistatsError
 from pistats.store.base import Store
 from pistats.store.features import ServerFeatures
 from pistats.store.rows import (
@@ -166,9 +166,9 @@ def create_records_view_sql(database: str) -> str:
     )
 
 
-def _needs_init(store: Store, what: str) -> UserError:
-    return UserError(f"{store.url.redacted}: schema migration needs to copy {what}: stop the topology and run "
-                     "`pistats store init` on this store first", exit_code=1)
+def _needs_init(store: Store, what: str) -> PistatsError:
+    return PistatsError(f"{store.url.redacted}: schema migration needs to copy {what}: stop the topology and run "
+                        "`pistats store init` on this store first")
 
 
 def _repartition_events(store: Store, copy_data: bool) -> None:
@@ -228,7 +228,7 @@ def _copy_settings(store: Store) -> str:
 @dataclass(frozen=True)
 class Migration:
     """A schema version: ``apply(store, copy_data)`` brings the store to it, idempotently (raising
-    UserError, before changing anything, when it would have to copy data without ``copy_data``)."""
+    PistatsError, before changing anything, when it would have to copy data without ``copy_data``)."""
 
     version: int
     name: str
@@ -278,7 +278,7 @@ def migrate(store: Store, now: Callable[[], datetime] | None = None, copy_data: 
     """Create the database and bring the schema to the latest version; returns the versions applied now.
 
     Without ``copy_data`` (a sink starting, maybe next to others writing) a migration that would
-    copy stored data raises UserError instead."""
+    copy stored data raises PistatsError instead."""
     now = now or (lambda: datetime.now(timezone.utc))
     database = store.database
     store.ensure_database()

@@ -32,7 +32,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from pistats.errors import UserError
+from pistats.errors import ConfigError
 from pistats.store.backends import SendInsert, Store, StoreError, StoreRefused
 from pistats.store.batch import Accumulator, Batch, PendingTuples
 from pistats.store.config import SinkConfig, StoreURL, store_url_from
@@ -358,10 +358,10 @@ def check_heartbeat_budget(config: SinkConfig, url: StoreURL, options: Mapping) 
     attempt_s = 0.0 if url.scheme == "chdb" else url.connect_timeout + url.send_receive_timeout
     limit_s = subprocess_timeout_s(options)
     if config.retry_budget_s + attempt_s >= limit_s:
-        raise UserError(
-            f"sink retry_budget_s {config.retry_budget_s:g} s + one insert attempt {attempt_s:g} s must stay "
-            f"below Storm's subprocess timeout {limit_s:g} s (lower pistats.sink.retry_budget_s or the URL timeouts)",
-            exit_code=2,
+        raise ConfigError(
+            "pistats.sink.retry_budget_s",
+            f"{config.retry_budget_s:g} s + one insert attempt {attempt_s:g} s must stay below Storm's "
+            f"subprocess timeout {limit_s:g} s (lower it or the store URL's timeouts)",
         )
 
 
@@ -387,7 +387,7 @@ def tuple_payloads(values) -> list[Mapping | None] | PackedRows:
 def sink_from_options(options: Mapping, env: Mapping[str, str]) -> Sink:
     """Open the store named by topology options (``pistats.store.url``, else ``PISTATS_STORE_URL``),
     bring its schema up to date and return a sink configured by ``pistats.sink``. A migration that
-    copies stored data is left to ``pistats store init`` (UserError): other sink tasks may be
+    copies stored data is left to ``pistats store init`` (PistatsError): other sink tasks may be
     writing while this one starts."""
     from pistats.store.backends import open_store
     from pistats.store.schema import migrate

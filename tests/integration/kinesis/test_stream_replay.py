@@ -8,7 +8,7 @@ import pytest
 
 from pistats.kinesis import admin
 from pistats.kinesis.recording import RecordedRecord, Recording, RecordingWriter, ShardInfo
-from pistats.kinesis.stream_replay import StreamReplayer, capture_stream, hash_key_for
+from pistats.kinesis.stream_replay import StreamCapture, StreamReplayer, hash_key_for
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +80,7 @@ def test_replay_reshards_like_the_recording_and_capture_reads_it_back(stream, tm
     assert report.shard_map == {s.shard_id: s.shard_id for s in source.shards}
 
     with RecordingWriter(tmp_path / "captured", stream=name, captured_at=T0) as writer:
-        captured = capture_stream(client, name, writer, until_idle=0.3, poll_interval=0.05)
+        captured = StreamCapture(client, name, until_idle=0.3, poll_interval=0.05).capture(writer)
         writer.commit()
     assert captured.records == 36 and captured.shards == 6 and captured.closed_shards == 2
     back = Recording.open(tmp_path / "captured")
@@ -132,7 +132,7 @@ def test_only_failed_entries_are_retried(stream, tmp_path):
     assert flaky.calls == [5, 2]
     assert report.records_put == 5 and report.retried_entries == 2 and report.failures == []
     with RecordingWriter(tmp_path / "back", stream=name, captured_at=T0) as writer:
-        capture_stream(client, name, writer, until_idle=0.2, poll_interval=0.05)
+        StreamCapture(client, name, until_idle=0.2, poll_interval=0.05).capture(writer)
         writer.commit()
     data = [r.data for r in Recording.open(tmp_path / "back").records(shard.shard_id)]
     assert sorted(data) == [b"d0", b"d1", b"d2", b"d3", b"d4"]
@@ -165,7 +165,7 @@ def test_replay_merges_like_the_recording(stream, tmp_path):
     assert report.reshards == ["merge shardId-000000000000 + shardId-000000000001"]
     assert report.records_put == 6 and report.misrouted == 0 and report.failures == []
     with RecordingWriter(tmp_path / "back", stream=name, captured_at=T0) as writer:
-        capture_stream(client, name, writer, until_idle=0.3, poll_interval=0.05)
+        StreamCapture(client, name, until_idle=0.3, poll_interval=0.05).capture(writer)
         writer.commit()
     back = Recording.open(tmp_path / "back")
     live_child = report.shard_map[merged.shard_id]

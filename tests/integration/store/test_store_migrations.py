@@ -5,7 +5,7 @@ from store_doubles import events_across_months, old_schema, scalar
 
 from tests.support.samples import make_event
 
-from pistats.errors import UserError
+from pistats.errors import PistatsError
 from pistats.store.rows import event_row
 from pistats.store.schema import create_events_sql, migrate
 
@@ -18,7 +18,7 @@ def test_a_store_of_version_2_is_repartitioned_and_keeps_its_events(store):
     assert scalar(store, "SELECT uniqExact(partition) FROM system.parts WHERE database = '{db}' AND table = 'events' "
                          "AND active") == 31
     # A sink starting (maybe next to others still writing) does not copy the events itself.
-    with pytest.raises(UserError, match="pistats store init"):
+    with pytest.raises(PistatsError, match="pistats store init"):
         migrate(store, copy_data=False)
     assert scalar(store, "SELECT partition_key FROM system.tables WHERE database = '{db}' AND name = 'events'") == \
         "toYYYYMM(event_time)"

@@ -10,7 +10,7 @@ import pytest
 
 from pistats.cli.main import main as pistats
 from pistats.contract import ContractError, decode_record, parse_timestamp
-from pistats.errors import UserError
+from pistats.errors import ConfigError
 from pistats.generate import GenerateConfig, generate, load_expected
 from pistats.generate.expected import CountryLookup, count_sessions, device_type, expected_counts
 from pistats.generate.generator import Generator
@@ -209,5 +209,5 @@ def test_skewed_months_date_one_clients_events_in_that_many_months(countries):
 
 
 def test_skewed_months_needs_room_in_the_recording(countries):
-    with pytest.raises(UserError, match="--skewed-months"):
+    with pytest.raises(ConfigError, match="skewed_months"):
         Generator(GenerateConfig(events=100, skewed_months=150), countries).items()

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pistats.errors import DataError, UserError
+from pistats.errors import DataError
 from pistats.kinesis.recording import (
     FORMAT,
     Recording,
@@ -249,7 +249,7 @@ def test_writer_refuses_out_of_order_records(tmp_path):
 
 def test_existing_target_needs_overwrite(tmp_path):
     path = _write_sample(tmp_path / "rec")
-    with pytest.raises(UserError, match="already exists"):
+    with pytest.raises(FileExistsError, match="already exists"):
         RecordingWriter(path, stream="s", captured_at=T0)
     with RecordingWriter(path, stream="other", captured_at=T0, overwrite=True) as writer:
         writer.add_shard(_parent())

@@ -113,15 +113,15 @@ def test_flush_all_settles_everything_pending():
 def test_heartbeat_budget_check():
     import pytest
 
-    from pistats.errors import UserError
+    from pistats.errors import ConfigError
     from pistats.store.config import StoreURL
     from pistats.store.sink import check_heartbeat_budget
 
     server = StoreURL.parse("clickhouse://h/db?connect_timeout=3&send_receive_timeout=10")
     check_heartbeat_budget(SinkConfig(retry_budget_s=10), server, {})
-    with pytest.raises(UserError):
+    with pytest.raises(ConfigError):
         check_heartbeat_budget(SinkConfig(retry_budget_s=20), server, {})
-    with pytest.raises(UserError):
+    with pytest.raises(ConfigError):
         check_heartbeat_budget(SinkConfig(retry_budget_s=10), server, {"topology.subprocess.timeout.secs": 15})
     check_heartbeat_budget(SinkConfig(retry_budget_s=25), StoreURL.parse("chdb:///x"), {})
 

@@ -1,4 +1,4 @@
-"""capture_stream reading from a ReplaySource: the sample comes back whole, through faults."""
+"""StreamCapture reading from a ReplaySource: the sample comes back whole, through faults."""
 
 from __future__ import annotations
 
@@ -6,23 +6,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pistats.kinesis.recording import Recording, RecordingWriter
-from pistats.kinesis.stream_replay import capture_stream
+from pistats.kinesis.stream_replay import StreamCapture
+from pistats.testing.clock import ManualClock
 from pistats.testing.replay_source import Fault, ReplaySource
 
 SAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "sample_recording"
-
-
-class Clock:
-    """Fake time: sleeping advances it, so idle timeouts pass instantly."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def _contents(recording: Recording) -> dict:
@@ -31,12 +19,12 @@ def _contents(recording: Recording) -> dict:
 
 def test_capture_through_throttling_expiry_and_small_batches(tmp_path):
     sample = Recording.open(SAMPLE)
-    clock = Clock()
-    source = ReplaySource.from_recording(sample, now=clock)
+    clock = ManualClock()  # sleeping advances it: idle timeouts pass at once
+    source = ReplaySource.from_recording(sample, now=clock.seconds)
     source.inject(Fault("GetRecords", "ProvisionedThroughputExceededException", shard_id="shardId-000000000000", times=3, skip=1))
     source.inject(Fault("GetRecords", "ExpiredIteratorException", shard_id="shardId-000000000003", skip=2))
     with RecordingWriter(tmp_path / "copy", stream=sample.manifest.stream, captured_at=datetime(2026, 11, 26, tzinfo=timezone.utc)) as writer:
-        report = capture_stream(source, sample.manifest.stream, writer, limit=200, until_idle=1.0, sleep=clock.sleep, clock=clock)
+        report = StreamCapture(source, sample.manifest.stream, limit=200, until_idle=1.0, sleep=clock.sleep, clock=clock.seconds).capture(writer)
         writer.commit()
 
     copy = Recording.open(tmp_path / "copy")
@@ -51,10 +39,10 @@ def test_capture_through_throttling_expiry_and_small_batches(tmp_path):
 
 
 def test_max_records_stops_early(tmp_path):
-    clock = Clock()
-    source = ReplaySource.from_recording(SAMPLE, now=clock)
+    clock = ManualClock()
+    source = ReplaySource.from_recording(SAMPLE, now=clock.seconds)
     with RecordingWriter(tmp_path / "part", stream=source.stream, captured_at=datetime(2026, 11, 26, tzinfo=timezone.utc)) as writer:
-        report = capture_stream(source, source.stream, writer, max_records=250, limit=100, sleep=clock.sleep, clock=clock)
+        report = StreamCapture(source, source.stream, max_records=250, limit=100, sleep=clock.sleep, clock=clock.seconds).capture(writer)
         writer.commit()
     assert report.records == 250
     part = Recording.open(tmp_path / "part")
@@ -65,11 +53,11 @@ def test_capture_from_timestamp_and_latest(tmp_path):
     sample = Recording.open(SAMPLE)
     child = sample.read_shard("shardId-000000000004").records
     start = child[len(child) // 2].arrival
-    clock = Clock()
-    source = ReplaySource.from_recording(sample, now=clock)
+    clock = ManualClock()
+    source = ReplaySource.from_recording(sample, now=clock.seconds)
     captured_at = datetime(2026, 11, 26, tzinfo=timezone.utc)
     with RecordingWriter(tmp_path / "since", stream=source.stream, captured_at=captured_at) as writer:
-        capture_stream(source, source.stream, writer, start="timestamp", timestamp=start, sleep=clock.sleep, clock=clock)
+        StreamCapture(source, source.stream, start="timestamp", timestamp=start, sleep=clock.sleep, clock=clock.seconds).capture(writer)
         writer.commit()
     since = Recording.open(tmp_path / "since")
     assert [r.data for r in since.records("shardId-000000000004")] == [r.data for r in child if r.arrival >= start]
@@ -78,6 +66,6 @@ def test_capture_from_timestamp_and_latest(tmp_path):
     assert since.read_shard("shardId-000000000000").end is not None
 
     with RecordingWriter(tmp_path / "latest", stream=source.stream, captured_at=captured_at) as writer:
-        report = capture_stream(source, source.stream, writer, start="latest", until_idle=1.0, sleep=clock.sleep, clock=clock)
+        report = StreamCapture(source, source.stream, start="latest", until_idle=1.0, sleep=clock.sleep, clock=clock.seconds).capture(writer)
         writer.commit()
     assert report.records == 0 and report.closed_shards == 2
