@@ -5,8 +5,9 @@ Configure the function's handler as one of
 - ``pistats.ingest.lambda_handler.handler`` (detects the event format), or explicitly
 - ``pistats.ingest.lambda_handler.apigw_v1_handler`` / ``apigw_v2_handler`` / ``alb_handler``.
 
-The service (boto3 client, Redis connection) is built from environment variables on the first
-invocation and reused by every later invocation of the same container.
+The service (boto3 client, Redis connection, and the subscriber registry's PostgreSQL connection
+when ``PISTATS_REGISTRY_URL`` is set) is built from environment variables on the first invocation
+and reused by every later invocation of the same container.
 """
 
 from __future__ import annotations
@@ -138,10 +139,12 @@ class LambdaApp:
 
 
 def service_from_env():
+    from pistats import registry
     from pistats.ingest.config import IngestConfig
     from pistats.ingest.service import build_service
 
-    return build_service(IngestConfig.from_env())
+    # PISTATS_REGISTRY_URL: one registry connection for the container, opened on first use.
+    return build_service(IngestConfig.from_env(), registry=registry.from_env())
 
 
 app = LambdaApp(service_from_env)
