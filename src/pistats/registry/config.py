@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from pistats.errors import ConfigError
 from pistats.redact import redact_url
 
 URL_VARIABLE = "PISTATS_REGISTRY_URL"
@@ -65,15 +66,15 @@ class RegistryConfig:
         except ValueError:
             scheme = ""
         if scheme not in SCHEMES:
-            raise ValueError(f"the registry URL must start with postgresql://, not {redact(self.url)!r}")
+            raise ConfigError("url", f"must start with postgresql://, not {redact(self.url)!r}")
         if self.connect_timeout_s < 1:
-            raise ValueError("connect_timeout_s must be >= 1 (libpq counts whole seconds)")
+            raise ConfigError("connect_timeout_s", "must be >= 1 (libpq counts whole seconds)")
         if self.statement_timeout_ms < 0:
-            raise ValueError("statement_timeout_ms must be >= 0")
+            raise ConfigError("statement_timeout_ms", "must be >= 0")
         if not 0 <= self.pool_min <= self.pool_max or self.pool_max < 1:
-            raise ValueError("the pool needs 0 <= pool_min <= pool_max and pool_max >= 1")
+            raise ConfigError("pool_max", "must be >= 1 and >= `pool_min` (>= 0)")
         if self.pool_timeout_s <= 0:
-            raise ValueError("pool_timeout_s must be > 0")
+            raise ConfigError("pool_timeout_s", "must be > 0")
 
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -107,6 +108,6 @@ class RegistryConfig:
             try:
                 values["statement_timeout_ms"] = int(env[TIMEOUT_VARIABLE])
             except ValueError:
-                raise ValueError(f"{TIMEOUT_VARIABLE} must be a whole number of milliseconds") from None
+                raise ConfigError(TIMEOUT_VARIABLE, "must be a whole number of milliseconds") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

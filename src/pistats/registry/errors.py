@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pistats.errors import ServiceError
 
-class RegistryUnavailable(Exception):
+
+class RegistryUnavailable(ServiceError):
     """The registry could not be reached or did not take a write; retrying later may succeed.
 
     The message names the error class (and SQLSTATE), never a value: a PostgreSQL error detail

@@ -44,10 +44,10 @@ def test_redact_leaves_other_parameters():
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"url": "redis://h"}, "postgresql://"),
+    ({"url": "redis://h"}, "url must start with postgresql://"),
     ({"connect_timeout_s": 0}, "connect_timeout_s"),
     ({"statement_timeout_ms": -1}, "statement_timeout_ms"),
-    ({"pool_min": 3, "pool_max": 2}, "pool"),
+    ({"pool_min": 3, "pool_max": 2}, "pool_max must be >= 1 and >= pool_min"),
     ({"pool_timeout_s": 0}, "pool_timeout_s"),
 ])
 def test_validation(changes, message):
