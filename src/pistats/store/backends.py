@@ -23,7 +23,7 @@ from pistats.store.base import SendInsert, Store, StoreError, StoreRefused
 from pistats.store.config import StoreURL
 from pistats.store.features import ServerFeatures, parse_version
 from pistats.store.refusal import error_code, is_refusal
-from pistats.store.rows import (
+from pistats.store.rows.columns import (
     FLAG,
     NULLABLE_FLOAT64,
     NULLABLE_UINT32,

@@ -22,7 +22,8 @@ from datetime import datetime, timezone
 from pistats.errors import PistatsError
 from pistats.store.base import Store
 from pistats.store.features import ServerFeatures
-from pistats.store.rows import (
+from pistats.store.rows import epoch_ms
+from pistats.store.rows.columns import (
     EVENT_COLUMNS,
     FLAG,
     LOW_CARDINALITY_TEXT,
@@ -34,7 +35,6 @@ from pistats.store.rows import (
     TIMESTAMP,
     UINT32,
     Column,
-    epoch_ms,
 )
 
 EVENTS = "events"

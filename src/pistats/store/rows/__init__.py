@@ -2,7 +2,8 @@
 
 One rule, and fast paths that follow it:
 
-- ``columns``: the column schema, each table's columns in row order with their kinds;
+- ``columns``: the column schema, each table's columns in row order with their kinds (the
+  kinds are imported from there);
 - ``rule``: the rule, field by field: what each value of each kind becomes, which odd values
   are repaired (and noted in the row) and which make an event unstorable (:class:`RowError`);
   ``reject_row`` for rejects;
@@ -20,21 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pistats.store.rows.columns import (
-    EVENT_COLUMN_NAMES,
-    EVENT_COLUMNS,
-    FLAG,
-    LOW_CARDINALITY_TEXT,
-    NULLABLE_FLOAT64,
-    NULLABLE_UINT32,
-    REJECT_COLUMN_NAMES,
-    REJECT_COLUMNS,
-    TEXT,
-    TEXT_LIST,
-    TIMESTAMP,
-    UINT32,
-    Column,
-)
+from pistats.store.rows.columns import EVENT_COLUMN_NAMES, EVENT_COLUMNS, REJECT_COLUMN_NAMES, REJECT_COLUMNS, Column
 from pistats.store.rows.fast_columnar import event_rows_columnar
 from pistats.store.rows.fast_row import event_row_fast
 from pistats.store.rows.keys import dedup_token, event_key, reject_key
@@ -43,7 +30,6 @@ from pistats.store.rows.rule import RowError, epoch_ms, event_row_by_field, from
 
 __all__ = [
     "EVENT_COLUMNS", "EVENT_COLUMN_NAMES", "REJECT_COLUMNS", "REJECT_COLUMN_NAMES", "Column",
-    "TEXT", "LOW_CARDINALITY_TEXT", "TIMESTAMP", "FLAG", "UINT32", "NULLABLE_UINT32", "NULLABLE_FLOAT64", "TEXT_LIST",
     "RowError", "parse_time", "epoch_ms", "from_epoch_ms",
     "event_row", "event_rows_columnar", "reject_row",
     "STORE_REFUSED", "STORE_STAGE", "reject_for_event", "reject_for_refused_row",

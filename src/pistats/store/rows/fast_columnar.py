@@ -21,13 +21,7 @@ from itertools import chain
 
 from pistats.contract import is_text
 from pistats.store.rows.columns import (
-    EVENT_COLUMN_NAMES,
-    FLAG,
-    NULLABLE_UINT32,
-    TEXT_KINDS,
-    TIMESTAMP,
-    UINT32,
-    event_column_names,
+    EVENT_COLUMN_NAMES, FLAG, NULLABLE_UINT32, TEXT_KINDS, TIMESTAMP, UINT32, event_column_names,
 )
 from pistats.store.rows.fast_row import EVENT_FIXED_SIZE, cached_text_epoch_ms, text_epoch_ms
 from pistats.store.rows.rule import COORDINATE_LIMIT, REQUIRED_EVENT_FIELDS, U32_MAX
