@@ -39,7 +39,7 @@ class EnrichBolt(Bolt):
     auto_ack = False
 
     def initialize(self, storm_conf, context):
-        self.chain = Chain.from_options(storm_conf, os.environ, sessions=True)
+        self.chain = Chain.from_topology_conf(storm_conf, os.environ, sessions=True)
 
     def process(self, tup):
         try:

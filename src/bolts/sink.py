@@ -18,7 +18,7 @@ import os
 
 from streamparse import Bolt
 
-from pistats.store.sink import Settled, sink_from_options, tuple_payloads
+from pistats.store.sink import Settled, sink_from_topology_conf, tuple_payloads
 
 REJECTS_STREAM = "rejects"
 
@@ -29,7 +29,7 @@ class StoreSinkBolt(Bolt):
     outputs = []
 
     def initialize(self, storm_conf, context):
-        self.sink = sink_from_options(storm_conf, os.environ)
+        self.sink = sink_from_topology_conf(storm_conf, os.environ)
 
     def process(self, tup):
         payloads = tuple_payloads(tup.values)

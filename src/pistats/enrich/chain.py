@@ -38,7 +38,7 @@ class Enrichment(Protocol):
 
 @dataclass(frozen=True)
 class EnrichConfig:
-    """Settings of every enrichment; ``from_dict`` reads the ``enrich`` section of config.json."""
+    """Settings of every enrichment (topology option ``pistats.enrich``)."""
 
     geo: GeoConfig = field(default_factory=GeoConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
@@ -46,7 +46,17 @@ class EnrichConfig:
     sessions: SessionConfig = field(default_factory=SessionConfig)
 
     @classmethod
+    def from_topology_conf(cls, conf: Mapping[str, Any]) -> EnrichConfig:
+        """Build from a Storm topology conf: only ``pistats.enrich`` is read, a mapping of
+        :meth:`from_dict` or its JSON text (e.g. from an environment variable)."""
+        settings = conf.get(ENRICH_OPTION) or {}
+        if isinstance(settings, str):
+            settings = json.loads(settings)
+        return cls.from_dict(settings)
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EnrichConfig:
+        """Build from a mapping with (some of) ``geo``, ``device``, ``bots``, ``sessions``."""
         unknown = set(data) - {"geo", "device", "bots", "sessions"}
         if unknown:
             raise ValueError(f"unknown enrich settings: {', '.join(sorted(unknown))}")
@@ -123,20 +133,17 @@ class Chain:
         return cls(Parser(now), stages, sessions, timed=timed, clock=clock)
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str], *, sessions: bool,
-                     with_stages: bool = True) -> Chain:
-        """The chain a bolt runs, from topology options.
+    def from_topology_conf(cls, conf: Mapping[str, Any], env: Mapping[str, str], *, sessions: bool,
+                           with_stages: bool = True) -> Chain:
+        """The chain a bolt runs, from a Storm topology conf.
 
-        ``pistats.enrich`` holds the ``EnrichConfig`` dict (or its JSON text); the Redis URL (sessions only) is
+        Settings from :meth:`EnrichConfig.from_topology_conf`; the Redis URL (sessions only) is
         ``pistats.redis.url``, else the ``PISTATS_REDIS_URL`` environment variable.
         """
-        settings = options.get(ENRICH_OPTION) or {}
-        if isinstance(settings, str):  # given as JSON text (e.g. an environment variable)
-            settings = json.loads(settings)
-        config = EnrichConfig.from_dict(settings)
+        config = EnrichConfig.from_topology_conf(conf)
         redis = None
         if sessions:
-            url = options.get(REDIS_URL_OPTION) or env.get(REDIS_URL_ENV)
+            url = conf.get(REDIS_URL_OPTION) or env.get(REDIS_URL_ENV)
             if not url:
                 raise ValueError(f"sessions need {REDIS_URL_OPTION} or {REDIS_URL_ENV}")
             redis = connect_redis(url)

@@ -12,6 +12,8 @@ from pistats.redact import redact_url
 
 PASSWORD_ENV = "PISTATS_CLICKHOUSE_PASSWORD"
 STORE_URL_ENV = "PISTATS_STORE_URL"
+STORE_URL_OPTION = "pistats.store.url"
+SINK_OPTION = "pistats.sink"
 DEFAULT_STORE_URL = "chdb://./.pistats/chdb"  # relative to the working directory: see docs/store.md
 _DATABASE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -73,6 +75,12 @@ class StoreURL:
         if not _DATABASE.match(result.database):
             raise ConfigError("store URL", f"has a bad database name {result.database!r}")
         return result
+
+    @classmethod
+    def from_topology_conf(cls, conf: Mapping, env: Mapping[str, str]) -> "StoreURL":
+        """The store of a Storm topology conf: ``pistats.store.url``, else ``PISTATS_STORE_URL``
+        in ``env``, else the local chdb default (see :func:`store_url_from`)."""
+        return cls.parse(store_url_from(conf.get(STORE_URL_OPTION), env), env)
 
     @property
     def redacted(self) -> str:
@@ -152,7 +160,12 @@ class SinkConfig:
         if not 0 <= self.max_bisect_inserts <= 10_000:
             problems.append("max_bisect_inserts must be 0..10000")
         if problems:
-            raise ConfigError("pistats.sink", "is bad: " + "; ".join(problems))
+            raise ConfigError(SINK_OPTION, "is bad: " + "; ".join(problems))
+
+    @classmethod
+    def from_topology_conf(cls, conf: Mapping) -> "SinkConfig":
+        """Build from a Storm topology conf: only its ``pistats.sink`` mapping is read."""
+        return cls.from_dict(conf.get(SINK_OPTION))
 
     @classmethod
     def from_dict(cls, data: Mapping | None) -> "SinkConfig":
@@ -160,13 +173,13 @@ class SinkConfig:
         known = {item.name: item for item in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ConfigError("pistats.sink", f"has unknown keys {', '.join(unknown)}")
+            raise ConfigError(SINK_OPTION, f"has unknown keys {', '.join(unknown)}")
         values = {}
         for name, value in data.items():
             expected = int if known[name].type == "int" else float
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"pistats.sink.{name}", "must be a number")
+                raise ConfigError(f"{SINK_OPTION}.{name}", "must be a number")
             if expected is int and not isinstance(value, int):
-                raise ConfigError(f"pistats.sink.{name}", "must be an integer")
+                raise ConfigError(f"{SINK_OPTION}.{name}", "must be an integer")
             values[name] = expected(value)
         return cls(**values)

@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pistats.errors import ConfigError
 from pistats.store.backends import SendInsert, Store, StoreError, StoreRefused
 from pistats.store.batch import Accumulator, Batch, PendingTuples
-from pistats.store.config import SinkConfig, StoreURL, store_url_from
+from pistats.store.config import SinkConfig, StoreURL
 from pistats.store.inflight import InsertPipeline
 from pistats.store.refusal import Isolation, Refused, isolate_refused
 from pistats.store.rows import (
@@ -337,10 +337,6 @@ class _Writer:
                             monotonic=self._now, sleep=self._sleep, on_retry=retrying)
 
 
-STORE_URL_OPTION = "pistats.store.url"
-SINK_OPTION = "pistats.sink"
-
-
 def subprocess_timeout_s(options: Mapping) -> float:
     """How long Storm waits for a heartbeat reply before killing the bolt's process."""
     for key in ("topology.subprocess.timeout.secs", "supervisor.worker.timeout.secs"):
@@ -384,17 +380,17 @@ def tuple_payloads(values) -> list[Mapping | None] | PackedRows:
     return [None]
 
 
-def sink_from_options(options: Mapping, env: Mapping[str, str]) -> Sink:
-    """Open the store named by topology options (``pistats.store.url``, else ``PISTATS_STORE_URL``),
-    bring its schema up to date and return a sink configured by ``pistats.sink``. A migration that
-    copies stored data is left to ``pistats store init`` (PistatsError): other sink tasks may be
-    writing while this one starts."""
+def sink_from_topology_conf(conf: Mapping, env: Mapping[str, str]) -> Sink:
+    """Open the store a Storm topology conf names (:meth:`StoreURL.from_topology_conf`), bring its
+    schema up to date and return a sink configured by ``pistats.sink``. A migration that copies
+    stored data is left to ``pistats store init`` (PistatsError): other sink tasks may be writing
+    while this one starts."""
     from pistats.store.backends import open_store
     from pistats.store.schema import migrate
 
-    config = SinkConfig.from_dict(options.get(SINK_OPTION))
-    url = StoreURL.parse(store_url_from(options.get(STORE_URL_OPTION), env), env)
-    check_heartbeat_budget(config, url, options)
+    config = SinkConfig.from_topology_conf(conf)
+    url = StoreURL.from_topology_conf(conf, env)
+    check_heartbeat_budget(config, url, conf)
     store = open_store(url)
     migrate(store, copy_data=False)
     log.info("sink writing to %s (server %s)", store.url.redacted, store.server_version)

@@ -57,12 +57,12 @@ def test_config_from_dict():
 
 
 def test_chain_from_topology_options():
-    chain = Chain.from_options({"pistats.enrich": '{"device": {"cache_size": 3}}'}, {}, sessions=False)
+    chain = Chain.from_topology_conf({"pistats.enrich": '{"device": {"cache_size": 3}}'}, {}, sessions=False)
     assert chain.stage("device").config.cache_size == 3 and chain.sessions is None
-    chain = Chain.from_options({"pistats.enrich": {"geo": {"ip_mode": "none"}}}, {}, sessions=False)
+    chain = Chain.from_topology_conf({"pistats.enrich": {"geo": {"ip_mode": "none"}}}, {}, sessions=False)
     assert chain.stage("geo").config.ip_mode == "none"
     with pytest.raises(ValueError, match="PISTATS_REDIS_URL"):
-        Chain.from_options({}, {}, sessions=True, with_stages=False)
+        Chain.from_topology_conf({}, {}, sessions=True, with_stages=False)
 
 
 def test_data_centre_address_flags_a_browser_as_bot(asn_db):

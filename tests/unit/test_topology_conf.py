@@ -1,0 +1,54 @@
+"""Every shipped environment decodes: config.json's options over the topology's own config, plus
+the options `pistats demo` passes with `sparse run -o`, through each component's factory."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pistats.demo.runner import DemoRun, options_for
+from pistats.enrich.chain import EnrichConfig
+from pistats.kinesis.config import KinesisConfig
+from pistats.store.config import SinkConfig, StoreURL
+from pistats.store.sink import check_heartbeat_budget
+
+ROOT = Path(__file__).resolve().parents[2]
+ENVIRONMENTS = json.loads((ROOT / "config.json").read_text())["envs"]
+
+
+def topology_config() -> dict:
+    spec = importlib.util.spec_from_file_location("enrichment_topology", ROOT / "topologies" / "enrichment.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(module.Enrichment.config)
+
+
+def demo_options() -> dict:
+    """What `sparse run -o key=value` hands the topology: each value read as YAML."""
+    options = options_for(DemoRun.new("chdb:///tmp/pistats-demo"), "redis://127.0.0.1:6379/0", "http://127.0.0.1:4567")
+    return {key: yaml.safe_load(str(value)) for key, value in options.items()}
+
+
+@pytest.mark.parametrize("env", sorted(ENVIRONMENTS))
+def test_every_environment_decodes(env):
+    conf = {**topology_config(), **ENVIRONMENTS[env].get("options", {}), **demo_options()}
+    kinesis = KinesisConfig.from_topology_conf(conf)
+    assert kinesis.stream.startswith("pistats-demo-")
+    sink = SinkConfig.from_topology_conf(conf)
+    assert sink == SinkConfig()
+    enrich = EnrichConfig.from_topology_conf(conf)
+    assert enrich.sessions.key_prefix.endswith(":sessions")
+    for url in (StoreURL.from_topology_conf(conf, {}), StoreURL.parse("clickhouse://default@127.0.0.1:9000/pistats")):
+        check_heartbeat_budget(sink, url, conf)  # a sink flush never outlasts Storm's heartbeat timeout
+
+
+def test_topology_conf_factories_read_only_their_own_keys():
+    assert SinkConfig.from_topology_conf({"pistats.sink": {"max_rows": 10}, "topology.workers": 2}).max_rows == 10
+    assert StoreURL.from_topology_conf({}, {"PISTATS_STORE_URL": "chdb:///data/x"}).path == "/data/x"
+    assert StoreURL.from_topology_conf({"pistats.store.url": "chdb:///a"}, {"PISTATS_STORE_URL": "chdb:///b"}).path == "/a"
+    assert EnrichConfig.from_topology_conf({"pistats.enrich": '{"device": {"cache_size": 3}}'}).device.cache_size == 3
+    assert EnrichConfig.from_topology_conf({"pistats.redis.url": "redis://x"}) == EnrichConfig()
