@@ -265,15 +265,12 @@ class IngestService:
 def build_service(config, *, kinesis_client=None, redis=None, now=None, registry=None) -> IngestService:
     """The service for a config, creating the boto3 client and Redis connection unless given.
 
-    ``registry`` is a pistats.registry Registry, or None for no subscriber registry (said once,
-    here). Call once per process (Lambda container, server): clients are reused across requests.
+    ``registry`` is a pistats.registry Registry, or None for no subscriber registry. Call once
+    per process (Lambda container, server): clients are reused across requests.
     """
     import boto3
     import redis as redis_lib
     from botocore.config import Config
-
-    if registry is None:
-        log.warning("subscriber registry off (no registry URL): events go to Kinesis only")
 
     if kinesis_client is None:
         kinesis_client = boto3.client(
