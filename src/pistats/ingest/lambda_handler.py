@@ -144,7 +144,10 @@ def service_from_env():
     from pistats.ingest.service import build_service
 
     # PISTATS_REGISTRY_URL: one registry connection for the container, opened on first use.
-    return build_service(IngestConfig.from_env(), registry=registry.from_env())
+    subscribers = registry.from_env()
+    if subscribers is None:
+        log.warning("subscriber registry off (no PISTATS_REGISTRY_URL): events go to Kinesis only")
+    return build_service(IngestConfig.from_env(), registry=subscribers)
 
 
 app = LambdaApp(service_from_env)

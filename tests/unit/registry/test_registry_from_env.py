@@ -7,8 +7,7 @@ import logging
 import pytest
 
 from pistats import registry
-from pistats.ingest.config import IngestConfig
-from pistats.ingest.service import build_service
+from pistats.ingest.lambda_handler import service_from_env
 from pistats.registry.errors import RegistryUnavailable
 from pistats.registry.store import Registry
 
@@ -27,8 +26,10 @@ def test_a_registry_is_built_without_connecting():
     built.close()
 
 
-def test_the_ingest_says_once_that_the_registry_is_off(caplog):
-    with caplog.at_level(logging.WARNING, logger="pistats.ingest.service"):
-        build_service(IngestConfig(stream="s"), kinesis_client=object(), redis=object())
+def test_a_lambda_container_says_once_that_the_registry_is_off(monkeypatch, caplog):
+    monkeypatch.setenv("PISTATS_INGEST_STREAM", "s")
+    monkeypatch.delenv("PISTATS_REGISTRY_URL", raising=False)
+    with caplog.at_level(logging.WARNING, logger="pistats.ingest.lambda_handler"):
+        service_from_env()
     assert [r.getMessage() for r in caplog.records] == [
-        "subscriber registry off (no registry URL): events go to Kinesis only"]
+        "subscriber registry off (no PISTATS_REGISTRY_URL): events go to Kinesis only"]
