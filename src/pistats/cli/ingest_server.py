@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--key-prefix", help="prefix of the ingest's Redis keys (default pistats)")
     parser.add_argument("--trusted-hops", type=int,
                         help="proxies in front that append X-Forwarded-For (default 0: header ignored)")
+    parser.add_argument("--registry-url",
+                        help="subscriber registry, postgresql://user@host:port/db (PISTATS_REGISTRY_URL; "
+                             "unset: no registry)")
     parser.add_argument("--verbose", action="store_true", help="log each request at debug level")
     parser.set_defaults(func=main)
 
@@ -36,8 +39,11 @@ def main(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
     from redis.exceptions import RedisError
 
+    from pistats import registry as registries
+    from pistats.errors import ConfigError
     from pistats.ingest.config import IngestConfig
     from pistats.redact import redact_url
+    from pistats.registry.errors import RegistryUnavailable
     from pistats.ingest.service import build_service
     from pistats.ingest.wsgi import make_ingest_server
 
@@ -52,7 +58,11 @@ def main(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise UserError(str(error), exit_code=2) from None
-    service = build_service(config)
+    try:
+        registry = registries.from_env(url=args.registry_url, pooled=True)
+    except ConfigError as error:
+        raise UserError(f"--registry-url {error.problem}", exit_code=2) from None
+    service = build_service(config, registry=registry)
     try:
         service.check()
     except (ClientError, BotoCoreError) as error:
@@ -60,12 +70,15 @@ def main(args: argparse.Namespace) -> int:
                         f"{config.endpoint_url or 'AWS'}: {error}") from None
     except (RedisError, OSError) as error:
         raise UserError(f"Redis unavailable at {redact_url(config.redis_url)}: {error}") from None
+    except RegistryUnavailable as error:
+        raise UserError(f"subscriber registry unusable: {error}") from None
     try:
         server = make_ingest_server(service, args.host, args.port)
     except OSError as error:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
     print(f"pistats ingest-server: listening on http://{args.host}:{server.server_port}/v1/events "
-          f"(stream {config.stream})", file=sys.stderr, flush=True)
+          f"(stream {config.stream}, registry {registry.redacted_url if registry else 'off'})",
+          file=sys.stderr, flush=True)
     try:
         server.serve_forever()
     finally:

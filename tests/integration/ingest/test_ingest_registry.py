@@ -10,7 +10,10 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import subprocess
+import sys
 import time
+import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -220,3 +223,52 @@ def test_nul_ids_are_refused_with_the_registry_on(make_registry_service, registr
     assert status == 207
     assert answer["errors"][0]["field"] == "user_id"
     assert [r["event"]["type"] for _, r in stream_records()] == ["page_view"]
+
+
+PISTATS = str(Path(sys.executable).parent / "pistats")
+
+
+def test_ingest_server_command_with_a_registry(ingest_stream, kinesis_endpoint, redis_url, key_prefix, key_store,
+                                               registry_url, unique_name, stream_records):
+    key, _ = key_store.create(unique_name)
+    password_url = registry_url.replace("pistats@", "pistats:hunter2@")  # trust auth: the password is unused
+    server = subprocess.Popen(
+        [PISTATS, "ingest-server", "--port", "0", "--stream", ingest_stream, "--endpoint-url", kinesis_endpoint,
+         "--redis-url", redis_url, "--key-prefix", key_prefix, "--registry-url", password_url],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        banner = server.stderr.readline()
+        assert "listening on http://127.0.0.1:" in banner and "registry postgresql://pistats:***@" in banner, banner
+        url = banner.split("listening on ")[1].split()[0]
+        body = ev("1", "subscribe", "u-1", "tok-1", 1)
+        request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", "X-Pistats-Key": key})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.loads(response.read())["accepted"] == 1
+        assert registry_rows(registry_url, unique_name)[1][("site-1", "tok-1")]["status"] == "active"
+        assert len(stream_records()) == 1
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        assert "hunter2" not in server.stderr.read()
+        server.stderr.close()
+
+
+def test_ingest_server_refuses_an_unmigrated_registry(ingest_stream, kinesis_endpoint, redis_url, registry_url,
+                                                      unique_name):
+    admin = psycopg.connect(registry_url, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{unique_name}"')
+    try:
+        empty = registry_url.rsplit("/", 1)[0] + f"/{unique_name}"
+        result = subprocess.run(
+            [PISTATS, "ingest-server", "--port", "0", "--stream", ingest_stream, "--endpoint-url", kinesis_endpoint,
+             "--redis-url", redis_url, "--registry-url", empty],
+            capture_output=True, text=True, timeout=60,
+        )
+    finally:
+        admin.execute(f'DROP DATABASE "{unique_name}" WITH (FORCE)')
+        admin.close()
+    assert result.returncode == 1
+    assert "schema version 0, this code needs 1; run `pistats registry init`" in result.stderr
+    assert "Traceback" not in result.stderr
