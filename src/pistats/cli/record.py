@@ -9,6 +9,7 @@ from botocore.exceptions import BotoCoreError
 
 from pistats.cli._support import UserError, progress_bar
 from pistats.kinesis import admin
+from pistats.kinesis.client import make_kinesis_client
 from pistats.kinesis.recording import RecordingWriter, parse_timestamp
 from pistats.kinesis.stream_replay import StreamCapture
 
@@ -45,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
             timestamp = parse_timestamp(args.timestamp)
         except ValueError:
             raise UserError(f"--timestamp {args.timestamp!r} is not RFC 3339 with an offset", exit_code=2) from None
-    client = admin.make_client(args.endpoint_url, args.region)
+    client = make_kinesis_client(args.endpoint_url, args.region)
     capture = StreamCapture(client, args.stream, start=args.start, timestamp=timestamp,
                             until_idle=args.until_idle, max_records=args.max_records)
     admin.require_stream(client, args.stream)

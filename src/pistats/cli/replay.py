@@ -9,6 +9,7 @@ from botocore.exceptions import BotoCoreError
 
 from pistats.cli._support import UserError, progress_bar
 from pistats.kinesis import admin
+from pistats.kinesis.client import make_kinesis_client
 from pistats.kinesis.recording import Recording
 from pistats.kinesis.stream_replay import StreamReplayer
 
@@ -38,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    client = admin.make_client(args.endpoint_url, args.region)
+    client = make_kinesis_client(args.endpoint_url, args.region)
     replayer = StreamReplayer(client, args.stream, speed=args.speed)
     recording = Recording.open(args.recording)
     # Read it all before touching the stream: a damaged recording must not half-replay.

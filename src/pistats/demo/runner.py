@@ -151,8 +151,8 @@ class Pipeline:
                  extra_options: dict[str, object] | None = None):
         import redis
 
-        from pistats.kinesis import admin
         from pistats.kinesis.checkpoint import RedisCheckpointStore
+        from pistats.kinesis.client import make_kinesis_client
 
         # Emulators accept any credentials; real ones, if configured, are left alone.
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
@@ -161,7 +161,7 @@ class Pipeline:
         self.redis_url = redis_url
         self.kinesis_endpoint = kinesis_endpoint
         self.extra_options = dict(extra_options or {})
-        self.client = admin.make_client(kinesis_endpoint, "us-east-1")
+        self.client = make_kinesis_client(kinesis_endpoint, "us-east-1")
         self.redis = redis.Redis.from_url(redis_url)
         self.checkpoints = RedisCheckpointStore(self.redis, run.app_name, run.stream)
         self.layout = None

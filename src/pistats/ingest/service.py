@@ -268,22 +268,15 @@ def build_service(config, *, kinesis_client=None, redis=None, now=None, registry
     ``registry`` is a pistats.registry Registry, or None for no subscriber registry. Call once
     per process (Lambda container, server): clients are reused across requests.
     """
-    import boto3
     import redis as redis_lib
-    from botocore.config import Config
+
+    from pistats.kinesis.client import make_kinesis_client
 
     if kinesis_client is None:
-        kinesis_client = boto3.client(
-            "kinesis",
-            region_name=config.region,
-            endpoint_url=config.endpoint_url,
-            # Our own loop retries failed entries; botocore's retries would multiply the latency.
-            config=Config(
-                retries={"total_max_attempts": 1},
-                connect_timeout=config.connect_timeout_s,
-                read_timeout=config.read_timeout_s,
-            ),
-        )
+        # Our own loop retries failed entries; botocore's retries would multiply the latency.
+        kinesis_client = make_kinesis_client(config.endpoint_url, config.region, retries=False,
+                                             connect_timeout_s=config.connect_timeout_s,
+                                             read_timeout_s=config.read_timeout_s)
     if redis is None:
         redis = redis_lib.Redis.from_url(
             config.redis_url, socket_timeout=config.read_timeout_s, socket_connect_timeout=config.connect_timeout_s

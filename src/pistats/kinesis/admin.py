@@ -1,4 +1,5 @@
-"""Stream administration helpers: clients, create/wait/delete, the shard map, even hash ranges."""
+"""Stream administration helpers: create/wait/delete, the shard map, even hash ranges (clients:
+``pistats.kinesis.client``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pistats.errors import ServiceError
@@ -20,21 +20,6 @@ class StreamExists(ServiceError):
 
 class StreamMissing(ServiceError):
     """The stream does not exist."""
-
-
-def make_client(endpoint_url: str | None = None, region: str | None = None, **config: Any):
-    """A boto3 Kinesis client; credentials come from the standard AWS chain only."""
-    import boto3
-
-    session = boto3.session.Session()
-    options = {"retries": {"mode": "standard", "max_attempts": 3}, "connect_timeout": 5, "read_timeout": 30}
-    options.update(config)
-    return session.client(
-        "kinesis",
-        endpoint_url=endpoint_url,
-        region_name=region or session.region_name or "us-east-1",
-        config=Config(**options),
-    )
 
 
 def even_hash_ranges(shard_count: int) -> list[tuple[int, int]]:

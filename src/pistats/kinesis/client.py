@@ -38,7 +38,7 @@ def is_local_endpoint(endpoint_url: str | None) -> bool:
         return False
 
 
-def kinesis_client(endpoint_url: str | None = None, region: str | None = None, *, retries: bool = True,
+def make_kinesis_client(endpoint_url: str | None = None, region: str | None = None, *, retries: bool = True,
                    connect_timeout_s: float = 5.0, read_timeout_s: float = 30.0,
                    max_pool_connections: int = 10, session=None):
     """A boto3 Kinesis client for ``endpoint_url`` (None: AWS) in ``region`` (None: the

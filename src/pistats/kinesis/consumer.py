@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from pistats.kinesis.checkpoint import NOT_OWNER, STALE, Checkpoint, CheckpointStore
-from pistats.kinesis.client import kinesis_client
+from pistats.kinesis.client import make_kinesis_client
 from pistats.kinesis.config import KinesisConfig
 from pistats.kinesis.ledger import (
     DeadLetter,
@@ -569,7 +569,7 @@ def build_consumer(config: KinesisConfig, task_index: int, task_count: int) -> C
 
     from pistats.kinesis.checkpoint import RedisCheckpointStore
 
-    client = kinesis_client(config.endpoint_url, config.region, retries=False,
+    client = make_kinesis_client(config.endpoint_url, config.region, retries=False,
                             connect_timeout_s=config.connect_timeout_s, read_timeout_s=config.read_timeout_s,
                             max_pool_connections=64)
     if config.fault_plan:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from pistats.kinesis.checkpoint import RedisCheckpointStore
-from pistats.kinesis.client import kinesis_client
+from pistats.kinesis.client import make_kinesis_client
 from pistats.kinesis.config import KinesisConfig
 from pistats.kinesis.consumer import Consumer
 from pistats.kinesis.ledger import Position
@@ -27,7 +27,7 @@ FAST = {"checkpoint_interval_ms": 200, "idle_poll_ms": 100, "list_shards_interva
 def kinesis(kinesis_endpoint):
     """A client as the consumer's: botocore's retries off, the consumer's timeouts."""
     defaults = KinesisConfig(stream="unused")
-    return kinesis_client(kinesis_endpoint, retries=False, connect_timeout_s=defaults.connect_timeout_s,
+    return make_kinesis_client(kinesis_endpoint, retries=False, connect_timeout_s=defaults.connect_timeout_s,
                           read_timeout_s=defaults.read_timeout_s)
 
 

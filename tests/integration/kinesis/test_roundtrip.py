@@ -7,6 +7,7 @@ import pytest
 from pistats.cli.main import main as pistats
 from pistats.generate import GenerateConfig, generate
 from pistats.kinesis import admin
+from pistats.kinesis.client import make_kinesis_client
 from pistats.kinesis.recording import Recording
 
 pytestmark = pytest.mark.integration
@@ -22,7 +23,7 @@ def _by_shard(recording: Recording) -> dict[str, list[tuple[str, bytes]]]:
 def test_generated_recording_survives_replay_and_record(kinesis_endpoint, unique_name, tmp_path, capsys):
     source_path = tmp_path / "generated"
     generate(GenerateConfig(events=300, shards=2, seed=21, reshard_at=0.5, bad_fraction=0.05, duplicate_fraction=0.05), source_path)
-    client = admin.make_client(kinesis_endpoint)
+    client = make_kinesis_client(kinesis_endpoint)
     try:
         code = pistats(["replay", str(source_path), "--stream", unique_name, "--endpoint-url", kinesis_endpoint,
                         "--create", "--as-fast-as-possible", "--no-progress"])

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pistats.kinesis.client import kinesis_client
+from pistats.kinesis.client import make_kinesis_client
 from tests.support.multilang_spout import MultilangSpout, records_of
 
 pytestmark = pytest.mark.integration
@@ -18,7 +18,7 @@ SHARD = "shardId-000000000000"
 
 @pytest.fixture
 def stream(kinesis_endpoint, unique_name):
-    client = kinesis_client(kinesis_endpoint)
+    client = make_kinesis_client(kinesis_endpoint)
     client.create_stream(StreamName=unique_name, ShardCount=1)
     while client.describe_stream_summary(StreamName=unique_name)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
         time.sleep(0.05)

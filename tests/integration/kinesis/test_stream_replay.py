@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pistats.kinesis import admin
+from pistats.kinesis.client import make_kinesis_client
 from pistats.kinesis.recording import RecordedRecord, Recording, RecordingWriter, ShardInfo
 from pistats.kinesis.stream_replay import StreamCapture, StreamReplayer, hash_key_for
 
@@ -56,7 +57,7 @@ def _split_recording(path) -> Recording:
 
 @pytest.fixture
 def stream(kinesis_endpoint, unique_name):
-    client = admin.make_client(kinesis_endpoint)
+    client = make_kinesis_client(kinesis_endpoint)
     yield client, unique_name
     admin.delete_stream(client, unique_name)
 

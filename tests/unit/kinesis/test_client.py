@@ -4,7 +4,7 @@ other endpoint ever gets made-up ones."""
 import boto3
 import pytest
 
-from pistats.kinesis.client import is_local_endpoint, kinesis_client
+from pistats.kinesis.client import is_local_endpoint, make_kinesis_client
 
 
 @pytest.fixture
@@ -36,26 +36,26 @@ def test_anything_else_is_not(url):
 
 
 def test_an_emulator_without_credentials_gets_dummy_ones(no_credentials):
-    client = kinesis_client("http://127.0.0.1:4567")
+    client = make_kinesis_client("http://127.0.0.1:4567")
     assert signing_key(client) == "test"
     assert client.meta.region_name == "us-east-1"
 
 
 def test_aws_without_credentials_gets_none(no_credentials):
-    assert signing_key(kinesis_client(None, "eu-west-1")) is None
-    assert signing_key(kinesis_client("https://kinesis.eu-west-1.amazonaws.com", "eu-west-1")) is None
+    assert signing_key(make_kinesis_client(None, "eu-west-1")) is None
+    assert signing_key(make_kinesis_client("https://kinesis.eu-west-1.amazonaws.com", "eu-west-1")) is None
 
 
 def test_credentials_from_the_chain_win_even_for_an_emulator(no_credentials, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-the-chain")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
-    assert signing_key(kinesis_client("http://localhost:4567")) == "from-the-chain"
+    assert signing_key(make_kinesis_client("http://localhost:4567")) == "from-the-chain"
 
 
 def test_retries_and_timeouts(no_credentials):
-    own = kinesis_client("http://127.0.0.1:4567", "us-east-1", retries=False, connect_timeout_s=2.0,
+    own = make_kinesis_client("http://127.0.0.1:4567", "us-east-1", retries=False, connect_timeout_s=2.0,
                          read_timeout_s=5.0, max_pool_connections=64, session=boto3.session.Session())
     assert own.meta.config.retries["total_max_attempts"] == 1
     assert (own.meta.config.connect_timeout, own.meta.config.read_timeout) == (2.0, 5.0)
     assert own.meta.config.max_pool_connections == 64
-    assert kinesis_client("http://127.0.0.1:4567").meta.config.retries == {"mode": "standard", "total_max_attempts": 4}
+    assert make_kinesis_client("http://127.0.0.1:4567").meta.config.retries == {"mode": "standard", "total_max_attempts": 4}
