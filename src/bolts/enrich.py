@@ -3,7 +3,7 @@
 Parse and validate, geo, device, bots, then sessions from per-user state in Redis: the same
 chain as ``pistats enrich`` (``pistats.enrich.chain.Chain.run``).
 
-Input: the spout's ``["bucket", "records"]`` (``pistats.kinesis.microbatch``), fields-grouped on
+Input: the spout's ``["bucket", "records"]`` (``pistats.kinesis.spout_tuples``), fields-grouped on
 the bucket, so one task owns a user: per-user order and session state stay consistent with any
 parallelism. Output: ``["events"]``, the complete enriched events, and ``["rejects"]`` on stream
 ``rejects``; each a list of rows packed by ``pistats.wire``, anchored, so the batch is acked
