@@ -39,9 +39,16 @@ log = logging.getLogger(__name__)
 LAST_ERROR_MAX = 1000
 
 
-def _failure(error: BaseException) -> RegistryUnavailable:
+def _failure(error: BaseException, where: str) -> RegistryUnavailable:
+    """The error class and SQLSTATE; a message only from errors without one (the client's own,
+    such as a refused connection), as a server message can quote a row."""
     sqlstate = getattr(error, "sqlstate", None)
-    return RegistryUnavailable(f"{type(error).__name__}" + (f" (SQLSTATE {sqlstate})" if sqlstate else ""))
+    if sqlstate:
+        detail = f" (SQLSTATE {sqlstate})"
+    else:
+        first_line = (str(error).splitlines() or [""])[0]
+        detail = f": {first_line}" if first_line else ""
+    return RegistryUnavailable(f"{where}: {type(error).__name__}{detail}")
 
 
 _RANK = "array_position(ARRAY[" + ", ".join(f"'{s}'" for s in STATUSES) + "], {0}.token_status)"
@@ -190,8 +197,10 @@ class Registry:
     Thread-safe as far as ``connections`` is.
     """
 
-    def __init__(self, connections, *, statement_timeout_ms: int = 5000, attempts: int = 3):
+    def __init__(self, connections, *, statement_timeout_ms: int = 5000, attempts: int = 3,
+                 redacted_url: str = "registry"):
         self._connections = connections
+        self.redacted_url = redacted_url  # for messages
         self._timeout = str(statement_timeout_ms) if statement_timeout_ms else None
         self._attempts = attempts
 
@@ -199,13 +208,15 @@ class Registry:
     def for_lambda(cls, config) -> "Registry":
         from pistats.registry.connections import SingleConnection
 
-        return cls(SingleConnection(config), statement_timeout_ms=config.statement_timeout_ms)
+        return cls(SingleConnection(config), statement_timeout_ms=config.statement_timeout_ms,
+                   redacted_url=config.redacted_url)
 
     @classmethod
     def pooled(cls, config) -> "Registry":
         from pistats.registry.connections import PooledConnections
 
-        return cls(PooledConnections(config), statement_timeout_ms=config.statement_timeout_ms)
+        return cls(PooledConnections(config), statement_timeout_ms=config.statement_timeout_ms,
+                   redacted_url=config.redacted_url)
 
     def close(self) -> None:
         self._connections.close()
@@ -241,10 +252,10 @@ class Registry:
                 return
             except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as error:
                 if attempt == self._attempts:
-                    raise _failure(error) from None
+                    raise _failure(error, self.redacted_url) from None
                 log.info("registry write retried after %s", type(error).__name__)
             except (psycopg.Error, OSError) as error:
-                raise _failure(error) from None
+                raise _failure(error, self.redacted_url) from None
 
     def _apply(self, conn: psycopg.Connection, changes: Plan) -> None:
         subscribers, subscriptions = changes.subscribers, changes.subscriptions
@@ -321,7 +332,7 @@ class Registry:
                     ])
                     return cursor.rowcount
         except (psycopg.Error, OSError) as error:
-            raise _failure(error) from None
+            raise _failure(error, self.redacted_url) from None
 
     def active_subscriptions(self, client_id: str, property_id: str, *, after: bytes = b"",
                              limit: int = 1000) -> list[tuple[bytes, str, str, str]]:
@@ -336,7 +347,7 @@ class Registry:
                     (client_id, property_id, after, limit),
                 ).fetchall()
         except (psycopg.Error, OSError) as error:
-            raise _failure(error) from None
+            raise _failure(error, self.redacted_url) from None
 
     # --- operators -----------------------------------------------------------------------
 
@@ -347,10 +358,10 @@ class Registry:
             with self._connections.connection() as conn:
                 version = schema_version(conn)
         except (psycopg.Error, OSError) as error:
-            raise _failure(error) from None
+            raise _failure(error, self.redacted_url) from None
         if version < LATEST_VERSION:
-            raise RegistrySchemaError(f"registry schema version {version}, this code needs {LATEST_VERSION}; "
-                                      "run `pistats registry init`")
+            raise RegistrySchemaError(f"{self.redacted_url}: schema version {version}, this code needs "
+                                      f"{LATEST_VERSION}; run `pistats registry init`")
         return version
 
     def subscriber(self, client_id: str, user_id: str,
@@ -372,7 +383,7 @@ class Registry:
                     "ORDER BY property_id, created_at, token_digest", params,
                 ).fetchall()
         except (psycopg.Error, OSError) as error:
-            raise _failure(error) from None
+            raise _failure(error, self.redacted_url) from None
         return (
             [SubscriberRow(*row) for row in subscribers],
             [SubscriptionRow(*row) for row in subscriptions],
