@@ -30,9 +30,9 @@ class Migration:
 
 _SUBSCRIBERS_AND_SUBSCRIPTIONS = """
 CREATE TABLE subscribers (
-    client_id        text NOT NULL,
-    property_id      text NOT NULL,
-    user_id          text NOT NULL,
+    client_id        text COLLATE "C" NOT NULL,
+    property_id      text COLLATE "C" NOT NULL,
+    user_id          text COLLATE "C" NOT NULL,
     registered_at    timestamptz,           -- event time of the first register (NULL: none yet)
     first_seen_at    timestamptz NOT NULL,  -- event times of the user's registry events
     last_seen_at     timestamptz NOT NULL,
@@ -46,11 +46,11 @@ CREATE TABLE subscribers (
 );
 
 CREATE TABLE push_subscriptions (
-    client_id              text NOT NULL,
-    property_id            text NOT NULL,
+    client_id              text COLLATE "C" NOT NULL,
+    property_id            text COLLATE "C" NOT NULL,
     token_digest           bytea NOT NULL CHECK (octet_length(token_digest) = 32),  -- sha256(token)
     token                  text NOT NULL,
-    user_id                text NOT NULL,
+    user_id                text COLLATE "C" NOT NULL,
     platform               text NOT NULL CHECK (platform IN ('web', 'android', 'ios', 'unknown')),
     -- The registers behind status (pistats.registry.rules):
     owner_changed_at       timestamptz,     -- event time of the subscribe that made user_id the owner
@@ -72,13 +72,133 @@ CREATE TABLE push_subscriptions (
     CHECK (last_error IS NULL OR token_status = 'invalid')
 );
 
--- A user's subscriptions (unsubscribe-all, registry show) and a property's active ones (the push sender).
+-- A user's subscriptions (unsubscribe-all, registry show). The push sender pages through a
+-- property's tokens on the primary key, in digest order.
 CREATE INDEX push_subscriptions_by_user ON push_subscriptions (client_id, property_id, user_id);
-CREATE INDEX push_subscriptions_active ON push_subscriptions (client_id, property_id) WHERE status = 'active';
+"""
+
+# The writes, as functions: one call per request, and PL/pgSQL keeps each statement's plan for the
+# session (no per-call planning, no protocol-level prepared statements, which pin RDS Proxy
+# connections). Each statement sees the ones before it (READ COMMITTED takes a snapshot per
+# statement in a VOLATILE function), see pistats.registry.store. Keys compared as
+# pistats.registry.rules orders them: state (at, rank, error), owner (subscribed?, at, user, platform).
+_WRITE_FUNCTIONS = """
+CREATE FUNCTION registry_status_rank(status text) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN array_position(ARRAY['active', 'invalid', 'unsubscribed'], status);
+
+CREATE FUNCTION registry_apply(p_client_id text, p_subscribers json, p_subscriptions json, p_unsubscribed json)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    -- 1. Subscribers: every register, subscribe and unsubscribe. Row locks in key order.
+    INSERT INTO subscribers AS s (client_id, property_id, user_id, registered_at, first_seen_at, last_seen_at,
+                                  locale, timezone, context_at, unsubscribed_at)
+    SELECT p_client_id, c.property_id, c.user_id, c.registered_at, c.first_seen_at, c.last_seen_at,
+           c.locale, c.timezone, c.context_at, c.unsubscribed_at
+    FROM ROWS FROM (json_to_recordset(p_subscribers) AS (
+             property_id text, user_id text, registered_at timestamptz, first_seen_at timestamptz,
+             last_seen_at timestamptz, locale text, timezone text, context_at timestamptz,
+             unsubscribed_at timestamptz)) WITH ORDINALITY AS c
+    ORDER BY c.ordinality
+    ON CONFLICT (client_id, property_id, user_id) DO UPDATE SET
+        (registered_at, first_seen_at, last_seen_at, unsubscribed_at, locale, timezone, context_at) = (
+            SELECT LEAST(s.registered_at, EXCLUDED.registered_at),  -- LEAST and GREATEST skip NULLs
+                   LEAST(s.first_seen_at, EXCLUDED.first_seen_at),
+                   GREATEST(s.last_seen_at, EXCLUDED.last_seen_at),
+                   GREATEST(s.unsubscribed_at, EXCLUDED.unsubscribed_at),
+                   CASE WHEN newer THEN EXCLUDED.locale ELSE s.locale END,
+                   CASE WHEN newer THEN EXCLUDED.timezone ELSE s.timezone END,
+                   CASE WHEN newer THEN EXCLUDED.context_at ELSE s.context_at END
+            FROM (SELECT EXCLUDED.context_at IS NOT NULL AND (s.context_at IS NULL OR
+                         (EXCLUDED.context_at, COALESCE(EXCLUDED.locale, '') COLLATE "C",
+                          COALESCE(EXCLUDED.timezone, '') COLLATE "C")
+                         > (s.context_at, COALESCE(s.locale, '') COLLATE "C", COALESCE(s.timezone, '') COLLATE "C"))
+                  AS newer) context),
+        updated_at = now()
+    WHERE EXCLUDED.registered_at < s.registered_at OR (s.registered_at IS NULL AND EXCLUDED.registered_at IS NOT NULL)
+       OR EXCLUDED.first_seen_at < s.first_seen_at OR EXCLUDED.last_seen_at > s.last_seen_at
+       OR EXCLUDED.unsubscribed_at > s.unsubscribed_at
+       OR (s.unsubscribed_at IS NULL AND EXCLUDED.unsubscribed_at IS NOT NULL)
+       OR (EXCLUDED.context_at IS NOT NULL AND (s.context_at IS NULL OR
+           (EXCLUDED.context_at, COALESCE(EXCLUDED.locale, '') COLLATE "C", COALESCE(EXCLUDED.timezone, '') COLLATE "C")
+           > (s.context_at, COALESCE(s.locale, '') COLLATE "C", COALESCE(s.timezone, '') COLLATE "C")));
+
+    -- 2. Subscriptions: each subscribe, each unsubscribe with a token; a new owner brings its
+    --    unsubscribe-all time, read after statement 1 (a primary key lookup per row).
+    IF p_subscriptions IS NOT NULL THEN
+        INSERT INTO push_subscriptions AS p (client_id, property_id, token_digest, token, user_id, platform,
+                                             owner_changed_at, token_status, token_status_at, last_error,
+                                             owner_unsubscribed_at)
+        SELECT p_client_id, c.property_id, decode(c.token_digest, 'hex'), c.token, c.user_id, c.platform,
+               c.owner_changed_at, c.token_status, c.token_status_at, c.last_error,
+               (SELECT s.unsubscribed_at FROM subscribers s
+                WHERE s.client_id = p_client_id AND s.property_id = c.property_id AND s.user_id = c.user_id)
+        FROM ROWS FROM (json_to_recordset(p_subscriptions) AS (
+                 property_id text, token_digest text, token text, user_id text, platform text,
+                 owner_changed_at timestamptz, token_status text, token_status_at timestamptz,
+                 last_error text)) WITH ORDINALITY AS c
+        ORDER BY c.ordinality
+        ON CONFLICT (client_id, property_id, token_digest) DO UPDATE SET
+            (user_id, platform, owner_changed_at, owner_unsubscribed_at, token_status, token_status_at, last_error) = (
+                SELECT CASE WHEN owner_newer THEN EXCLUDED.user_id ELSE p.user_id END,
+                       CASE WHEN owner_newer THEN EXCLUDED.platform ELSE p.platform END,
+                       CASE WHEN owner_newer THEN EXCLUDED.owner_changed_at ELSE p.owner_changed_at END,
+                       CASE WHEN owner_newer THEN EXCLUDED.owner_unsubscribed_at ELSE p.owner_unsubscribed_at END,
+                       CASE WHEN state_newer THEN EXCLUDED.token_status ELSE p.token_status END,
+                       CASE WHEN state_newer THEN EXCLUDED.token_status_at ELSE p.token_status_at END,
+                       CASE WHEN state_newer THEN EXCLUDED.last_error ELSE p.last_error END
+                FROM (SELECT
+                        (EXCLUDED.owner_changed_at IS NOT NULL, COALESCE(EXCLUDED.owner_changed_at, '-infinity'),
+                         EXCLUDED.user_id COLLATE "C", EXCLUDED.platform COLLATE "C")
+                        > (p.owner_changed_at IS NOT NULL, COALESCE(p.owner_changed_at, '-infinity'),
+                           p.user_id COLLATE "C", p.platform COLLATE "C") AS owner_newer,
+                        (EXCLUDED.token_status_at, registry_status_rank(EXCLUDED.token_status),
+                         COALESCE(EXCLUDED.last_error, '') COLLATE "C")
+                        > (p.token_status_at, registry_status_rank(p.token_status),
+                           COALESCE(p.last_error, '') COLLATE "C") AS state_newer) newer),
+            updated_at = now()
+        WHERE (EXCLUDED.owner_changed_at IS NOT NULL, COALESCE(EXCLUDED.owner_changed_at, '-infinity'),
+               EXCLUDED.user_id COLLATE "C", EXCLUDED.platform COLLATE "C")
+              > (p.owner_changed_at IS NOT NULL, COALESCE(p.owner_changed_at, '-infinity'),
+                 p.user_id COLLATE "C", p.platform COLLATE "C")
+           OR (EXCLUDED.token_status_at, registry_status_rank(EXCLUDED.token_status),
+               COALESCE(EXCLUDED.last_error, '') COLLATE "C")
+              > (p.token_status_at, registry_status_rank(p.token_status), COALESCE(p.last_error, '') COLLATE "C");
+    END IF;
+
+    -- 3. Users who unsubscribed without a token: their time onto every subscription they own
+    --    (status, a generated column, follows).
+    IF p_unsubscribed IS NOT NULL THEN
+        UPDATE push_subscriptions p SET owner_unsubscribed_at = s.unsubscribed_at, updated_at = now()
+        FROM json_to_recordset(p_unsubscribed) AS u(property_id text, user_id text),
+             LATERAL (SELECT unsubscribed_at FROM subscribers s
+                      WHERE s.client_id = p_client_id AND s.property_id = u.property_id AND s.user_id = u.user_id) s
+        WHERE p.client_id = p_client_id AND p.property_id = u.property_id AND p.user_id = u.user_id
+          AND p.owner_unsubscribed_at IS DISTINCT FROM s.unsubscribed_at;
+    END IF;
+END $$;
+
+-- The push sender's invalid marks: applied where newer than the token's own state (rules.applies).
+CREATE FUNCTION registry_mark_invalid(p_marks json) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    changed integer;
+BEGIN
+    UPDATE push_subscriptions p
+    SET token_status = 'invalid', token_status_at = c.at, last_error = c.error, updated_at = now()
+    FROM json_to_recordset(p_marks) AS c(client_id text, property_id text, token_digest text, at timestamptz,
+                                         error text)
+    WHERE p.client_id = c.client_id AND p.property_id = c.property_id
+      AND p.token_digest = decode(c.token_digest, 'hex')
+      AND (c.at, registry_status_rank('invalid'), c.error COLLATE "C")
+          > (p.token_status_at, registry_status_rank(p.token_status), COALESCE(p.last_error, '') COLLATE "C");
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    RETURN changed;
+END $$;
 """
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "subscribers and push_subscriptions", _SUBSCRIBERS_AND_SUBSCRIPTIONS),
+    Migration(1, "subscribers and push_subscriptions, and the functions writing them",
+              _SUBSCRIBERS_AND_SUBSCRIPTIONS + _WRITE_FUNCTIONS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

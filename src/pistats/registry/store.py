@@ -1,9 +1,10 @@
 """The subscriber registry on PostgreSQL: what the ingest writes, the push sender marks, operators read.
 
 A request's registry events become one :class:`~pistats.registry.changes.Plan`, written by
-:meth:`Registry.apply` as one transaction of three statements sent in one pipeline: one round
-trip whatever the batch size. The statements, in this order (each sees the ones before, as
-READ COMMITTED takes a snapshot per statement):
+:meth:`Registry.apply` as one call of the ``registry_apply`` function (migrations.py) inside one
+transaction, the whole pipeline sent at once: one round trip whatever the batch size. The
+function runs three statements, each seeing the ones before (READ COMMITTED takes a snapshot
+per statement):
 
 1. upsert the subscribers (row locks, in key order: a writer touching the same users waits
    for the other to commit, then reads what it wrote);
@@ -12,7 +13,9 @@ READ COMMITTED takes a snapshot per statement):
    subscription they own (``status`` is a generated column and follows).
 
 Each ``ON CONFLICT ... DO UPDATE ... WHERE`` compares the keys of :mod:`pistats.registry.rules`,
-so a change older than the row's (by event time, then the tie-break) changes nothing.
+so a change older than the row's (by event time, then the tie-break) changes nothing. Rows are
+sent as JSON (json_to_recordset): psycopg dumps arrays element by element in Python, which
+cost more than the statements.
 
 Failures are :class:`~pistats.registry.errors.RegistryUnavailable` (the ingest answers 503 and
 puts nothing).
@@ -26,13 +29,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
 import psycopg
 
 from pistats.contract import Problem
 from pistats.registry.changes import Plan, plan, registry_problems, token_digest
 from pistats.registry.errors import RegistrySchemaError, RegistryUnavailable
 from pistats.registry.migrations import LATEST_VERSION, schema_version
-from pistats.registry.rules import STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -51,92 +54,8 @@ def _failure(error: BaseException, where: str) -> RegistryUnavailable:
     return RegistryUnavailable(f"{where}: {type(error).__name__}{detail}")
 
 
-_RANK = "array_position(ARRAY[" + ", ".join(f"'{s}'" for s in STATUSES) + "], {0}.token_status)"
-
-
-def _state_key(row: str) -> str:
-    """rules.state_key in SQL, for the row alias ``row``."""
-    return (f"({row}.token_status_at, {_RANK.format(row)}, "
-            f"COALESCE({row}.last_error, '') COLLATE \"C\")")
-
-
-def _owner_key(row: str) -> str:
-    """rules.owner_key in SQL."""
-    return (f"({row}.owner_changed_at IS NOT NULL, COALESCE({row}.owner_changed_at, '-infinity'), "
-            f"{row}.user_id COLLATE \"C\", {row}.platform COLLATE \"C\")")
-
-
-def _context_key(row: str) -> str:
-    return (f"({row}.context_at, COALESCE({row}.locale, '') COLLATE \"C\", "
-            f"COALESCE({row}.timezone, '') COLLATE \"C\")")
-
-
-_CONTEXT_NEW = (f"(EXCLUDED.context_at IS NOT NULL AND (s.context_at IS NULL OR "
-                f"{_context_key('EXCLUDED')} > {_context_key('s')}))")
-_SUBSCRIBER_UPDATES = {
-    "registered_at": "LEAST(s.registered_at, EXCLUDED.registered_at)",  # LEAST and GREATEST skip NULLs
-    "first_seen_at": "LEAST(s.first_seen_at, EXCLUDED.first_seen_at)",
-    "last_seen_at": "GREATEST(s.last_seen_at, EXCLUDED.last_seen_at)",
-    "locale": f"CASE WHEN {_CONTEXT_NEW} THEN EXCLUDED.locale ELSE s.locale END",
-    "timezone": f"CASE WHEN {_CONTEXT_NEW} THEN EXCLUDED.timezone ELSE s.timezone END",
-    "context_at": f"CASE WHEN {_CONTEXT_NEW} THEN EXCLUDED.context_at ELSE s.context_at END",
-    "unsubscribed_at": "GREATEST(s.unsubscribed_at, EXCLUDED.unsubscribed_at)",
-}
-_SUBSCRIBER_COLUMNS = ("client_id", "property_id", "user_id", "registered_at", "first_seen_at", "last_seen_at",
-                       "locale", "timezone", "context_at", "unsubscribed_at")
-_SUBSCRIBER_TYPES = ("text", "text", "text", "timestamptz", "timestamptz", "timestamptz",
-                     "text", "text", "timestamptz", "timestamptz")
-
-UPSERT_SUBSCRIBERS = f"""
-INSERT INTO subscribers AS s ({", ".join(_SUBSCRIBER_COLUMNS)})
-SELECT {", ".join(_SUBSCRIBER_COLUMNS)}
-FROM unnest({", ".join(f"%s::{t}[]" for t in _SUBSCRIBER_TYPES)})
-     WITH ORDINALITY AS c({", ".join(_SUBSCRIBER_COLUMNS)}, n)
-ORDER BY n
-ON CONFLICT (client_id, property_id, user_id) DO UPDATE SET
-    {", ".join(f"{column} = {expression}" for column, expression in _SUBSCRIBER_UPDATES.items())},
-    updated_at = now()
-WHERE ({", ".join(_SUBSCRIBER_UPDATES.values())}) IS DISTINCT FROM ({", ".join(f"s.{c}" for c in _SUBSCRIBER_UPDATES)})
-"""
-
-_OWNER_NEW = f"{_owner_key('EXCLUDED')} > {_owner_key('p')}"
-_STATE_NEW = f"{_state_key('EXCLUDED')} > {_state_key('p')}"
-_OWNER_COLUMNS = ("user_id", "platform", "owner_changed_at", "owner_unsubscribed_at")
-_STATE_COLUMNS = ("token_status", "token_status_at", "last_error")
-_SUBSCRIPTION_COLUMNS = ("client_id", "property_id", "token_digest", "token", "user_id", "platform",
-                         "owner_changed_at", "token_status", "token_status_at", "last_error")
-_SUBSCRIPTION_TYPES = ("text", "text", "bytea", "text", "text", "text", "timestamptz", "text", "timestamptz", "text")
-
-UPSERT_SUBSCRIPTIONS = f"""
-INSERT INTO push_subscriptions AS p ({", ".join(_SUBSCRIPTION_COLUMNS)}, owner_unsubscribed_at)
-SELECT {", ".join(f"c.{c}" for c in _SUBSCRIPTION_COLUMNS)}, s.unsubscribed_at
-FROM unnest({", ".join(f"%s::{t}[]" for t in _SUBSCRIPTION_TYPES)})
-     WITH ORDINALITY AS c({", ".join(_SUBSCRIPTION_COLUMNS)}, n)
-LEFT JOIN subscribers s ON s.client_id = c.client_id AND s.property_id = c.property_id AND s.user_id = c.user_id
-ORDER BY c.n
-ON CONFLICT (client_id, property_id, token_digest) DO UPDATE SET
-    {", ".join(f"{c} = CASE WHEN {_OWNER_NEW} THEN EXCLUDED.{c} ELSE p.{c} END" for c in _OWNER_COLUMNS)},
-    {", ".join(f"{c} = CASE WHEN {_STATE_NEW} THEN EXCLUDED.{c} ELSE p.{c} END" for c in _STATE_COLUMNS)},
-    updated_at = now()
-WHERE {_OWNER_NEW} OR {_STATE_NEW}
-"""
-
-SWEEP_UNSUBSCRIBED = """
-UPDATE push_subscriptions p SET owner_unsubscribed_at = s.unsubscribed_at, updated_at = now()
-FROM unnest(%s::text[], %s::text[], %s::text[]) AS u(client_id, property_id, user_id)
-JOIN subscribers s ON s.client_id = u.client_id AND s.property_id = u.property_id AND s.user_id = u.user_id
-WHERE p.client_id = s.client_id AND p.property_id = s.property_id AND p.user_id = s.user_id
-  AND p.owner_unsubscribed_at IS DISTINCT FROM s.unsubscribed_at
-"""
-
-MARK_INVALID = f"""
-UPDATE push_subscriptions p
-SET token_status = 'invalid', token_status_at = c.token_status_at, last_error = c.last_error, updated_at = now()
-FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::timestamptz[], %s::text[])
-     AS c(client_id, property_id, token_digest, token_status_at, last_error)
-WHERE p.client_id = c.client_id AND p.property_id = c.property_id AND p.token_digest = c.token_digest
-  AND (c.token_status_at, {STATUSES.index("invalid") + 1}, c.last_error COLLATE "C") > {_state_key('p')}
-"""
+def _json(rows: list) -> str:
+    return orjson.dumps(rows).decode()
 
 
 @dataclass(frozen=True)
@@ -265,37 +184,22 @@ class Registry:
                 conn.execute("BEGIN")
                 if self._timeout:
                     conn.execute("SELECT set_config('statement_timeout', %s, true)", (self._timeout,))
-                conn.execute(UPSERT_SUBSCRIBERS, [
-                    [s.client_id for s in subscribers],
-                    [s.property_id for s in subscribers],
-                    [s.user_id for s in subscribers],
-                    [s.registered_at for s in subscribers],
-                    [s.first_seen_at for s in subscribers],
-                    [s.last_seen_at for s in subscribers],
-                    [s.context.locale if s.context else None for s in subscribers],
-                    [s.context.timezone if s.context else None for s in subscribers],
-                    [s.context.at if s.context else None for s in subscribers],
-                    [s.unsubscribed_at for s in subscribers],
-                ])
-                if subscriptions:
-                    conn.execute(UPSERT_SUBSCRIPTIONS, [
-                        [s.client_id for s in subscriptions],
-                        [s.property_id for s in subscriptions],
-                        [token_digest(s.token) for s in subscriptions],
-                        [s.token for s in subscriptions],
-                        [s.owner.user_id for s in subscriptions],
-                        [s.owner.platform for s in subscriptions],
-                        [s.owner.at for s in subscriptions],
-                        [s.state.status for s in subscriptions],
-                        [s.state.at for s in subscriptions],
-                        [s.state.last_error for s in subscriptions],
-                    ])
-                if unsubscribed:
-                    conn.execute(SWEEP_UNSUBSCRIBED, [
-                        [s.client_id for s in unsubscribed],
-                        [s.property_id for s in unsubscribed],
-                        [s.user_id for s in unsubscribed],
-                    ])
+                conn.execute("SELECT registry_apply(%s, %s::json, %s::json, %s::json)", (
+                    subscribers[0].client_id,
+                    _json([{"property_id": s.property_id, "user_id": s.user_id, "registered_at": s.registered_at,
+                            "first_seen_at": s.first_seen_at, "last_seen_at": s.last_seen_at,
+                            "locale": s.context.locale if s.context else None,
+                            "timezone": s.context.timezone if s.context else None,
+                            "context_at": s.context.at if s.context else None,
+                            "unsubscribed_at": s.unsubscribed_at} for s in subscribers]),
+                    _json([{"property_id": s.property_id, "token_digest": s.digest.hex(), "token": s.token,
+                            "user_id": s.owner.user_id, "platform": s.owner.platform,
+                            "owner_changed_at": s.owner.at, "token_status": s.state.status,
+                            "token_status_at": s.state.at, "last_error": s.state.last_error}
+                           for s in subscriptions]) if subscriptions else None,
+                    _json([{"property_id": s.property_id, "user_id": s.user_id} for s in unsubscribed])
+                    if unsubscribed else None,
+                ))
                 conn.execute("COMMIT")
         except BaseException:
             # A failed statement leaves the transaction open and aborted (the COMMIT behind it
@@ -326,11 +230,10 @@ class Registry:
         try:
             with self._connections.connection() as conn:
                 with conn.transaction():
-                    cursor = conn.execute(MARK_INVALID, [
-                        [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
-                        [merged[k][0] for k in keys], [merged[k][1] for k in keys],
-                    ])
-                    return cursor.rowcount
+                    cursor = conn.execute("SELECT registry_mark_invalid(%s::json)", (_json([
+                        {"client_id": k[0], "property_id": k[1], "token_digest": k[2].hex(), "at": merged[k][0],
+                         "error": merged[k][1]} for k in keys]),))
+                    return cursor.fetchone()[0]
         except (psycopg.Error, OSError) as error:
             raise _failure(error, self.redacted_url) from None
 
