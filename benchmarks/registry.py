@@ -1,0 +1,135 @@
+"""Register/subscribe events per second through the ingest service, with and without the registry.
+
+The same IngestService.handle path (body parsing, key lookup from memory, validation, record
+building, response) with Kinesis and Redis stubbed in memory; "registry" adds the subscriber
+registry on the local PostgreSQL (one connection, as a Lambda container has). Batches of 1 and
+of 100 events, both services in the same run, printed side by side.
+
+Every event is new to the registry (a fresh client id per run): each batch inserts its users
+and tokens, the costlier case; a second pass sends the same requests again (an SDK retrying
+whole batches), which the idempotency marks would normally catch: here they are stubbed to see
+nothing, so the registry's replay path (conflicting rows, nothing newer) is timed too.
+
+Target (issue 15): batches of 100 with the registry reach at least half the registry-less rate
+and at least 5,000 events/s.
+
+    .venv/bin/python benchmarks/registry.py [--events 20000] [--registry-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+
+from pistats.ingest.api import IngestRequest
+from pistats.ingest.keys import KeyLookup
+from pistats.ingest.putter import RecordPutter
+from pistats.ingest.service import IngestService
+from pistats.registry.config import RegistryConfig, local_url
+from pistats.registry.migrations import migrate
+from pistats.registry.store import Registry
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+HEADERS = {"Content-Type": "application/json", "X-Pistats-Key": "pk_bench", "User-Agent": "Mozilla/5.0"}
+
+
+class _Keys:
+    def __init__(self, client_id):
+        self.client_id = client_id
+
+    def resolve(self, key):
+        return KeyLookup("ok", self.client_id, "000000000000")
+
+
+class _Marks:
+    def seen(self, client_id, event_ids):
+        return set()
+
+    def mark(self, client_id, event_ids):
+        return len(event_ids)
+
+
+class _Kinesis:
+    def put_records(self, StreamName, Records):
+        return {"Records": [{"ShardId": "shardId-000000000000", "SequenceNumber": "1"} for _ in Records]}
+
+
+def make_events(count: int, tag: str) -> list[dict]:
+    """Half register, half subscribe: each user registers on a site, then subscribes one web or app
+    token there (both events in the same batch when batches are larger than 1)."""
+    events = []
+    for n in range(count):
+        user = f"user-{tag}-{n // 2}"
+        moment = NOW - timedelta(seconds=3600 - n % 3600, milliseconds=n % 1000)
+        event = {
+            "event_id": f"{tag}-{n}",
+            "type": "register" if n % 2 == 0 else "subscribe",
+            "property_id": f"site-{n // 2 % 7}",
+            "user_id": user,
+            "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
+            "context": {"locale": "fr-FR", "timezone": "Europe/Paris",
+                        "sdk": {"name": "pistats-android" if n % 3 else "pistats-js", "version": "1.9.2"},
+                        "user_agent": "Mozilla/5.0 (Linux; Android 14)"},
+        }
+        if event["type"] == "subscribe":
+            event["push_token"] = f"fcm:{tag}-{n}-" + "x" * 140
+        events.append(event)
+    return events
+
+
+def rate(service: IngestService, bodies: list[bytes], events: int) -> float:
+    start = time.perf_counter()
+    for body in bodies:
+        response = service.handle(IngestRequest.build("POST", "/v1/events", HEADERS, body, "203.0.113.9"))
+        if response.status != 200:
+            raise AssertionError(response.body_bytes()[:300])
+    return events / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000, help="events per measurement (default 20000)")
+    parser.add_argument("--repeat", type=int, default=3, help="best of N measurements (default 3)")
+    parser.add_argument("--registry-url", default=None, help=f"PostgreSQL (default {local_url()})")
+    args = parser.parse_args()
+    config = RegistryConfig(args.registry_url or local_url())
+    with psycopg.connect(config.url, autocommit=True) as conn:
+        migrate(conn)
+    client_id = f"bench-{uuid.uuid4().hex[:8]}"
+    registry = Registry.for_lambda(config)
+
+    def service(with_registry: bool) -> IngestService:
+        return IngestService(keys=_Keys(client_id), marks=_Marks(), putter=RecordPutter(_Kinesis(), "bench"),
+                             now=lambda: NOW, registry=registry if with_registry else None)
+
+    plain, registered = service(False), service(True)
+    print(f"{args.events} register/subscribe events per measurement (half each), best of {args.repeat}, "
+          f"registry {config.redacted_url}")
+    print(f"{'batch':>6}  {'no registry':>14}  {'registry, new rows':>19}  {'ratio':>6}  "
+          f"{'registry, replays':>18}  {'ratio':>6}")
+    try:
+        for batch in (1, 100):
+            best = [0.0, 0.0, 0.0]
+            for attempt in range(args.repeat):
+                count = args.events if batch > 1 else max(1, args.events // 10)
+                events = make_events(count, f"{batch}-{attempt}")
+                bodies = [json.dumps({"batch": events[i:i + batch]}).encode() for i in range(0, count, batch)]
+                rates = (rate(plain, bodies, count), rate(registered, bodies, count), rate(registered, bodies, count))
+                best = [max(b, r) for b, r in zip(best, rates)]
+            without, with_new, with_replay = best
+            print(f"{batch:>6}  {without:>10,.0f} ev/s  {with_new:>15,.0f} ev/s  {with_new / without:>6.2f}  "
+                  f"{with_replay:>14,.0f} ev/s  {with_replay / without:>6.2f}")
+    finally:
+        registry.close()
+        with psycopg.connect(config.url, autocommit=True) as conn:
+            conn.execute("DELETE FROM push_subscriptions WHERE client_id = %s", (client_id,))
+            conn.execute("DELETE FROM subscribers WHERE client_id = %s", (client_id,))
+
+
+if __name__ == "__main__":
+    main()
