@@ -47,3 +47,8 @@ def test_enrich_chain(redis_url):
 ])
 def test_in_process_benchmarks(name, args, expected):
     assert expected in run_script(name, *args)
+
+
+def test_registry(registry_url):
+    output = run_script("registry.py", "--events", "400", "--repeat", "1", "--registry-url", registry_url)
+    assert output.count("ev/s") == 6
