@@ -27,4 +27,5 @@ bench: bootstrap         ## the README's benchmarks, one after another (several 
 	python benchmarks/spout_emit.py
 	python benchmarks/enrich_chain.py
 	python benchmarks/store_insert.py
+	python benchmarks/registry.py
 	python benchmarks/e2e.py --events 60000 --shards 4
