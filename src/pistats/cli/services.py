@@ -1,4 +1,4 @@
-"""``pistats services start|stop|status [NAME...]``: the local Redis, ClickHouse, kinesis-local and Storm."""
+"""``pistats services start|stop|status [NAME...]``: the local Redis, ClickHouse, kinesis-local, PostgreSQL and Storm."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "services",
         help="start, stop or show the local services (127.0.0.1 only, data under .pistats/)",
         description=(
-            "Manage the local services. NAME is a service (redis, clickhouse, kinesis, zookeeper, "
-            "storm-nimbus, storm-supervisor) or a group: test (redis, clickhouse, kinesis; the default), "
+            "Manage the local services. NAME is a service (redis, clickhouse, kinesis, postgres, zookeeper, "
+            "storm-nimbus, storm-supervisor) or a group: test (redis, clickhouse, kinesis, postgres; the default), "
             "storm (zookeeper, nimbus, supervisor), all."
         ),
     )
