@@ -13,15 +13,17 @@ nothing, so the registry's replay path (conflicting rows, nothing newer) is time
 Target (issue 15): batches of 100 with the registry reach at least half the registry-less rate
 and at least 5,000 events/s.
 
-    .venv/bin/python benchmarks/registry.py [--events 20000] [--registry-url URL]
+    .venv/bin/python benchmarks/registry.py [--events 20000] [--threads 1] [--registry-url URL]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import psycopg
@@ -82,12 +84,22 @@ def make_events(count: int, tag: str) -> list[dict]:
     return events
 
 
-def rate(service: IngestService, bodies: list[bytes], events: int) -> float:
-    start = time.perf_counter()
+def send(service: IngestService, bodies: list[bytes]) -> None:
     for body in bodies:
         response = service.handle(IngestRequest.build("POST", "/v1/events", HEADERS, body, "203.0.113.9"))
         if response.status != 200:
             raise AssertionError(response.body_bytes()[:300])
+
+
+def rate(service: IngestService, bodies: list[bytes], events: int, threads: int = 1) -> float:
+    """Events per second over ``bodies``, sent one at a time by each of ``threads`` threads."""
+    start = time.perf_counter()
+    if threads == 1:
+        send(service, bodies)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            for done in [pool.submit(send, service, bodies[n::threads]) for n in range(threads)]:
+                done.result()
     return events / (time.perf_counter() - start)
 
 
@@ -95,13 +107,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000, help="events per measurement (default 20000)")
     parser.add_argument("--repeat", type=int, default=3, help="best of N measurements (default 3)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="requests in flight at once, with a pool of as many connections (default 1: one "
+                             "request at a time on one connection, as a Lambda container)")
     parser.add_argument("--registry-url", default=None, help=f"PostgreSQL (default {local_url()})")
     args = parser.parse_args()
     config = RegistryConfig(args.registry_url or local_url())
     with psycopg.connect(config.url, autocommit=True) as conn:
         migrate(conn)
     client_id = f"bench-{uuid.uuid4().hex[:8]}"
-    registry = Registry.for_lambda(config)
+    if args.threads > 1:
+        registry = Registry.pooled(dataclasses.replace(config, pool_min=args.threads, pool_max=args.threads))
+    else:
+        registry = Registry.for_lambda(config)
 
     def service(with_registry: bool) -> IngestService:
         return IngestService(keys=_Keys(client_id), marks=_Marks(), putter=RecordPutter(_Kinesis(), "bench"),
@@ -109,7 +127,7 @@ def main() -> None:
 
     plain, registered = service(False), service(True)
     print(f"{args.events} register/subscribe events per measurement (half each), best of {args.repeat}, "
-          f"registry {config.redacted_url}")
+          f"{args.threads} request(s) at a time, registry {config.redacted_url}")
     print(f"{'batch':>6}  {'no registry':>14}  {'registry, new rows':>19}  {'ratio':>6}  "
           f"{'registry, replays':>18}  {'ratio':>6}")
     try:
@@ -119,7 +137,7 @@ def main() -> None:
                 count = args.events if batch > 1 else max(1, args.events // 10)
                 events = make_events(count, f"{batch}-{attempt}")
                 bodies = [json.dumps({"batch": events[i:i + batch]}).encode() for i in range(0, count, batch)]
-                rates = (rate(plain, bodies, count), rate(registered, bodies, count), rate(registered, bodies, count))
+                rates = [rate(service, bodies, count, args.threads) for service in (plain, registered, registered)]
                 best = [max(b, r) for b, r in zip(best, rates)]
             without, with_new, with_replay = best
             print(f"{batch:>6}  {without:>10,.0f} ev/s  {with_new:>15,.0f} ev/s  {with_new / without:>6.2f}  "
