@@ -302,25 +302,28 @@ def postgres_data_dir(home: Path) -> Path:
 
 def postgres_service(ports: Ports) -> Service:
     def prepare(home: Path) -> None:
-        data = postgres_data_dir(home)
+        data = postgres_data_dir(home).resolve()  # the postgres user may not pass through home
         if (data / "PG_VERSION").exists():
             return
         data.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
-            shutil.chown(data.resolve(), "postgres", "postgres")
-        with open(home / "postgres.log", "ab") as log:
-            subprocess.run(_as_postgres([str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", "postgres",
-                                         "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"]),
-                           check=True, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            shutil.chown(data, "postgres", "postgres")
+        steps = [
+            ([str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
+              "--locale=C.UTF-8"], b""),
             # Single-user mode: the role and database exist before the server first listens.
-            subprocess.run(_as_postgres([str(POSTGRES_BIN / "postgres"), "--single", "-D", str(data), "postgres"]),
-                           input=f"CREATE ROLE {POSTGRES_ROLE} LOGIN CREATEDB;\n"
-                                 f"CREATE DATABASE {POSTGRES_DATABASE} OWNER {POSTGRES_ROLE};\n".encode(),
-                           check=True, stdout=log, stderr=subprocess.STDOUT)
+            ([str(POSTGRES_BIN / "postgres"), "--single", "-D", str(data), "postgres"],
+             f"CREATE ROLE {POSTGRES_ROLE} LOGIN CREATEDB;\n"
+             f"CREATE DATABASE {POSTGRES_DATABASE} OWNER {POSTGRES_ROLE};\n".encode()),
+        ]
+        with open(home / "postgres.log", "ab") as log:
+            for step, stdin in steps:
+                if subprocess.run(_as_postgres(step), input=stdin, stdout=log, stderr=subprocess.STDOUT).returncode:
+                    raise ServiceError(f"postgres: {Path(step[0]).name} failed (see {home / 'postgres.log'})")
 
     def command(home: Path) -> list[str]:
         return _as_postgres([
-            str(POSTGRES_BIN / "postgres"), "-D", str(home / "data"),
+            str(POSTGRES_BIN / "postgres"), "-D", str((home / "data").resolve()),
             "-c", "listen_addresses=127.0.0.1", "-c", f"port={ports.postgres}",
             "-c", "unix_socket_directories=", "-c", "max_connections=200",
         ])
