@@ -2,8 +2,8 @@
 
 One rule, and fast paths that follow it:
 
-- ``columns``: the column schema, each table's columns in row order with their kinds (the
-  kinds are imported from there);
+- ``columns``: the column schema, each table's columns in row order with their kinds
+  (``TEXT``, ``TIMESTAMP``, ``FLAG``, ...: import them from there);
 - ``rule``: the rule, field by field: what each value of each kind becomes, which odd values
   are repaired (and noted in the row) and which make an event unstorable (:class:`RowError`);
   ``reject_row`` for rejects;

@@ -31,6 +31,7 @@ _FLAG_NAMES = event_column_names(FLAG)
 _COUNT_NAMES = event_column_names(UINT32)
 _NULLABLE_COUNT_NAMES = event_column_names(NULLABLE_UINT32)
 _TIME_NAMES = event_column_names(TIMESTAMP)
+_COORDINATE_LIMITS = tuple(COORDINATE_LIMIT.items())
 _NONE_OR_TEXT = {str, type(None)}
 _NONE_OR_COUNT = {int, type(None)}
 _NONE_OR_NUMBER = {float, int, type(None)}
@@ -132,7 +133,7 @@ def _nullable_counts(by_name: Columns, columns: Columns) -> bool:
 def _coordinates(by_name: Columns, columns: Columns) -> bool:
     """Nullable Float64 columns (the coordinates): None or finite numbers within the column's
     limit, stored as floats."""
-    for name, limit in COORDINATE_LIMIT.items():
+    for name, limit in _COORDINATE_LIMITS:
         column = by_name[name]
         kinds = set(map(type, column))
         if not kinds <= _NONE_OR_NUMBER:
