@@ -26,6 +26,7 @@ from pistats.ingest.service import build_service
 from pistats.registry.config import RegistryConfig
 from pistats.registry.store import Registry
 from pistats.testing.proxy import TcpProxy
+from tests.integration.registry.conftest import delete_client, read_rows
 from tests.support.registry import expected
 
 EVENTS = Path(__file__).resolve().parents[2] / "unit" / "ingest" / "events"
@@ -56,10 +57,12 @@ def proxied_url(registry_url, postgres_proxy):
 
 
 @pytest.fixture
-def client_key(key_store, unique_name):
-    """A write key of a client of this test's own: its registry rows are this test's only."""
+def client_key(key_store, unique_name, registry_url):
+    """A write key of a client of this test's own: its registry rows are this test's only (and
+    deleted afterwards)."""
     key, _ = key_store.create(unique_name)
-    return key
+    yield key
+    delete_client(registry_url, unique_name)
 
 
 @pytest.fixture
@@ -80,8 +83,6 @@ def make_registry_service(ingest_config, kinesis_client, redis_client):
 
 
 def registry_rows(registry_url, client_id):
-    from tests.integration.registry.conftest import read_rows
-
     with psycopg.connect(registry_url) as conn:
         return read_rows(conn, client_id)
 
@@ -253,6 +254,7 @@ def test_ingest_server_command_with_a_registry(ingest_stream, kinesis_endpoint, 
         server.wait(timeout=10)
         assert "hunter2" not in server.stderr.read()
         server.stderr.close()
+        delete_client(registry_url, unique_name)
 
 
 def test_ingest_server_refuses_an_unmigrated_registry(ingest_stream, kinesis_endpoint, redis_url, registry_url,

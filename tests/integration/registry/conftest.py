@@ -15,10 +15,18 @@ from tests.support.registry import subscriber_view, subscription_view
 RECEIVED = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
 
+def delete_client(registry_url: str, client_id: str) -> None:
+    with psycopg.connect(registry_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM push_subscriptions WHERE client_id = %s", (client_id,))
+        conn.execute("DELETE FROM subscribers WHERE client_id = %s", (client_id,))
+
+
 @pytest.fixture
-def client_id(unique_name) -> str:
-    """This test's client: registry rows of other tests and runs have other client ids."""
-    return unique_name
+def client_id(unique_name, registry_url):
+    """This test's client: registry rows of other tests and runs have other client ids. Its rows
+    are deleted afterwards."""
+    yield unique_name
+    delete_client(registry_url, unique_name)
 
 
 @pytest.fixture

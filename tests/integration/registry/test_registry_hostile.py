@@ -7,7 +7,7 @@ import pytest
 
 from pistats.contract import PROPERTY_ID_MAX, PUSH_TOKEN_MAX_BYTES, USER_ID_MAX, validate_event
 from pistats.registry.store import InvalidMark
-from tests.integration.registry.conftest import RECEIVED
+from tests.integration.registry.conftest import RECEIVED, delete_client
 
 HOSTILE = [
     "o'brien", 'say "hi"', "back\\slash", "'; DROP TABLE subscribers; --", "%s %(x)s {0}", "a\nb\tc\r",
@@ -49,10 +49,13 @@ def test_hostile_tokens_up_to_the_contract_limit_are_stored_exactly(registry, ro
     assert rows()[1][("site-1", token)]["status"] == "invalid"
 
 
-def test_a_client_id_from_a_hostile_write_key_is_stored_exactly(registry, rows, unique_name):
+def test_a_client_id_from_a_hostile_write_key_is_stored_exactly(registry, rows, unique_name, registry_url):
     client_id = f"{unique_name}'\"😀"
-    registry.write(client_id, [event("subscribe", "u-1", token="t")], RECEIVED)
-    assert list(rows(client_id)[1]) == [("site-1", "t")]
+    try:
+        registry.write(client_id, [event("subscribe", "u-1", token="t")], RECEIVED)
+        assert list(rows(client_id)[1]) == [("site-1", "t")]
+    finally:
+        delete_client(registry_url, client_id)
 
 
 @pytest.mark.parametrize("field", ["user_id", "property_id", "push_token"])
