@@ -20,9 +20,9 @@ from datetime import datetime, timedelta, timezone
 
 from pistats.contract import EVENT_TYPES, build_record, encode_record, partition_key, validate_event
 from pistats.ingest.api import IngestRequest
-from pistats.ingest.keys import KeyLookup
 from pistats.ingest.putter import RecordPutter
 from pistats.ingest.service import IngestService
+from pistats.testing.ingest import AcceptingKinesis, NoMarks, StaticKeys
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
@@ -69,26 +69,8 @@ def bench_contract(events: list[dict]) -> float:
     return len(events) / (time.perf_counter() - start)
 
 
-class _Keys:
-    def resolve(self, key):
-        return KeyLookup("ok", "acme", "000000000000")
-
-
-class _Marks:
-    def seen(self, client_id, event_ids):
-        return set()
-
-    def mark(self, client_id, event_ids):
-        return len(event_ids)
-
-
-class _Kinesis:
-    def put_records(self, StreamName, Records):
-        return {"Records": [{"ShardId": "shardId-000000000000", "SequenceNumber": "1"} for _ in Records]}
-
-
 def bench_requests(events: list[dict], batch_size: int) -> tuple[float, float]:
-    service = IngestService(keys=_Keys(), marks=_Marks(), putter=RecordPutter(_Kinesis(), "bench"), now=lambda: NOW)
+    service = IngestService(keys=StaticKeys(), marks=NoMarks(), putter=RecordPutter(AcceptingKinesis(), "bench"), now=lambda: NOW)
     headers = {"Content-Type": "application/json", "X-Pistats-Key": "pk_bench", "User-Agent": "Mozilla/5.0"}
     bodies = [json.dumps({"batch": events[i:i + batch_size]}).encode() for i in range(0, len(events), batch_size)]
     start = time.perf_counter()

@@ -29,36 +29,15 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 
 from pistats.ingest.api import IngestRequest
-from pistats.ingest.keys import KeyLookup
 from pistats.ingest.putter import RecordPutter
 from pistats.ingest.service import IngestService
 from pistats.registry.config import RegistryConfig, local_url
 from pistats.registry.migrations import migrate
 from pistats.registry.store import Registry
+from pistats.testing.ingest import AcceptingKinesis, NoMarks, StaticKeys
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 HEADERS = {"Content-Type": "application/json", "X-Pistats-Key": "pk_bench", "User-Agent": "Mozilla/5.0"}
-
-
-class _Keys:
-    def __init__(self, client_id):
-        self.client_id = client_id
-
-    def resolve(self, key):
-        return KeyLookup("ok", self.client_id, "000000000000")
-
-
-class _Marks:
-    def seen(self, client_id, event_ids):
-        return set()
-
-    def mark(self, client_id, event_ids):
-        return len(event_ids)
-
-
-class _Kinesis:
-    def put_records(self, StreamName, Records):
-        return {"Records": [{"ShardId": "shardId-000000000000", "SequenceNumber": "1"} for _ in Records]}
 
 
 def make_events(count: int, tag: str) -> list[dict]:
@@ -122,7 +101,7 @@ def main() -> None:
         registry = Registry.for_lambda(config)
 
     def service(with_registry: bool) -> IngestService:
-        return IngestService(keys=_Keys(client_id), marks=_Marks(), putter=RecordPutter(_Kinesis(), "bench"),
+        return IngestService(keys=StaticKeys(client_id), marks=NoMarks(), putter=RecordPutter(AcceptingKinesis(), "bench"),
                              now=lambda: NOW, registry=registry if with_registry else None)
 
     plain, registered = service(False), service(True)
