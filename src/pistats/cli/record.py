@@ -9,8 +9,9 @@ from botocore.exceptions import BotoCoreError
 
 from pistats.cli._support import UserError, progress_bar
 from pistats.kinesis import admin
+from pistats.contract import parse_timestamp
 from pistats.kinesis.client import make_kinesis_client
-from pistats.kinesis.recording import RecordingWriter, parse_timestamp
+from pistats.kinesis.recording import RecordingWriter
 from pistats.kinesis.stream_replay import StreamCapture
 
 

@@ -12,6 +12,7 @@ import functools
 from datetime import datetime, timezone
 from typing import Any
 
+from pistats.contract import parse_timestamp
 from pistats.wire import pack_rows
 
 # The fields the parse stage takes from the record (not the record's own keys: those are
@@ -63,14 +64,6 @@ def format_time(value: datetime) -> str:
     return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def parse_time(text: str) -> datetime:
-    """Inverse of ``format_time`` (accepts any ISO 8601 with offset); an aware UTC datetime."""
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValueError(f"time without offset: {text!r}")
-    return value.astimezone(timezone.utc)
-
-
 def _with_times_converted(row: dict[str, Any], kind: type, convert: Any) -> dict[str, Any]:
     """A copy of ``row`` whose ``DATETIME_FIELDS`` values of type ``kind`` went through ``convert``."""
     copy = dict(row)
@@ -89,7 +82,7 @@ def to_wire(row: dict[str, Any]) -> dict[str, Any]:
 
 def from_wire(row: dict[str, Any]) -> dict[str, Any]:
     """Inverse of ``to_wire``: a copy whose time fields are aware UTC datetimes again."""
-    return _with_times_converted(row, str, parse_time)
+    return _with_times_converted(row, str, parse_timestamp)
 
 
 def to_wire_batch(rows: list[dict[str, Any]]) -> str:

@@ -31,11 +31,11 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pistats.contract import format_timestamp
+from pistats.contract import format_timestamp, parse_timestamp
 from pistats.errors import DataError
 
 FORMAT = "kinesis-shards-jsonl/1"
@@ -44,14 +44,6 @@ MANIFEST = "manifest.json"
 SHARDS_DIR = "shards"
 SHARD_END_KEY = "_shard_end"
 HASH_KEY_MAX = 2**128 - 1
-
-
-def parse_timestamp(text: str) -> datetime:
-    """Parse an RFC 3339 timestamp with an offset (``Z`` or ``+hh:mm``) into aware UTC."""
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"timestamp without a UTC offset: {text!r}")
-    return moment.astimezone(timezone.utc)
 
 
 def shard_sort_key(shard_id: str) -> tuple[int, str]:

@@ -26,11 +26,11 @@ from pistats.store.rows.fast_columnar import event_rows_columnar
 from pistats.store.rows.fast_row import event_row_fast
 from pistats.store.rows.keys import dedup_token, event_key, reject_key
 from pistats.store.rows.rejects import STORE_REFUSED, STORE_STAGE, reject_for_event, reject_for_refused_row
-from pistats.store.rows.rule import RowError, epoch_ms, event_row_by_field, from_epoch_ms, parse_time, reject_row
+from pistats.store.rows.rule import RowError, epoch_ms, event_row_by_field, from_epoch_ms, reject_row, row_time
 
 __all__ = [
     "EVENT_COLUMNS", "EVENT_COLUMN_NAMES", "REJECT_COLUMNS", "REJECT_COLUMN_NAMES", "Column",
-    "RowError", "parse_time", "epoch_ms", "from_epoch_ms",
+    "RowError", "row_time", "epoch_ms", "from_epoch_ms",
     "event_row", "event_rows_columnar", "reject_row",
     "STORE_REFUSED", "STORE_STAGE", "reject_for_event", "reject_for_refused_row",
     "event_key", "reject_key", "dedup_token",

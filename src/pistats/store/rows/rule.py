@@ -61,7 +61,7 @@ class RowError(ValueError):
         self.detail = detail
 
 
-def parse_time(value: object, field: str) -> datetime:
+def row_time(value: object, field: str) -> datetime:
     """An aware datetime or RFC 3339 text (the multilang form) -> aware UTC datetime in DateTime range."""
     if isinstance(value, str):
         try:
@@ -86,7 +86,7 @@ def epoch_ms(value: object, field: str) -> int:
 
     Integers travel to both backends without per-value time-zone conversions.
     """
-    return (parse_time(value, field) - _EPOCH) // _MILLISECOND
+    return (row_time(value, field) - _EPOCH) // _MILLISECOND
 
 
 def from_epoch_ms(milliseconds: int) -> datetime:
