@@ -3,6 +3,9 @@ library below it names its own settings (pistats.errors.ConfigError) and knows n
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from pistats.cli.main import main as pistats
@@ -59,3 +62,12 @@ def test_a_data_error_names_file_and_exits_1(tmp_path, capsys):
     (tmp_path / "r").mkdir()
     code, err = run(capsys, "replay", str(tmp_path / "r"), "--stream", "s")
     assert (code, err) == (1, f"pistats replay: {tmp_path / 'r'}: no manifest.json: not a recording (or an incomplete one)\n")
+
+
+def test_an_unreachable_store_is_one_line_without_a_traceback():
+    """Run as a user runs it: a child process, so no test harness catches the library's logs."""
+    result = subprocess.run([sys.executable, "-m", "pistats.cli.main", "report", "--store",
+                             "clickhouse://default@127.0.0.1:1/nowhere"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr and "127.0.0.1:1" in result.stderr
