@@ -72,27 +72,24 @@ def non_ascii_names() -> bytes:
     return ('{"batch":[' + ",".join([event] * MAX_BATCH_EVENTS) + "]}").encode()
 
 
-def many_unknown_fields() -> bytes:
-    """One event of nothing but short unknown top-level fields."""
+def _short_fields(size: int, limit: int) -> str:
+    """``"0":0,"1":0,...``: as many short fields as keep ``size`` (the body so far) below ``limit``."""
     fields = []
-    size = 2
     n = 0
-    while size < MAX_BODY_BYTES - 20:
+    while size < limit:
         fields.append(f'"{n}":0')
         size += len(fields[-1]) + 1
         n += 1
-    return ("{" + ",".join(fields) + "}").encode()
+    return ",".join(fields)
+
+
+def many_unknown_fields() -> bytes:
+    """One event of nothing but short unknown top-level fields."""
+    return ("{" + _short_fields(2, MAX_BODY_BYTES - 20) + "}").encode()
 
 
 def many_fields_next_to_batch() -> bytes:
-    fields = []
-    size = 20
-    n = 0
-    while size < MAX_BODY_BYTES - 40:
-        fields.append(f'"{n}":0')
-        size += len(fields[-1]) + 1
-        n += 1
-    return ('{"batch":[{}],' + ",".join(fields) + "}").encode()
+    return ('{"batch":[{}],' + _short_fields(20, MAX_BODY_BYTES - 40) + "}").encode()
 
 
 def long_event_ids() -> bytes:

@@ -11,7 +11,7 @@ import os
 from datetime import datetime, timezone
 
 import pytest
-from store_doubles import events_across_months, old_events_sql, scalar
+from store_doubles import Clock, events_across_months, old_events_sql, scalar
 
 from tests.support.samples import make_event
 
@@ -22,17 +22,6 @@ from pistats.store.schema import migrate
 from pistats.store.sink import Settled, Sink
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 def make_sink(store, **config):

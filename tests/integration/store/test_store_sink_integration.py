@@ -4,7 +4,7 @@ import socket
 from datetime import datetime, timezone
 
 import pytest
-from store_doubles import FlakyStore
+from store_doubles import Clock, FlakyStore
 
 from tests.support.samples import make_event, make_reject
 
@@ -14,17 +14,6 @@ from pistats.store.schema import applied_versions, migrate
 from pistats.store.sink import Settled, Sink
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 def make_sink(store, clock, **config):
