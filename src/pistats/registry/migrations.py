@@ -196,9 +196,54 @@ BEGIN
 END $$;
 """
 
+# The push sender's ledger (pistats.push.ledger): a campaign and, per token, its send. A send is
+# claimed (inserted pending) before its request and settled after; the primary key makes the
+# claim at most once per token per campaign. Tokens stay in push_subscriptions: a send knows its
+# token by digest only.
+_CAMPAIGNS = """
+CREATE TABLE campaigns (
+    campaign_id  text COLLATE "C" PRIMARY KEY,
+    client_id    text COLLATE "C" NOT NULL,
+    property_id  text COLLATE "C" NOT NULL,
+    title        text NOT NULL,
+    body         text NOT NULL,
+    url          text,
+    segment      text,                   -- the segment expression as given (NULL: every user)
+    rate         double precision NOT NULL CHECK (rate > 0),  -- sends per second asked for
+    created_at   timestamptz NOT NULL,   -- the segment's reference time: a resume selects the same users
+    state        text NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'done', 'aborted')),
+    reason       text,                   -- why it was aborted
+    finished_at  timestamptz,
+    CHECK ((state = 'running') = (finished_at IS NULL))
+);
+CREATE INDEX campaigns_by_property ON campaigns (client_id, property_id, created_at);
+
+CREATE TABLE campaign_sends (
+    campaign_id   text COLLATE "C" NOT NULL REFERENCES campaigns ON DELETE CASCADE,
+    token_digest  bytea NOT NULL CHECK (octet_length(token_digest) = 32),  -- sha256(token)
+    user_id       text COLLATE "C" NOT NULL,
+    platform      text NOT NULL,
+    state         text NOT NULL DEFAULT 'pending'
+                  CHECK (state IN ('pending', 'sent', 'failed', 'invalid', 'unknown')),
+    error_code    text,
+    attempts      integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    claimed_at    timestamptz NOT NULL,
+    settled_at    timestamptz,
+    exported      boolean NOT NULL DEFAULT false,  -- copied to the analytics store's push_sends
+    PRIMARY KEY (campaign_id, token_digest),
+    CHECK ((state = 'pending') = (settled_at IS NULL)),
+    CHECK (NOT exported OR state <> 'pending')
+);
+-- What a resume turns unknown, and what is still to be copied to the analytics store.
+CREATE INDEX campaign_sends_pending ON campaign_sends (campaign_id) WHERE state = 'pending';
+CREATE INDEX campaign_sends_unexported ON campaign_sends (campaign_id, token_digest)
+    WHERE NOT exported AND state <> 'pending';
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "subscribers and push_subscriptions, and the functions writing them",
               _SUBSCRIBERS_AND_SUBSCRIPTIONS + _WRITE_FUNCTIONS),
+    Migration(2, "campaigns and campaign_sends, the push sender's ledger", _CAMPAIGNS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

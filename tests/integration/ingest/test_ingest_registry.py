@@ -24,6 +24,7 @@ import pytest
 from pistats.ingest.lambda_handler import ALB, APIGW_V1, APIGW_V2, LambdaApp, handle_event
 from pistats.ingest.service import build_service
 from pistats.registry.config import RegistryConfig
+from pistats.registry.migrations import LATEST_VERSION
 from pistats.registry.store import Registry
 from pistats.testing.proxy import TcpProxy
 from tests.integration.registry.conftest import delete_client, read_rows
@@ -272,5 +273,5 @@ def test_ingest_server_refuses_an_unmigrated_registry(ingest_stream, kinesis_end
         admin.execute(f'DROP DATABASE "{unique_name}" WITH (FORCE)')
         admin.close()
     assert result.returncode == 1
-    assert "schema version 0, this code needs 1; run `pistats registry init`" in result.stderr
+    assert f"schema version 0, this code needs {LATEST_VERSION}; run `pistats registry init`" in result.stderr
     assert "Traceback" not in result.stderr

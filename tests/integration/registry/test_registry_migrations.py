@@ -21,7 +21,33 @@ def test_migrations_run_twice(scratch_database):
         assert schema_version(conn) == LATEST_VERSION
         tables = {r[0] for r in conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
-        assert {"subscribers", "push_subscriptions", "schema_migrations"} <= tables
+        assert {"subscribers", "push_subscriptions", "schema_migrations", "campaigns", "campaign_sends"} <= tables
+
+
+def test_the_schema_is_at_version_2_with_the_ledger(scratch_database):
+    """Migration 2 (the push sender's ledger) comes after 1, on a database at 1 as on an empty one."""
+    assert [m.version for m in MIGRATIONS][:2] == [1, 2] and LATEST_VERSION >= 2
+    url = scratch_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        with conn.transaction():  # a registry made before the ledger: migration 1 alone
+            conn.execute(MIGRATIONS[0].sql)
+            conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+                         "applied_at timestamptz NOT NULL DEFAULT now())")
+            conn.execute("INSERT INTO schema_migrations (version, name) VALUES (1, %s)", (MIGRATIONS[0].name,))
+        assert schema_version(conn) == 1
+        assert migrate(conn)[:1] == [2]
+        assert migrate(conn) == []
+        assert schema_version(conn) == LATEST_VERSION
+
+        def columns(table):
+            return {r[0] for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,))}
+
+        assert {"campaign_id", "client_id", "property_id", "title", "body", "url", "segment", "rate", "created_at",
+                "state", "reason", "finished_at"} <= columns("campaigns")
+        assert {"campaign_id", "token_digest", "user_id", "platform", "state", "error_code", "attempts",
+                "claimed_at", "settled_at", "exported"} <= columns("campaign_sends")
+        assert "token" not in columns("campaign_sends")
 
 
 def test_concurrent_inits_apply_each_migration_once(scratch_database):
