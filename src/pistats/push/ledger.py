@@ -420,8 +420,9 @@ class Ledger:
         """A page of the property's active subscriptions, of ``user_ids`` only when given, by
         token digest: pass the last digest as ``after`` for the next page (a short page is the
         last). The one place a token's text is read. With ``user_ids`` (a segment's page of
-        users) the rows are found through the by-user index and sorted; without, along the
-        primary key."""
+        users, ``= ANY``) PostgreSQL picks the by-user index for a few users and the primary
+        key with a filter for many (about 60 ms a page of 1,000 with a tenth of 200,000 tokens'
+        owners)."""
         if user_ids is not None and not user_ids:
             return []
         sql = ("SELECT token_digest, token, user_id, platform FROM push_subscriptions "
