@@ -26,9 +26,16 @@ Events are read ``FINAL`` (as the report reads them: the copies of an event coll
 Every aggregate above gives the same answer for one copy or several, so the copies FINAL cannot
 collapse (see ``pistats.store.schema.EVENTS_PARTITION_KEY``) do not change who is selected.
 
-Users come in pages of user ids sorted by their bytes, each page asked with ``user_id > last``
-(keyset paging): the client holds one page at a time, whatever the segment's size, and no user
-is listed twice. Users whose events arrive while the pages are read may or may not be listed.
+Users come in pages of user ids sorted by their bytes (keyset paging). One query first asks the
+server for every ``page_size``-th id of the sorted segment (the page bounds: one id per page
+reaches the client); then each page is the segment restricted to ``bound_before < user_id <=
+bound``. The restriction goes into WHERE, so a page aggregates only its own users' events, and
+the sorting key (client, property, day, user, ...) lets the server skip the granules of other
+users within each day: without it every page would aggregate every remaining user (measured on
+200,000 users: 0.4-0.9 s a page against 0.05 s). The client holds one page and the bounds,
+whatever the segment's size, and no user is listed twice. Users whose events arrive while the
+pages are read may or may not be listed; a range that gained users meanwhile is read in more
+than one page (``user_id > last`` within it).
 """
 
 from __future__ import annotations
@@ -169,9 +176,10 @@ def time_literal(moment: datetime, features: ServerFeatures) -> str:
 
 
 def segment_users_sql(database: str, features: ServerFeatures, client_id: str, property_id: str,
-                      segment: Segment, now: datetime, after: str | None = None) -> str:
+                      segment: Segment, now: datetime, after: str | None = None, through: str | None = None) -> str:
     """The SELECT of the segment's user ids (one column, ``user_id``, one row per user, in no
-    order), of those after ``after`` when given: the query the pages and the count read."""
+    order), of those greater than ``after`` and at most ``through`` when given: the query the
+    bounds, the pages and the count read."""
     now_floor = now if features.datetime64 else now.replace(microsecond=0)
 
     def since(duration: timedelta) -> str:
@@ -195,6 +203,7 @@ def segment_users_sql(database: str, features: ServerFeatures, client_id: str, p
         f"WHERE client_id = {quote(client_id)} AND property_id = {quote(property_id)} "
         f"AND event_time <= {time_literal(now_floor, features)} AND user_id != '' "
         + ("" if after is None else f"AND user_id > {quote(after)} ")
+        + ("" if through is None else f"AND user_id <= {quote(through)} ")
         + "GROUP BY user_id"
         + (f" HAVING {' AND '.join(having)}" if having else "")
     )
@@ -214,15 +223,26 @@ def segment_user_pages(store: Store, client_id: str, property_id: str, segment: 
 
 def _pages(store: Store, client_id: str, property_id: str, segment: Segment, now: datetime,
            page_size: int) -> Iterator[list[str]]:
-    last: str | None = None
-    while True:
-        sql = segment_users_sql(store.database, store.features, client_id, property_id, segment, now, after=last)
-        page = [str(row[0]) for row in store.query(f"{sql} ORDER BY user_id LIMIT {int(page_size)}")]
-        if page:
-            yield page
-        if len(page) < page_size:
-            return
-        last = page[-1]
+    def users(after: str | None, through: str | None) -> list[str]:
+        sql = segment_users_sql(store.database, store.features, client_id, property_id, segment, now,
+                                after=after, through=through)
+        return [str(row[0]) for row in store.query(f"{sql} ORDER BY user_id LIMIT {int(page_size)}")]
+
+    sql = segment_users_sql(store.database, store.features, client_id, property_id, segment, now)
+    (row,) = store.query(f"SELECT arrayFilter((user, i) -> i % {int(page_size)} = 0, users, arrayEnumerate(users)) "
+                         f"FROM (SELECT arraySort(groupArray(user_id)) AS users FROM ({sql}))")
+    bounds: list[str | None] = [str(bound) for bound in row[0]]
+    bounds.append(None)
+    after: str | None = None
+    for through in bounds:
+        while True:
+            page = users(after, through)
+            if page:
+                yield page
+                after = page[-1]
+            if len(page) < page_size or after == through:
+                break
+        after = through
 
 
 def count_segment_users(store: Store, client_id: str, property_id: str, segment: Segment, now: datetime) -> int:

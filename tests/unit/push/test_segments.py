@@ -139,33 +139,42 @@ def test_sql_quotes_ids_and_cuts_at_now():
 
 
 class PagingStore:
-    """Answers the segment queries from a list of user ids: the keyset bound and LIMIT are read
-    back from the SQL, so the paging loop is tested without a server."""
+    """Answers the segment queries from a list of user ids: the page bounds, the keyset range and
+    LIMIT are read back from the SQL, so the paging loop is tested without a server.
+    ``after_bounds`` are users who appear once the bounds have been read."""
 
     features = NEW
     database = "db"
 
-    def __init__(self, users):
+    def __init__(self, users, after_bounds=()):
         self.users = sorted(users)
+        self.after_bounds = list(after_bounds)
         self.queries = []
 
     def query(self, sql):
         self.queries.append(sql)
         if sql.startswith("SELECT count() FROM ("):
             return [(len(self.users),)]
+        if sql.startswith("SELECT arrayFilter("):
+            size = int(re.search(r"i % (\d+) = 0", sql).group(1))
+            bounds = self.users[size - 1::size]
+            self.users = sorted(self.users + self.after_bounds)
+            return [(bounds,)]
         after = re.search(r"user_id > '([^']*)'", sql)
+        through = re.search(r"user_id <= '([^']*)'", sql)
         limit = int(re.search(r"LIMIT (\d+)$", sql).group(1))
-        kept = [user for user in self.users if after is None or user > after.group(1)]
+        kept = [user for user in self.users
+                if (after is None or user > after.group(1)) and (through is None or user <= through.group(1))]
         return [(user,) for user in kept[:limit]]
 
 
 @pytest.mark.parametrize("users, page_size, pages, queries", [
-    (0, 3, [], 1),
-    (2, 3, [2], 1),
-    (3, 3, [3], 2),  # a full page: one more query finds nothing, and no empty page is given
-    (7, 3, [3, 3, 1], 3),
-    (9, 3, [3, 3, 3], 4),
-    (5, 1, [1, 1, 1, 1, 1], 6),
+    (0, 3, [], 2),  # the bounds, then the one open range
+    (2, 3, [2], 2),
+    (3, 3, [3], 3),  # a full page: the range after its bound finds nothing, and no empty page is given
+    (7, 3, [3, 3, 1], 4),
+    (9, 3, [3, 3, 3], 5),
+    (5, 1, [1, 1, 1, 1, 1], 7),
 ])
 def test_pages_cover_every_user_once(users, page_size, pages, queries):
     store = PagingStore([f"user-{index:03d}" for index in range(users)])
@@ -174,6 +183,16 @@ def test_pages_cover_every_user_once(users, page_size, pages, queries):
     assert [user for page in got for user in page] == store.users
     assert len(store.queries) == queries
     assert count_segment_users(store, "c", "p", Segment(), NOW) == users
+
+
+def test_users_arriving_after_the_bounds_are_listed_once_in_order():
+    old = [f"user-{index:03d}" for index in range(0, 40, 2)]
+    new = [f"user-{index:03d}" for index in range(1, 40, 6)] + ["a-first", "z-last"]
+    store = PagingStore(old, after_bounds=new)
+    got = list(segment_user_pages(store, "c", "p", Segment(), NOW, page_size=4))
+    listed = [user for page in got for user in page]
+    assert listed == sorted(old + new)
+    assert all(0 < len(page) <= 4 for page in got)
 
 
 @pytest.mark.parametrize("page_size", [0, -1, 1_000_001])
