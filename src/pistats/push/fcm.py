@@ -1,0 +1,518 @@
+"""The thin FCM HTTP v1 client: one ``messages:send`` per call, every answer a :class:`SendResult`.
+
+No retry loop lives here (the campaign engine owns retries and pacing), with one exception: a 401
+``UNAUTHENTICATED`` drops the cached access token, refreshes it once and sends again.
+
+==============================  ==================================================  ==============================
+variable                        meaning                                             default
+==============================  ==================================================  ==============================
+``PISTATS_FCM_ENDPOINT``        base URL of the FCM v1 API (http:// for the local    ``https://fcm.googleapis.com``
+                                FCM of :mod:`pistats.testing.fcm`)
+``PISTATS_FCM_CREDENTIALS``     path of a service-account JSON; its ``project_id``   (required)
+                                and ``token_uri`` are used
+==============================  ==================================================  ==============================
+
+Secrets (the private key, access tokens, registration tokens) never appear in a repr, an
+exception or a :class:`SendResult`: FCM's messages are masked (:func:`classify`) before they are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import importlib.util
+import math
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import httpx
+import orjson
+from google.auth import exceptions as auth_exceptions
+from google.auth import transport as auth_transport
+from google.oauth2 import service_account
+
+from pistats.errors import ConfigError
+from pistats.push.message import request_body
+
+# httpcore asks `import sniffio` on every request and this environment has no sniffio (anyio 4.16
+# dropped it): each failed import searches sys.path, about a third of the client's CPU per send in
+# a profile. A None entry in sys.modules is Python's documented "known absent": the import fails
+# at once, and httpcore falls back to asyncio exactly as before. Nothing changes where sniffio exists.
+if importlib.util.find_spec("sniffio") is None:
+    sys.modules.setdefault("sniffio", None)
+
+ENDPOINT_VARIABLE = "PISTATS_FCM_ENDPOINT"
+CREDENTIALS_VARIABLE = "PISTATS_FCM_CREDENTIALS"
+DEFAULT_ENDPOINT = "https://fcm.googleapis.com"
+SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+REFRESH_MARGIN_S = 300.0
+RETRY_AFTER_MAX_S = 3600.0
+DETAIL_MAX_CHARS = 300
+FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
+BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
+SERVICE_ACCOUNT_FIELDS = ("project_id", "private_key", "client_email", "token_uri")
+
+KINDS = ("sent", "invalid_token", "payload_error", "retry", "abort")
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FcmConfig:
+    """Where FCM is and how hard to push it. ``max_connections`` bounds the connection pool (over
+    HTTP/2 one connection carries many requests at once; over HTTP/1.1 one request each)."""
+
+    endpoint: str
+    credentials_path: str
+    timeout_s: float = 10.0
+    max_connections: int = 100
+
+    def __post_init__(self):
+        try:
+            parts = httpx.URL(self.endpoint)
+            good = parts.scheme in ("http", "https") and bool(parts.host)
+        except (httpx.InvalidURL, TypeError):
+            good = False
+        if not good:
+            raise ConfigError(ENDPOINT_VARIABLE, f"must be an http:// or https:// URL, not {self.endpoint!r}")
+        if not self.timeout_s > 0:
+            raise ConfigError("timeout_s", "must be > 0")
+        if self.max_connections < 1:
+            raise ConfigError("max_connections", "must be >= 1")
+
+    @property
+    def http2(self) -> bool:
+        """HTTP/2 to https endpoints (FCM's own), HTTP/1.1 to plain http ones (the local FCM)."""
+        return self.endpoint.lower().startswith("https://")
+
+    def credentials_info(self) -> dict:
+        """The service-account JSON, checked; :class:`ConfigError` naming ``PISTATS_FCM_CREDENTIALS``
+        (never quoting the file's content) when it cannot be used."""
+        return read_credentials(self.credentials_path)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, endpoint: str | None = None,
+                 credentials: str | None = None, **overrides) -> "FcmConfig":
+        """The config from the arguments, else the environment; the credentials file is read once
+        here so that a bad one is reported before any campaign starts."""
+        env = os.environ if environ is None else environ
+        path = credentials or env.get(CREDENTIALS_VARIABLE)
+        if not path:
+            raise ConfigError(CREDENTIALS_VARIABLE, "is not set: the path of the service-account JSON")
+        read_credentials(path)
+        values = {k: v for k, v in overrides.items() if v is not None}
+        return cls(endpoint=(endpoint or env.get(ENDPOINT_VARIABLE) or DEFAULT_ENDPOINT).rstrip("/"),
+                   credentials_path=path, **values)
+
+
+def read_credentials(path: str) -> dict:
+    """The service-account JSON at ``path``, with the fields the client uses and a readable key."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as error:
+        raise ConfigError(CREDENTIALS_VARIABLE, f"cannot be read ({path}: {error.strerror})") from None
+    try:
+        info = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ConfigError(CREDENTIALS_VARIABLE, f"is not JSON ({path})") from None
+    if not isinstance(info, dict) or info.get("type") != "service_account":
+        raise ConfigError(CREDENTIALS_VARIABLE, f"is not a service-account JSON (\"type\": \"service_account\") ({path})")
+    missing = [name for name in SERVICE_ACCOUNT_FIELDS if not isinstance(info.get(name), str) or not info[name]]
+    if missing:
+        raise ConfigError(CREDENTIALS_VARIABLE, f"lacks {', '.join(missing)} ({path})")
+    try:
+        service_account.Credentials.from_service_account_info(info, scopes=[SCOPE])
+    except (ValueError, TypeError):
+        # google-auth's message may quote the key material: say what, not how.
+        raise ConfigError(CREDENTIALS_VARIABLE, f"holds a private_key that cannot be read ({path})") from None
+    return info
+
+
+# -- access tokens ---------------------------------------------------------------------------------
+
+class _Response(auth_transport.Response):
+    def __init__(self, response: httpx.Response):
+        self._status = response.status_code
+        self._headers = dict(response.headers)
+        self._data = response.content
+
+    @property
+    def status(self):
+        return self._status
+
+    @property
+    def headers(self):
+        return self._headers
+
+    @property
+    def data(self):
+        return self._data
+
+
+class HttpxRequest(auth_transport.Request):
+    """google-auth's transport interface on a sync ``httpx.Client`` (no ``requests`` needed)."""
+
+    def __init__(self, client: httpx.Client, timeout_s: float = 10.0):
+        self._client = client
+        self._timeout_s = timeout_s
+
+    def __call__(self, url, method="GET", body=None, headers=None, timeout=None, **kwargs):
+        try:
+            response = self._client.request(method, url, content=body, headers=headers,
+                                            timeout=self._timeout_s if timeout is None else timeout)
+        except httpx.HTTPError as error:
+            raise auth_exceptions.TransportError(f"{type(error).__name__} calling the token endpoint") from None
+        return _Response(response)
+
+
+class AccessTokens:
+    """OAuth2 access tokens of a service account (JWT bearer grant to the file's ``token_uri``),
+    cached until :data:`REFRESH_MARGIN_S` before they expire (half their lifetime for tokens
+    living less than twice that: short-lived tokens of tests).
+
+    ``clock`` is monotonic seconds; google-auth's absolute expiry is turned into a lifetime at
+    once and counted from before the grant was asked for, so the cache errs on the early side.
+    :meth:`get` blocks (the grant is an HTTP call): async code calls it through
+    ``asyncio.to_thread`` when :meth:`current` has nothing. Thread-safe.
+    """
+
+    def __init__(self, credentials_info: Mapping, *, http: httpx.Client, clock: Callable[[], float] = time.monotonic,
+                 timeout_s: float = 10.0):
+        self._credentials = service_account.Credentials.from_service_account_info(dict(credentials_info), scopes=[SCOPE])
+        self._request = HttpxRequest(http, timeout_s)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: tuple[str | None, float] = (None, -math.inf)  # (token, valid until): swapped whole
+        self.refreshes = 0
+
+    def __repr__(self) -> str:
+        return f"AccessTokens(service_account={self._credentials.service_account_email!r})"
+
+    def current(self) -> str | None:
+        """The cached token while it is fresh, else None (never blocks)."""
+        token, valid_until = self._cached
+        if token is not None and self._clock() < valid_until:
+            return token
+        return None
+
+    def get(self) -> str:
+        """A fresh token, asking the token endpoint when the cached one is stale.
+
+        Raises google-auth's ``RefreshError`` (the grant was refused) or ``TransportError``."""
+        with self._lock:
+            token = self.current()
+            if token is not None:
+                return token
+            started = self._clock()
+            self._credentials.refresh(self._request)
+            self.refreshes += 1
+            expiry = self._credentials.expiry
+            if expiry is None:
+                lifetime = math.inf
+            else:
+                now = datetime.now(timezone.utc).replace(tzinfo=None)  # google-auth keeps naive UTC
+                lifetime = (expiry - now).total_seconds()
+            margin = min(REFRESH_MARGIN_S, lifetime / 2) if lifetime != math.inf else 0.0
+            token = self._credentials.token
+            self._cached = (token, started + lifetime - margin)
+            return token
+
+    def invalidate(self, stale: str | None = None) -> None:
+        """Forget the cached token (only if it is still ``stale`` when given: many sends may see
+        the same 401, and the first one's refresh must not be thrown away by the others)."""
+        with self._lock:
+            if stale is None or stale == self._cached[0]:
+                self._cached = (None, -math.inf)
+
+
+# -- outcomes --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SendResult:
+    """The outcome of one send. ``kind``: ``sent`` (``name`` is FCM's message name),
+    ``invalid_token`` (drop the subscription), ``payload_error`` (our message is wrong: stop,
+    keep tokens), ``retry`` (later, after ``retry_after_s`` if FCM said), ``abort`` (our
+    credentials or project are wrong: stop, keep tokens). ``code`` is FCM's errorCode, else the
+    google.rpc status, else ``HTTP_<status>`` / ``NETWORK`` / ``AUTH``; ``detail`` is FCM's message
+    with tokens masked, at most 300 characters."""
+
+    kind: str
+    code: str | None = None
+    detail: str = ""
+    http_status: int | None = None
+    retry_after_s: float | None = None
+    name: str | None = None
+
+
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-:]{40,}")  # FCM registration tokens, access tokens (ya29...)
+MASK = "***"
+MASKED_TOKEN_MIN_CHARS = 8
+
+_RETRY_CODES = {"QUOTA_EXCEEDED", "UNAVAILABLE", "INTERNAL", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "ABORTED"}
+_INVALID_TOKEN_CODES = {"UNREGISTERED", "SENDER_ID_MISMATCH"}
+_ABORT_CODES = {"THIRD_PARTY_AUTH_ERROR", "APNS_AUTH_ERROR", "UNAUTHENTICATED", "PERMISSION_DENIED", "NOT_FOUND"}
+
+
+def mask(text: str, token: str | None = None) -> str:
+    """``text`` with ``token`` and anything token-shaped (40+ characters of a token's alphabet)
+    replaced by ``***``, cut to :data:`DETAIL_MAX_CHARS`. A ``token`` shorter than
+    :data:`MASKED_TOKEN_MIN_CHARS` is a test's name, not a secret (FCM's are 100+ characters):
+    masking it would mangle every word it occurs in."""
+    if token and len(token) >= MASKED_TOKEN_MIN_CHARS:
+        text = text.replace(token, MASK)
+    text = _TOKEN_LIKE.sub(MASK, text)
+    return text[:DETAIL_MAX_CHARS]
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    try:
+        value = headers.get(name)
+        if value is None:
+            lowered = name.lower()
+            value = next((v for k, v in headers.items() if isinstance(k, str) and k.lower() == lowered), None)
+    except Exception:  # a hostile Mapping: no header
+        return None
+    return value if isinstance(value, str) else None
+
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """``Retry-After`` in seconds, bounded to 0..3600: delta-seconds, or an HTTP date measured
+    from the answer's own ``Date`` header (no clock skew), else from ``now`` (epoch seconds)."""
+    value = _header(headers, "Retry-After")
+    if value is None:
+        return None
+    value = value.strip()
+    seconds: float | None = None
+    try:
+        seconds = float(value)
+        if not math.isfinite(seconds):
+            seconds = None
+    except ValueError:
+        when = _http_date(value)
+        if when is None:
+            return None
+        date = _header(headers, "Date")
+        reference = _http_date(date) if date is not None else None
+        if reference is None:
+            reference = now
+        if reference is None:
+            return None
+        seconds = when - reference
+    if seconds is None:
+        return None
+    return min(max(seconds, 0.0), RETRY_AFTER_MAX_S)
+
+
+def _http_date(value: str) -> float | None:
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+
+
+def _code(value: str | None, token: str | None) -> str | None:
+    """An error code as FCM and google.rpc spell them (UPPER_SNAKE), else None: a code is kept
+    in results and logs as it is, so nothing else (nor the token) may pass for one."""
+    if value is None or not _CODE.fullmatch(value) or (token and token in value):
+        return None
+    return value
+
+
+def _kind_by_status(status: int) -> str:
+    if 200 <= status < 300:
+        return "sent"
+    if status in (408, 429) or status >= 500:
+        return "retry"
+    if status == 400:
+        return "payload_error"
+    return "abort"
+
+
+def classify(status: int, headers: Mapping[str, str], body: bytes, *, token: str | None = None,
+             now: float | None = None) -> SendResult:
+    """What an FCM v1 answer means (pure; any status, headers and bytes give a result).
+
+    ``INVALID_ARGUMENT`` is the subtle one: FCM answers it both for a bad registration token
+    (an ``FcmError`` detail, message about the registration token) and for a bad message (a
+    ``google.rpc.BadRequest`` detail naming the fields). Only the first invalidates the token
+    (a BadRequest on ``message.token`` too); anything doubtful is a ``payload_error``, which
+    stops the campaign and keeps every token, because a wrongly invalidated subscription is lost.
+    ``token`` (the registration token sent) is masked out of the detail; ``now`` (epoch seconds)
+    serves a ``Retry-After`` date when the answer has no ``Date``.
+    """
+    try:
+        return _classify(int(status), headers, body, token, now)
+    except Exception:  # pragma: no cover - the parser is written not to raise; belt and braces
+        return SendResult(_kind_by_status(int(status)) if isinstance(status, int) else "abort",
+                          f"HTTP_{status}", "", status if isinstance(status, int) else None)
+
+
+def _classify(status: int, headers, body, token, now) -> SendResult:
+    try:
+        data = orjson.loads(body) if body else None
+    except (orjson.JSONDecodeError, TypeError):
+        data = None
+    wait = retry_after(headers, now) if status >= 400 else None
+    if 200 <= status < 300:
+        name = data.get("name") if isinstance(data, dict) else None
+        return SendResult("sent", http_status=status, name=name if isinstance(name, str) else None)
+
+    error = data.get("error") if isinstance(data, dict) else None
+    error = error if isinstance(error, dict) else {}
+    rpc_status = error.get("status") if isinstance(error.get("status"), str) else None
+    message = error.get("message") if isinstance(error.get("message"), str) else ""
+    details = error.get("details") if isinstance(error.get("details"), list) else []
+    fcm_code = None
+    violations: list[tuple[str, str]] = []
+    bad_request = False
+    for detail in details:
+        if not isinstance(detail, dict):
+            continue
+        kind = detail.get("@type")
+        if kind == FCM_ERROR_TYPE and isinstance(detail.get("errorCode"), str) and fcm_code is None:
+            fcm_code = detail["errorCode"]
+        elif kind == BAD_REQUEST_TYPE:
+            bad_request = True
+            field_violations = detail.get("fieldViolations")
+            for violation in field_violations if isinstance(field_violations, list) else []:
+                if isinstance(violation, dict):
+                    field = violation.get("field")
+                    description = violation.get("description")
+                    violations.append((field if isinstance(field, str) else "",
+                                       description if isinstance(description, str) else ""))
+    if not message and data is None and body:
+        message = bytes(body[:DETAIL_MAX_CHARS * 4]).decode("utf-8", "replace")
+    fcm_code, rpc_status = _code(fcm_code, token), _code(rpc_status, token)
+    code = fcm_code or rpc_status or f"HTTP_{status}"
+
+    if code in _INVALID_TOKEN_CODES:
+        kind = "invalid_token"
+    elif code == "INVALID_ARGUMENT":
+        fields = [field for field, _ in violations]
+        if "message.token" in fields:
+            kind = "invalid_token"
+        elif fcm_code == "INVALID_ARGUMENT" and not bad_request and "registration token" in message.lower():
+            kind = "invalid_token"
+        else:
+            kind = "payload_error"
+    elif code in _RETRY_CODES:
+        kind = "retry"
+    elif code in _ABORT_CODES:
+        kind = "abort"
+    else:
+        kind = _kind_by_status(status)
+        if kind == "sent":  # an error body on a 2xx cannot happen; never count it as sent
+            kind = "abort"
+    detail = message
+    if violations:
+        detail += " [" + "; ".join(f"{field}: {description}" for field, description in violations) + "]"
+    return SendResult(kind, code, mask(detail, token), status, wait)
+
+
+# -- the client ------------------------------------------------------------------------------------
+
+class FcmClient:
+    """``async with FcmClient(config) as fcm: result = await fcm.send(message)``.
+
+    HTTP/2 to https endpoints (many streams on few connections), HTTP/1.1 to http ones; at most
+    ``config.max_connections`` connections. ``transport`` (an ``httpx.AsyncBaseTransport``) and
+    ``token_transport`` (an ``httpx.BaseTransport`` for the token endpoint) replace the network in
+    tests. ``clock`` (monotonic seconds) times the token cache; ``wall`` (epoch seconds) reads a
+    ``Retry-After`` date when FCM's answer has no ``Date``. :meth:`send` never raises for what
+    HTTP or the network does.
+    """
+
+    def __init__(self, config: FcmConfig, *, transport: httpx.AsyncBaseTransport | None = None,
+                 token_transport: httpx.BaseTransport | None = None,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time):
+        info = config.credentials_info()
+        self.config = config
+        self.project_id: str = info["project_id"]
+        self.url = f"{config.endpoint.rstrip('/')}/v1/projects/{self.project_id}/messages:send"
+        self.http2 = config.http2
+        self._wall = wall
+        self._token_http = httpx.Client(timeout=config.timeout_s, transport=token_transport)
+        self.tokens = AccessTokens(info, http=self._token_http, clock=clock, timeout_s=config.timeout_s)
+        limits = httpx.Limits(max_connections=config.max_connections,
+                              max_keepalive_connections=config.max_connections)
+        self._http = httpx.AsyncClient(http2=self.http2, limits=limits, timeout=httpx.Timeout(config.timeout_s),
+                                       transport=transport)
+        self._refreshing: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        return f"FcmClient(url={self.url!r}, http2={self.http2})"
+
+    async def __aenter__(self) -> "FcmClient":
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        self._token_http.close()
+
+    async def _access_token(self) -> str | SendResult:
+        token = self.tokens.current()
+        if token is not None:
+            return token
+        if self._refreshing is None:
+            self._refreshing = asyncio.Lock()
+        async with self._refreshing:  # one grant in flight; the others wait for it
+            try:
+                return await asyncio.to_thread(self.tokens.get)
+            except auth_exceptions.RefreshError as error:
+                retryable = bool(getattr(error, "retryable", False))
+                return SendResult("retry" if retryable else "abort", "AUTH", _refresh_detail(error))
+            except auth_exceptions.TransportError as error:
+                return SendResult("retry", "NETWORK", mask(str(error)))
+
+    async def send(self, message: dict) -> SendResult:
+        """One attempt (plus one refresh-and-resend on 401 ``UNAUTHENTICATED``)."""
+        body = request_body(message)
+        registration_token = message.get("token") if isinstance(message.get("token"), str) else None
+        result = SendResult("abort", "UNAUTHENTICATED")
+        for attempt in range(2):
+            access_token = await self._access_token()
+            if isinstance(access_token, SendResult):
+                return access_token
+            try:
+                response = await self._http.post(self.url, content=body, headers={
+                    "Authorization": f"Bearer {access_token}",
+                    "Content-Type": "application/json; charset=UTF-8",
+                })
+            except httpx.TimeoutException as error:
+                return SendResult("retry", "NETWORK", f"timed out ({type(error).__name__})")
+            except httpx.HTTPError as error:
+                return SendResult("retry", "NETWORK", f"{type(error).__name__}: {mask(str(error), registration_token)}"[:DETAIL_MAX_CHARS])
+            result = classify(response.status_code, response.headers, response.content,
+                              token=registration_token, now=self._wall())
+            if result.code == "UNAUTHENTICATED" and attempt == 0:
+                self.tokens.invalidate(access_token)
+                continue
+            return result
+        return result
+
+
+def _refresh_detail(error: Exception) -> str:
+    """The token endpoint's ``error``/``error_description``, never the whole answer."""
+    data = error.args[1] if len(error.args) > 1 else None
+    if isinstance(data, dict):
+        parts = [data.get("error"), data.get("error_description")]
+        text = ": ".join(part for part in parts if isinstance(part, str))
+    else:
+        text = "the token endpoint refused the grant"
+    return mask("access token refresh failed: " + text)
