@@ -29,6 +29,7 @@ from pistats.store.rows.columns import (
     LOW_CARDINALITY_TEXT,
     NULLABLE_FLOAT64,
     NULLABLE_UINT32,
+    PUSH_SEND_COLUMNS,
     REJECT_COLUMNS,
     TEXT,
     TEXT_LIST,
@@ -40,6 +41,7 @@ from pistats.store.rows.columns import (
 EVENTS = "events"
 REJECTS = "events_rejected"
 RECORDS = "event_records"
+PUSH_SENDS = "push_sends"
 MIGRATIONS_TABLE = "schema_migrations"
 _RECORDS_VIEW = "event_records_mv"
 
@@ -166,6 +168,19 @@ def create_records_view_sql(database: str) -> str:
     )
 
 
+def create_push_sends_sql(database: str, features: ServerFeatures) -> str:
+    # One row per (client, campaign, token): ReplacingMergeTree(settled_at) keeps the latest
+    # settlement, so exporting a campaign's sends again (a resumed campaign, a retried insert)
+    # changes no count read with FINAL. No PARTITION BY: the copies of a send must share a
+    # partition to collapse, and a send settled again may be settled in another month; one
+    # partition of narrow rows stays cheap (a million sends is tens of megabytes).
+    return (
+        f"CREATE TABLE IF NOT EXISTS {database}.{PUSH_SENDS} (\n    {columns_sql(PUSH_SEND_COLUMNS, features)}\n)\n"
+        "ENGINE = ReplacingMergeTree(settled_at)\n"
+        "ORDER BY (client_id, campaign_id, token_hash)"
+    )
+
+
 def _needs_init(store: Store, what: str) -> PistatsError:
     return PistatsError(f"{store.url.redacted}: schema migration needs to copy {what}: stop the topology and run "
                         "`pistats store init` on this store first")
@@ -248,6 +263,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "create events_rejected", _statements(lambda db, features: [create_rejects_sql(db, features)])),
     Migration(3, "events partitioned by a month the pipeline bounds", _repartition_events),
     Migration(4, "create event_records", _record_events),
+    Migration(5, "create push_sends", _statements(lambda db, features: [create_push_sends_sql(db, features)])),
 )
 
 
@@ -257,6 +273,7 @@ TABLE_COLUMNS: dict[str, tuple[Column, ...]] = {
     EVENTS: EVENT_COLUMNS,
     REJECTS: REJECT_COLUMNS,
     RECORDS: _RECORD_COLUMNS,
+    PUSH_SENDS: PUSH_SEND_COLUMNS,
     MIGRATIONS_TABLE: _MIGRATION_COLUMNS,
 }
 

@@ -121,12 +121,12 @@ def test_cli_report_json_table_and_plot(filled_store, store_url, tmp_path, capsy
 
 def test_cli_store_init_twice_and_bad_arguments(store_url, capsys):
     assert pistats(["store", "init", "--store", store_url]) == 0
-    assert "migrations applied: 1, 2, 3, 4" in capsys.readouterr().out
+    assert "migrations applied: 1, 2, 3, 4, 5" in capsys.readouterr().out
     assert pistats(["store", "init", "--store", store_url]) == 0
     assert "already up to date" in capsys.readouterr().out
     assert pistats(["store", "info", "--store", store_url]) == 0
     info = {line[:18].strip(): line[18:].strip() for line in capsys.readouterr().out.splitlines()}
-    assert info["schema versions"] == "1, 2, 3, 4" and info["pending"] == "none"
+    assert info["schema versions"] == "1, 2, 3, 4, 5" and info["pending"] == "none"
     assert pistats(["report", "--store", store_url, "--since", "last week"]) == 2
     assert "--since" in capsys.readouterr().err
 

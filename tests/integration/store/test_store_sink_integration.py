@@ -43,14 +43,14 @@ def per_event(store):
 
 
 def test_schema_init_twice_is_a_no_op(store):
-    assert migrate(store) == [1, 2, 3, 4]
+    assert migrate(store) == [1, 2, 3, 4, 5]
     tables = store.query(f"SELECT name FROM system.tables WHERE database = '{store.database}' ORDER BY name")
     assert migrate(store) == []
     assert store.query(f"SELECT name FROM system.tables WHERE database = '{store.database}' ORDER BY name") == tables
     assert [row[0] for row in tables] == ["event_records", "event_records_mv", "events", "events_rejected",
-                                          "schema_migrations"]
-    assert applied_versions(store) == {1, 2, 3, 4}
-    assert count(store, "schema_migrations", final=False) == 4
+                                          "push_sends", "schema_migrations"]
+    assert applied_versions(store) == {1, 2, 3, 4, 5}
+    assert count(store, "schema_migrations", final=False) == 5
 
 
 def test_flush_on_size(store):

@@ -1,8 +1,10 @@
-"""The column schema: the columns of ``events`` and ``events_rejected``, in row order, with their kinds.
+"""The column schema: the columns of ``events``, ``events_rejected`` and ``push_sends``, in row
+order, with their kinds.
 
-A row is a tuple in the order of ``EVENT_COLUMNS`` / ``REJECT_COLUMNS``. A column's kind says what
-it holds; how a value becomes one is the rule (``pistats.store.rows.rule``), its SQL type per
-server is ``pistats.store.schema.column_type``, its Arrow type is in ``pistats.store.backends``.
+A row is a tuple in the order of ``EVENT_COLUMNS`` / ``REJECT_COLUMNS`` / ``PUSH_SEND_COLUMNS``.
+A column's kind says what it holds; how a value becomes one is the rule (``pistats.store.rows.rule``),
+its SQL type per server is ``pistats.store.schema.column_type``, its Arrow type is in
+``pistats.store.backends``.
 """
 
 from __future__ import annotations
@@ -97,6 +99,24 @@ REJECT_COLUMNS: tuple[Column, ...] = tuple(
         ("kinesis_seq", TEXT),
         ("kinesis_subseq", UINT32),
         ("rejected_at", TIMESTAMP),
+    )
+)
+
+# One row per (campaign, token) a push was sent to, as the campaign settled it
+# (``pistats.push.results``). The token itself is never stored: token_hash is the sha256 hex of it.
+PUSH_SEND_COLUMNS: tuple[Column, ...] = tuple(
+    Column(name, kind)
+    for name, kind in (
+        ("campaign_id", TEXT),
+        ("client_id", LOW_CARDINALITY_TEXT),
+        ("property_id", LOW_CARDINALITY_TEXT),
+        ("user_id", TEXT),
+        ("token_hash", TEXT),
+        ("platform", LOW_CARDINALITY_TEXT),
+        ("status", LOW_CARDINALITY_TEXT),
+        ("error_code", LOW_CARDINALITY_TEXT),
+        ("attempts", UINT32),
+        ("settled_at", TIMESTAMP),
     )
 )
 
