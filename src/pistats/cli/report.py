@@ -1,4 +1,4 @@
-"""``pistats report``: registrations, users, sessions, audiences and rejects from the store."""
+"""``pistats report``: registrations, users, sessions, audiences, rejects and push campaigns from the store."""
 
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ from pistats.store.report import ReportScope, build_report, plot_registrations, 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "report",
-        help="analytics from the store: per-day registrations, users, sessions, top audiences, rejects",
+        help="analytics from the store: per-day registrations, users, sessions, top audiences, rejects, push campaigns",
         description=(
-            "Counts are de-duplicated (FINAL). With a chdb store, run it when the topology has stopped: "
+            "Counts are de-duplicated (FINAL). Push campaigns: sends by status, clicking users, click-through "
+            "rate (clicked users / sent), clicks by device type and country; --since keeps campaigns with a send "
+            "settled from that day on. With a chdb store, run it when the topology has stopped: "
             "chdb allows one process per data path."
         ),
     )

@@ -3,6 +3,10 @@
 Every query reads ``events FINAL`` / ``events_rejected FINAL``, so a row stored twice (a retried
 batch on a server without deduplication tokens, a replay) is counted once. Medians are
 ``quantileExact(0.5)``: exact, and the upper of the two middle values for an even count.
+
+The campaigns section is ``pistats.push.results.campaign_stats`` of the campaigns with a send
+settled in scope (``since`` bounds the sends, not the clicks: a click comes after its send); it
+is None for a store whose schema predates ``push_sends`` (version 5).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import math
 from dataclasses import dataclass
 from datetime import date
 
+from pistats.push.results import campaign_stats, has_push_sends
 from pistats.store.backends import Store
 from pistats.store.schema import EVENTS, REJECTS, quote
 
@@ -124,6 +129,7 @@ def build_report(store: Store, scope: ReportScope) -> dict:
         "top": top,
         "registrations_by_device_type": registrations_by_device,
         "rejects_by_reason": rejects,
+        "campaigns": campaign_stats(store, scope.client_id, since=scope.since) if has_push_sends(store) else None,
     }
 
 
@@ -176,7 +182,28 @@ def render_text(report: dict) -> str:
         parts.append(f"Top {name.replace('_', ' ')}\n" + format_table([heading, "users", "events"], rows))
     parts.append("Rejects by reason\n" + format_table(
         ["reason", "count"], [[row["reason"], row["count"]] for row in report["rejects_by_reason"]]))
+    if report["campaigns"] is None:
+        parts.append("Campaigns\nnone: the store's schema predates push_sends (run `pistats store init`)")
+    else:
+        parts.append(render_campaigns(report["campaigns"]))
     return "\n\n".join(parts) + "\n"
+
+
+CAMPAIGN_FIGURES = ("targeted", "sent", "failed", "invalidated", "unknown", "clicked", "ctr")
+
+
+def render_campaigns(campaigns: list[dict]) -> str:
+    """Campaign stats (``pistats.push.results.campaign_stats``) as aligned tables: the figures,
+    then the clicking users by device type and by country."""
+    parts = ["Campaigns\n" + format_table(
+        ["campaign", "client", "property", *CAMPAIGN_FIGURES],
+        [[campaign["campaign_id"], campaign["client_id"], campaign["property_id"],
+          *(campaign[figure] for figure in CAMPAIGN_FIGURES)] for campaign in campaigns])]
+    for figure, heading in (("clicks_by_device_type", "device type"), ("clicks_by_country", "country")):
+        rows = [[campaign["campaign_id"], value, users]
+                for campaign in campaigns for value, users in campaign[figure].items()]
+        parts.append(f"Campaign clicks by {heading}\n" + format_table(["campaign", heading, "users"], rows))
+    return "\n\n".join(parts)
 
 
 def plot_registrations(report: dict, path: str) -> None:
