@@ -161,6 +161,27 @@ def campaign_stats(store: Store, client_id: str | None, campaign_id: str | None 
     return list(campaigns.values())
 
 
+CAMPAIGN_FIGURES = ("targeted", "sent", "failed", "invalidated", "unknown", "clicked", "ctr")
+
+
+def render_campaigns(campaigns: list[dict]) -> str:
+    """Campaign stats (:func:`campaign_stats`) as aligned tables ending with a newline: the
+    figures, then the clicking users by device type and by country (``pistats push stats`` and
+    the report's section)."""
+    # Imported here: pistats.store.report imports this module for its campaigns section.
+    from pistats.store.report import format_table
+
+    parts = ["Campaigns\n" + format_table(
+        ["campaign", "client", "property", *CAMPAIGN_FIGURES],
+        [[campaign["campaign_id"], campaign["client_id"], campaign["property_id"],
+          *(campaign[figure] for figure in CAMPAIGN_FIGURES)] for campaign in campaigns])]
+    for figure, heading in (("clicks_by_device_type", "device type"), ("clicks_by_country", "country")):
+        rows = [[campaign["campaign_id"], value, users]
+                for campaign in campaigns for value, users in campaign[figure].items()]
+        parts.append(f"Campaign clicks by {heading}\n" + format_table(["campaign", heading, "users"], rows))
+    return "\n\n".join(parts) + "\n"
+
+
 def _iso(text: str) -> str:
     """``toString`` of a stored time (``2026-11-25 10:00:00[.250]``, UTC) as ISO 8601 with Z."""
     return str(text).replace(" ", "T") + "Z"

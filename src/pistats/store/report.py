@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from datetime import date
 
-from pistats.push.results import campaign_stats, has_push_sends
+from pistats.push.results import campaign_stats, has_push_sends, render_campaigns
 from pistats.store.backends import Store
 from pistats.store.schema import EVENTS, REJECTS, quote
 
@@ -185,25 +185,8 @@ def render_text(report: dict) -> str:
     if report["campaigns"] is None:
         parts.append("Campaigns\nnone: the store's schema predates push_sends (run `pistats store init`)")
     else:
-        parts.append(render_campaigns(report["campaigns"]))
+        parts.append(render_campaigns(report["campaigns"]).rstrip("\n"))
     return "\n\n".join(parts) + "\n"
-
-
-CAMPAIGN_FIGURES = ("targeted", "sent", "failed", "invalidated", "unknown", "clicked", "ctr")
-
-
-def render_campaigns(campaigns: list[dict]) -> str:
-    """Campaign stats (``pistats.push.results.campaign_stats``) as aligned tables: the figures,
-    then the clicking users by device type and by country."""
-    parts = ["Campaigns\n" + format_table(
-        ["campaign", "client", "property", *CAMPAIGN_FIGURES],
-        [[campaign["campaign_id"], campaign["client_id"], campaign["property_id"],
-          *(campaign[figure] for figure in CAMPAIGN_FIGURES)] for campaign in campaigns])]
-    for figure, heading in (("clicks_by_device_type", "device type"), ("clicks_by_country", "country")):
-        rows = [[campaign["campaign_id"], value, users]
-                for campaign in campaigns for value, users in campaign[figure].items()]
-        parts.append(f"Campaign clicks by {heading}\n" + format_table(["campaign", heading, "users"], rows))
-    return "\n\n".join(parts)
 
 
 def plot_registrations(report: dict, path: str) -> None:

@@ -1,6 +1,7 @@
 from datetime import date
 
-from pistats.store.report import ReportScope, format_table, render_campaigns, render_text
+from pistats.push.results import render_campaigns
+from pistats.store.report import ReportScope, format_table, render_text
 
 CAMPAIGN = {
     "campaign_id": "c_0123456789abcdef0123", "client_id": "client-a", "property_id": "prop-1",
@@ -53,7 +54,9 @@ def test_render_text_has_every_section():
 def test_campaigns_table_and_clicks():
     idle = dict(CAMPAIGN, campaign_id="c_idle", targeted=2, sent=0, failed=2, invalidated=0, unknown=0, clicked=0,
                 ctr=None, clicks_by_device_type={}, clicks_by_country={})
-    lines = render_campaigns([CAMPAIGN, idle]).splitlines()
+    text = render_campaigns([CAMPAIGN, idle])
+    assert text.endswith("\n") and not text.endswith("\n\n")
+    lines = text.splitlines()
     assert lines[0] == "Campaigns"
     assert lines[1].split() == ["campaign", "client", "property", "targeted", "sent", "failed", "invalidated",
                                 "unknown", "clicked", "ctr"]
