@@ -311,6 +311,14 @@ class Ledger:
             "WHERE campaign_id = %s AND state = 'running'",
             (state, reason, self._clock(), campaign_id), rowcount=True) == 1
 
+    def reopen(self, campaign_id: str) -> bool:
+        """Make an aborted campaign running again (its cause fixed: credentials, the message);
+        False when it was not aborted. Its settled sends stay settled: a resume sends only
+        what was never claimed, or released."""
+        return self._run(
+            "UPDATE campaigns SET state = 'running', reason = NULL, finished_at = NULL "
+            "WHERE campaign_id = %s AND state = 'aborted'", (campaign_id,), rowcount=True) == 1
+
     @contextmanager
     def hold(self, campaign_id: str) -> Iterator[Hold]:
         """Hold the campaign for this run: a session-level advisory lock on a connection of its
