@@ -1,4 +1,5 @@
-"""Start, stop and inspect the local services: Redis, ClickHouse, kinesis-local, PostgreSQL, ZooKeeper, Storm.
+"""Start, stop and inspect the local services: Redis, ClickHouse, kinesis-local, PostgreSQL, ZooKeeper, Storm,
+and the gateway (nginx in front of the ingest on gunicorn).
 
 Each service is a process started in the background with its data, logs and pid file under
 ``.pistats/<service>/``, listening on 127.0.0.1 only, on a port taken from the environment
@@ -36,6 +37,7 @@ class Ports:
     zookeeper: int = 2181
     nimbus: int = 6627
     supervisor_slots: tuple[int, ...] = (6700, 6701)
+    gateway: int = 8088
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Ports":
@@ -55,6 +57,7 @@ class Ports:
             postgres=port("postgres"),
             zookeeper=port("zookeeper"),
             nimbus=port("nimbus"),
+            gateway=port("gateway"),
         )
 
 
@@ -79,6 +82,8 @@ class Service:
     prepare: Callable[[Path], None] | None = None
     start_timeout: float = 60.0
     ready: Callable[[], bool] | None = None  # default: the port answers
+    # Why the service cannot be started as things are (a setting missing), or None.
+    unavailable: Callable[[], str | None] | None = None
     # The process this object started, if any: stop() reaps it, or it would linger as a zombie
     # (and keep its process group answering) for as long as the starting process lives.
     _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
@@ -122,11 +127,19 @@ class Service:
         deadline = time.monotonic() + self.start_timeout
         while not self.running():
             if process.poll() is not None:
-                raise ServiceError(f"{self.name} exited with code {process.returncode} (see {self.log_file})")
+                raise ServiceError(f"{self.name} exited with code {process.returncode}{self._last_log_line()} "
+                                   f"(see {self.log_file})")
             if time.monotonic() > deadline:
                 raise ServiceError(f"{self.name} did not become ready within {self.start_timeout:.0f} s (see {self.log_file})")
             time.sleep(0.2)
         return True
+
+    def _last_log_line(self) -> str:
+        try:
+            lines = self.log_file.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return f": {lines[-1][:300]}" if lines else ""
 
     def stop(self, timeout: float = 20.0) -> bool:
         """Stop a service this project started (by pid file); returns True if one was stopped."""
@@ -467,12 +480,110 @@ def _supervisor_alive(ports: Ports) -> bool:
     return True
 
 
+# --- The gateway: nginx (Debian) in front of the ingest on gunicorn (pistats.gateway) --------
+
+def _gateway_socket() -> Path:
+    return state_dir() / "gateway-ingest" / "ingest.sock"
+
+
+def _healthz(connection) -> bool:
+    try:
+        connection.request("GET", "/healthz")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+def _unix_healthz(path: Path) -> bool:
+    import http.client
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(self.timeout)
+            self.sock.connect(str(path))
+
+    return path.exists() and _healthz(UnixConnection("localhost", timeout=2))
+
+
+def _gateway_unavailable() -> str | None:
+    if not os.environ.get("PISTATS_INGEST_STREAM"):
+        return "PISTATS_INGEST_STREAM is not set (the ingest behind it reads PISTATS_INGEST_*, see docs/gateway.md)"
+    return None
+
+
+def gateway_ingest_service(ports: Ports) -> Service:
+    """The ingest on gunicorn workers, on a unix socket only nginx uses."""
+
+    def command(home: Path) -> list[str]:
+        return [
+            sys.executable, "-m", "gunicorn", "--config", "python:pistats.gateway.gunicorn_conf",
+            "--bind", f"unix:{_gateway_socket()}", "--pid", str(home / "gunicorn.pid"),
+            "--access-logfile", str(home / "access.log"), "--control-socket", str(home / "gunicorn.ctl"),
+            "pistats.gateway.app:create_app()",
+        ]
+
+    def version() -> str:
+        from importlib.metadata import PackageNotFoundError, version as installed
+
+        try:
+            return installed("gunicorn")
+        except PackageNotFoundError:
+            return "not installed"
+
+    return Service(
+        name="gateway-ingest",
+        port=ports.gateway,  # shown only: it listens on its socket, not on a port
+        command=command,
+        version=version,
+        ready=lambda: _unix_healthz(_gateway_socket()),
+        unavailable=_gateway_unavailable,
+        start_timeout=30.0,
+    )
+
+
+def gateway_nginx_service(ports: Ports) -> Service:
+    """nginx on 127.0.0.1:PISTATS_GATEWAY_PORT, its configuration rendered into its home."""
+
+    def prepare(home: Path) -> None:
+        from pistats.gateway.config import GatewayConfig
+        from pistats.gateway.nginx import TEMP_FOLDERS, render_nginx_conf
+
+        try:
+            config = GatewayConfig.from_env(port=ports.gateway)
+        except ValueError as error:
+            raise ConfigError("gateway", str(error)) from None
+        for folder in TEMP_FOLDERS:
+            (home / "tmp" / folder).mkdir(parents=True, exist_ok=True)
+        (home / "nginx.conf").write_text(render_nginx_conf(config, home=home, socket=_gateway_socket()))
+
+    def command(home: Path) -> list[str]:
+        from pistats.gateway.nginx import nginx_command
+
+        return nginx_command(home)
+
+    return Service(
+        name="gateway",
+        port=ports.gateway,
+        command=command,
+        version=lambda: _run_version(["dpkg-query", "-W", "-f=${Version}", "nginx"], lambda out: out.split("-")[0]),
+        prepare=prepare,
+        unavailable=_gateway_unavailable,
+        start_timeout=20.0,
+        stop_signal=signal.SIGQUIT,  # graceful: requests in flight are answered first
+    )
+
+
 SERVICE_GROUPS = {
     "redis": ["redis"],
     "clickhouse": ["clickhouse"],
     "kinesis": ["kinesis"],
     "storm": ["zookeeper", "storm-nimbus", "storm-supervisor"],
-    "all": ["redis", "clickhouse", "kinesis", "postgres", "zookeeper", "storm-nimbus", "storm-supervisor"],
+    "gateway": ["gateway-ingest", "gateway"],
+    "all": ["redis", "clickhouse", "kinesis", "postgres", "zookeeper", "storm-nimbus", "storm-supervisor",
+            "gateway-ingest", "gateway"],
     "test": ["redis", "clickhouse", "kinesis", "postgres"],
 }
 
@@ -487,6 +598,8 @@ def services(ports: Ports | None = None) -> dict[str, Service]:
         "zookeeper": zookeeper_service(ports),
         "storm-nimbus": storm_daemon_service("nimbus", ports),
         "storm-supervisor": storm_daemon_service("supervisor", ports),
+        "gateway-ingest": gateway_ingest_service(ports),
+        "gateway": gateway_nginx_service(ports),
     }
 
 
