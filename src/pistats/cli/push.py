@@ -104,6 +104,7 @@ def _send(args: argparse.Namespace) -> int:
     from pistats.push.fcm import FcmConfig
     from pistats.push.ledger import CampaignSpec, Ledger, LedgerBusy
     from pistats.push.message import Content, content_problems
+    from pistats.push.results import has_push_sends
     from pistats.push.segments import count_segment_users, parse_segment
     from pistats.registry.store import Registry
 
@@ -126,6 +127,9 @@ def _send(args: argparse.Namespace) -> int:
                                 body=args.body, url=args.url, segment=segment.expression or None, rate=args.rate)
         store = _open_store(args)
         stack.callback(store.close)
+        if not has_push_sends(store):
+            # Before anything is sent: the outcomes would have nowhere to go.
+            raise UserError(f"store {store.url.redacted} has no push_sends table: run `pistats store init`")
         settings = CampaignSettings(concurrency=args.concurrency)
         if args.action == "send" and args.dry_run:
             now = datetime.now(timezone.utc)

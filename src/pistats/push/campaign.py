@@ -4,9 +4,9 @@ flight, each outcome settled in the ledger, the registry and the store.
 At most once per token per campaign: a target is claimed in the ledger (one statement per chunk)
 before its request, and a claim is never sent twice. A run that dies leaves its claims pending;
 the next run (``pistats push resume``) turns them into ``unknown`` (the request may or may not
-have reached FCM, which has no idempotency key) and claims only what was never claimed. At most
-``2 * concurrency`` claims are pending at any moment (in flight, plus one chunk queued), which
-bounds the unknowns of a crash.
+have reached FCM, which has no idempotency key) and claims only what was never claimed. The
+unknowns of a crash are bounded: ``2 * concurrency`` claims in flight or queued, plus the
+outcomes of the last settle interval (``settle_interval_s``, 0.25 s, at the campaign's rate).
 
 What FCM answers (``pistats.push.fcm.SendResult``) decides:
 - ``sent`` settles ``sent``; ``invalid_token`` settles ``invalid`` and marks the registry's
@@ -51,7 +51,7 @@ class CampaignSettings:
     user_page_size: int = 10_000   # segment users per store query
     token_page_size: int = 1_000   # users per registry query, and tokens per page
     settle_every: int = 500        # outcomes per settle statement, at most
-    settle_interval_s: float = 0.5  # or this often, whichever comes first
+    settle_interval_s: float = 0.25  # or this often, whichever comes first
 
 
 @dataclass(frozen=True)
