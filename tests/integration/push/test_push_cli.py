@@ -168,7 +168,7 @@ def test_an_unknown_segment_term_is_a_usage_error_naming_it(registry_url, client
     assert done.stderr.count("\n") == 1 and "shoe_size" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_our_payload_refused_aborts_the_campaign_and_keeps_every_token(registry_url, client_id, env):
+def test_refused_credentials_abort_the_campaign_keep_every_token_and_a_resume_sends_them(registry_url, client_id, env):
     tokens = [token_of(n) for n in range(30)]
     subscribe(registry_url, client_id, tokens)
     with LocalFcm(script={"default": "ok"}) as fcm:
