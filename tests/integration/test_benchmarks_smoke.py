@@ -52,3 +52,12 @@ def test_in_process_benchmarks(name, args, expected):
 def test_registry(registry_url):
     output = run_script("registry.py", "--events", "400", "--repeat", "1", "--registry-url", registry_url)
     assert output.count("ev/s") == 6
+
+
+def test_gateway(redis_url):
+    import json
+
+    output = run_script("gateway.py", "--seconds", "1", "--connections", "4", "--redis-url", redis_url)
+    assert output.count("events/s") == 8 and output.count("PutRecords/s") == 2
+    ratios = json.loads(output.strip().splitlines()[-1])["gateway_over_ingest_server"]
+    assert set(ratios) == {"batch_1", "batch_50", "resent_batch_1", "resent_batch_50"}
