@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import secrets
 import subprocess
 
@@ -23,6 +25,20 @@ def test_events_land_with_the_address_nginx_saw_not_a_forged_one(start_gateway, 
     (record,) = gateway.records()
     # nginx appended 127.0.0.1 (the peer it saw); the ingest trusts that one hop and no more.
     assert (record["client_id"], record["ip"]) == ("acme", "127.0.0.1")
+
+
+def test_a_chunked_body_reaches_the_ingest_whole(start_gateway, write_keys):
+    gateway = start_gateway()
+    (key,) = write_keys(1)
+    body = json.dumps({"batch": [event(f"chunk-{n}") for n in range(3)]}).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+    connection.request("POST", "/v1/events", iter([body[:40], body[40:]]),
+                       {"Content-Type": "application/json", "X-Pistats-Key": key}, encode_chunked=True)
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    connection.close()
+    assert (response.status, answer["accepted"]) == (200, 3)
+    assert sorted(record["event"]["event_id"] for record in gateway.records()) == ["chunk-0", "chunk-1", "chunk-2"]
 
 
 def test_healthz_answers_without_kinesis(start_gateway, write_keys):
