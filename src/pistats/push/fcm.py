@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import importlib.util
 import math
 import os
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -39,13 +37,7 @@ from google.oauth2 import service_account
 
 from pistats.errors import ConfigError
 from pistats.push.message import request_body
-
-# httpcore asks `import sniffio` on every request and this environment has no sniffio (anyio 4.16
-# dropped it): each failed import searches sys.path, about a third of the client's CPU per send in
-# a profile. A None entry in sys.modules is Python's documented "known absent": the import fails
-# at once, and httpcore falls back to asyncio exactly as before. Nothing changes where sniffio exists.
-if importlib.util.find_spec("sniffio") is None:
-    sys.modules.setdefault("sniffio", None)
+from pistats.push.transport import fcm_transport
 
 ENDPOINT_VARIABLE = "PISTATS_FCM_ENDPOINT"
 CREDENTIALS_VARIABLE = "PISTATS_FCM_CREDENTIALS"
@@ -428,7 +420,8 @@ class FcmClient:
     """``async with FcmClient(config) as fcm: result = await fcm.send(message)``.
 
     HTTP/2 to https endpoints (many streams on few connections), HTTP/1.1 to http ones; at most
-    ``config.max_connections`` connections. ``transport`` (an ``httpx.AsyncBaseTransport``) and
+    ``config.max_connections`` connections (:func:`pistats.push.transport.fcm_transport`: httpx
+    and httpcore on plain asyncio, HTTP/1.1 connections in lanes of one). ``transport`` (an ``httpx.AsyncBaseTransport``) and
     ``token_transport`` (an ``httpx.BaseTransport`` for the token endpoint) replace the network in
     tests. ``clock`` (monotonic seconds) times the token cache; ``wall`` (epoch seconds) reads a
     ``Retry-After`` date when FCM's answer has no ``Date``. :meth:`send` never raises for what
@@ -442,10 +435,13 @@ class FcmClient:
         self.config = config
         self.project_id: str = info["project_id"]
         self.url = f"{config.endpoint.rstrip('/')}/v1/projects/{self.project_id}/messages:send"
+        self._send_url = httpx.URL(self.url)  # parsed once
         self.http2 = config.http2
         self._wall = wall
         self._token_http = httpx.Client(timeout=config.timeout_s, transport=token_transport)
         self.tokens = AccessTokens(info, http=self._token_http, clock=clock, timeout_s=config.timeout_s)
+        if transport is None:
+            transport = fcm_transport(http2=self.http2, max_connections=config.max_connections)
         limits = httpx.Limits(max_connections=config.max_connections,
                               max_keepalive_connections=config.max_connections)
         self._http = httpx.AsyncClient(http2=self.http2, limits=limits, timeout=httpx.Timeout(config.timeout_s),
@@ -490,10 +486,11 @@ class FcmClient:
             if isinstance(access_token, SendResult):
                 return access_token
             try:
-                response = await self._http.post(self.url, content=body, headers={
+                request = httpx.Request("POST", self._send_url, content=body, headers={
                     "Authorization": f"Bearer {access_token}",
                     "Content-Type": "application/json; charset=UTF-8",
                 })
+                response = await self._http.send(request)
             except httpx.TimeoutException as error:
                 return SendResult("retry", "NETWORK", f"timed out ({type(error).__name__})")
             except httpx.HTTPError as error:
