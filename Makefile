@@ -28,5 +28,6 @@ bench: bootstrap         ## the README's benchmarks, one after another (several 
 	python benchmarks/enrich_chain.py
 	python benchmarks/store_insert.py
 	python benchmarks/registry.py
+	python benchmarks/push.py
 	python benchmarks/gateway.py
 	python benchmarks/e2e.py --events 60000 --shards 4

@@ -6,6 +6,7 @@ The end-to-end and HTTP ingest scripts are left out: they take minutes, and the 
 tests drive the same paths.
 """
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +62,15 @@ def test_gateway(redis_url):
     assert output.count("events/s") == 8 and output.count("PutRecords/s") == 2
     ratios = json.loads(output.strip().splitlines()[-1])["gateway_over_ingest_server"]
     assert set(ratios) == {"batch_1", "batch_50", "resent_batch_1", "resent_batch_50"}
+
+
+def test_push(registry_url):
+    output = run_script("push.py", "--tokens", "300", "--runs", "1", "--concurrency", "10",
+                        "--registry-url", registry_url)
+    assert "sends/s" in output
+    last = json.loads(output.strip().splitlines()[-1])
+    assert set(last) == {"tokens", "concurrency", "rate", "runs", "best_sends_per_s", "target_sends_per_s",
+                         "meets_target"}
+    (run,) = last["runs"]
+    assert run["sent"] == 300
+    assert set(run) == {"sent", "seconds", "sends_per_s", "sender_cpu_us_per_send", "server_cpu_us_per_send"}
