@@ -72,6 +72,13 @@ class Gateway:
         lines = path.read_text().splitlines() if path.exists() else []
         return sum(1 for line in lines if " /healthz" not in line)
 
+    def wait_ingest_requests(self, expected: int) -> None:
+        """Wait until gunicorn logged ``expected`` requests (it logs after answering), then check a
+        moment later that no more came."""
+        wait_until(lambda: self.ingest_requests() >= expected)
+        time.sleep(0.3)
+        assert self.ingest_requests() == expected
+
     def log_line(self, status: int) -> dict:
         """The one access log line of that status; nginx writes it once the connection is done
         with (after lingering on a 413), so it is waited for."""
