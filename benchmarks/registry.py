@@ -13,6 +13,11 @@ nothing, so the registry's replay path (conflicting rows, nothing newer) is time
 Target (issue 15): batches of 100 with the registry reach at least half the registry-less rate
 and at least 5,000 events/s.
 
+``--threads N`` sends N requests at a time (registry: a pool of N connections), as the threaded
+``pistats ingest-server`` runs; both services then run with the same N, and the output says N.
+The last line is the figures as one JSON object (events/s per service and batch size, the
+ratios, the target and whether it is met).
+
     .venv/bin/python benchmarks/registry.py [--events 20000] [--threads 1] [--registry-url URL]
 """
 
@@ -36,6 +41,7 @@ from pistats.registry.migrations import migrate
 from pistats.registry.store import Registry
 from pistats.testing.ingest import AcceptingKinesis, NoMarks, StaticKeys
 
+TARGET_RATIO, TARGET_EVENTS_PER_S = 0.5, 5000  # batches of 100, with the registry (issue 15)
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 HEADERS = {"Content-Type": "application/json", "X-Pistats-Key": "pk_bench", "User-Agent": "Mozilla/5.0"}
 
@@ -106,9 +112,10 @@ def main() -> None:
 
     plain, registered = service(False), service(True)
     print(f"{args.events} register/subscribe events per measurement (half each), best of {args.repeat}, "
-          f"{args.threads} request(s) at a time, registry {config.redacted_url}")
+          f"{args.threads} request(s) at a time in both services, registry {config.redacted_url}")
     print(f"{'batch':>6}  {'no registry':>14}  {'registry, new rows':>19}  {'ratio':>6}  "
           f"{'registry, replays':>18}  {'ratio':>6}")
+    results = []
     try:
         for batch in (1, 100):
             best = [0.0, 0.0, 0.0]
@@ -121,11 +128,20 @@ def main() -> None:
             without, with_new, with_replay = best
             print(f"{batch:>6}  {without:>10,.0f} ev/s  {with_new:>15,.0f} ev/s  {with_new / without:>6.2f}  "
                   f"{with_replay:>14,.0f} ev/s  {with_replay / without:>6.2f}")
+            results.append({"batch": batch, "no_registry_ev_s": round(without), "registry_new_ev_s": round(with_new),
+                            "ratio_new": round(with_new / without, 3), "registry_replays_ev_s": round(with_replay),
+                            "ratio_replays": round(with_replay / without, 3)})
     finally:
         registry.close()
         with psycopg.connect(config.url, autocommit=True) as conn:
             conn.execute("DELETE FROM push_subscriptions WHERE client_id = %s", (client_id,))
             conn.execute("DELETE FROM subscribers WHERE client_id = %s", (client_id,))
+    hundred = next(r for r in results if r["batch"] == 100)
+    met = min(hundred["ratio_new"], hundred["ratio_replays"]) >= TARGET_RATIO and \
+        min(hundred["registry_new_ev_s"], hundred["registry_replays_ev_s"]) >= TARGET_EVENTS_PER_S
+    print(json.dumps({"benchmark": "registry", "events": args.events, "best_of": args.repeat, "threads": args.threads,
+                      "results": results, "target": {"batch": 100, "ratio": TARGET_RATIO,
+                                                     "events_per_s": TARGET_EVENTS_PER_S, "met": met}}))
 
 
 if __name__ == "__main__":

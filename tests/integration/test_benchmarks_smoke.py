@@ -52,12 +52,14 @@ def test_in_process_benchmarks(name, args, expected):
 
 def test_registry(registry_url):
     output = run_script("registry.py", "--events", "400", "--repeat", "1", "--registry-url", registry_url)
-    assert output.count("ev/s") == 6
+    *table, last = output.strip().splitlines()
+    assert "\n".join(table).count("ev/s") == 6
+    figures = json.loads(last)
+    assert [r["batch"] for r in figures["results"]] == [1, 100] and figures["threads"] == 1
+    assert set(figures["target"]) == {"batch", "ratio", "events_per_s", "met"}
 
 
 def test_gateway(redis_url):
-    import json
-
     output = run_script("gateway.py", "--seconds", "1", "--connections", "4", "--redis-url", redis_url)
     assert output.count("events/s") == 8 and output.count("PutRecords/s") == 2
     ratios = json.loads(output.strip().splitlines()[-1])["gateway_over_ingest_server"]

@@ -236,7 +236,8 @@ class IngestService:
 
         if entries and self._registry is not None:
             try:
-                self._registry.write(client_id, [parsed.events[i] for i in sorted(entries)], now)
+                # checked: each of these events passed self._registry.problems above.
+                self._registry.write(client_id, [parsed.events[i] for i in sorted(entries)], now, checked=True)
             except RegistryUnavailable as error:
                 log.error("subscriber registry unavailable, %d events refused: %s", len(entries), error)
                 for index in entries:

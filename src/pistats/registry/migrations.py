@@ -240,10 +240,125 @@ CREATE INDEX campaign_sends_unexported ON campaign_sends (campaign_id, token_dig
     WHERE NOT exported AND state <> 'pending';
 """
 
+
+# Migration 3: the same three statements as registry_apply, with the rows sent as arrays, one per
+# column, in binary (psycopg writes each element's bytes; the server neither lexes JSON nor
+# parses timestamps: JSON lexing and timestamptz_in were a fifth of the server's CPU per batch),
+# and generic plans: PL/pgSQL re-planned the subscriptions upsert on every call (a custom plan
+# looked cheaper than the generic one), another tenth.
+# Settings made on the function hold only while it runs: nothing a session keeps.
+# registry_apply stays for code of migration 1 still running during a deployment.
+_WRITE_WITH_ARRAYS = """
+CREATE OR REPLACE FUNCTION registry_write(
+    p_client_id text,
+    s_property_id text[], s_user_id text[], s_registered_at timestamptz[], s_first_seen_at timestamptz[],
+    s_last_seen_at timestamptz[], s_locale text[], s_timezone text[], s_context_at timestamptz[],
+    s_unsubscribed_at timestamptz[],
+    t_property_id text[], t_token_digest bytea[], t_token text[], t_user_id text[], t_platform text[],
+    t_owner_changed_at timestamptz[], t_token_status text[], t_token_status_at timestamptz[], t_last_error text[])
+RETURNS void LANGUAGE plpgsql
+-- Every row these statements read is found by key. A generic plan is made once per connection,
+-- from the statistics of that moment: made while the tables look empty (a new registry), it
+-- would scan subscribers once per subscription for the connection's life (measured: 56 ms a
+-- batch instead of 4 after 20,000 rows). Sequential and bitmap scans off: index scans only.
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_bitmapscan = off
+AS $$
+BEGIN
+    -- 1. Subscribers (s_*: one element per subscriber, in key order). Row locks in key order.
+    INSERT INTO subscribers AS s (client_id, property_id, user_id, registered_at, first_seen_at, last_seen_at,
+                                  locale, timezone, context_at, unsubscribed_at)
+    SELECT p_client_id, c.property_id, c.user_id, c.registered_at, c.first_seen_at, c.last_seen_at,
+           c.locale, c.timezone, c.context_at, c.unsubscribed_at
+    FROM unnest(s_property_id, s_user_id, s_registered_at, s_first_seen_at, s_last_seen_at, s_locale, s_timezone,
+                s_context_at, s_unsubscribed_at) WITH ORDINALITY
+         AS c(property_id, user_id, registered_at, first_seen_at, last_seen_at, locale, timezone, context_at,
+              unsubscribed_at, ordinality)
+    ORDER BY c.ordinality
+    ON CONFLICT (client_id, property_id, user_id) DO UPDATE SET
+        (registered_at, first_seen_at, last_seen_at, unsubscribed_at, locale, timezone, context_at) = (
+            SELECT LEAST(s.registered_at, EXCLUDED.registered_at),
+                   LEAST(s.first_seen_at, EXCLUDED.first_seen_at),
+                   GREATEST(s.last_seen_at, EXCLUDED.last_seen_at),
+                   GREATEST(s.unsubscribed_at, EXCLUDED.unsubscribed_at),
+                   CASE WHEN newer THEN EXCLUDED.locale ELSE s.locale END,
+                   CASE WHEN newer THEN EXCLUDED.timezone ELSE s.timezone END,
+                   CASE WHEN newer THEN EXCLUDED.context_at ELSE s.context_at END
+            FROM (SELECT EXCLUDED.context_at IS NOT NULL AND (s.context_at IS NULL OR
+                         (EXCLUDED.context_at, COALESCE(EXCLUDED.locale, '') COLLATE "C",
+                          COALESCE(EXCLUDED.timezone, '') COLLATE "C")
+                         > (s.context_at, COALESCE(s.locale, '') COLLATE "C", COALESCE(s.timezone, '') COLLATE "C"))
+                  AS newer) context),
+        updated_at = now()
+    WHERE EXCLUDED.registered_at < s.registered_at OR (s.registered_at IS NULL AND EXCLUDED.registered_at IS NOT NULL)
+       OR EXCLUDED.first_seen_at < s.first_seen_at OR EXCLUDED.last_seen_at > s.last_seen_at
+       OR EXCLUDED.unsubscribed_at > s.unsubscribed_at
+       OR (s.unsubscribed_at IS NULL AND EXCLUDED.unsubscribed_at IS NOT NULL)
+       OR (EXCLUDED.context_at IS NOT NULL AND (s.context_at IS NULL OR
+           (EXCLUDED.context_at, COALESCE(EXCLUDED.locale, '') COLLATE "C", COALESCE(EXCLUDED.timezone, '') COLLATE "C")
+           > (s.context_at, COALESCE(s.locale, '') COLLATE "C", COALESCE(s.timezone, '') COLLATE "C")));
+
+    -- 2. Subscriptions (t_*, NULL when none), each taking its owner's unsubscribe-all time
+    --    from statement 1.
+    IF t_token IS NOT NULL THEN
+        INSERT INTO push_subscriptions AS p (client_id, property_id, token_digest, token, user_id, platform,
+                                             owner_changed_at, token_status, token_status_at, last_error,
+                                             owner_unsubscribed_at)
+        SELECT p_client_id, c.property_id, c.token_digest, c.token, c.user_id, c.platform,
+               c.owner_changed_at, c.token_status, c.token_status_at, c.last_error,
+               (SELECT s.unsubscribed_at FROM subscribers s
+                WHERE s.client_id = p_client_id AND s.property_id = c.property_id AND s.user_id = c.user_id)
+        FROM unnest(t_property_id, t_token_digest, t_token, t_user_id, t_platform, t_owner_changed_at, t_token_status,
+                    t_token_status_at, t_last_error) WITH ORDINALITY
+             AS c(property_id, token_digest, token, user_id, platform, owner_changed_at, token_status, token_status_at,
+                  last_error, ordinality)
+        ORDER BY c.ordinality
+        ON CONFLICT (client_id, property_id, token_digest) DO UPDATE SET
+            (user_id, platform, owner_changed_at, owner_unsubscribed_at, token_status, token_status_at, last_error) = (
+                SELECT CASE WHEN owner_newer THEN EXCLUDED.user_id ELSE p.user_id END,
+                       CASE WHEN owner_newer THEN EXCLUDED.platform ELSE p.platform END,
+                       CASE WHEN owner_newer THEN EXCLUDED.owner_changed_at ELSE p.owner_changed_at END,
+                       CASE WHEN owner_newer THEN EXCLUDED.owner_unsubscribed_at ELSE p.owner_unsubscribed_at END,
+                       CASE WHEN state_newer THEN EXCLUDED.token_status ELSE p.token_status END,
+                       CASE WHEN state_newer THEN EXCLUDED.token_status_at ELSE p.token_status_at END,
+                       CASE WHEN state_newer THEN EXCLUDED.last_error ELSE p.last_error END
+                FROM (SELECT
+                        (EXCLUDED.owner_changed_at IS NOT NULL, COALESCE(EXCLUDED.owner_changed_at, '-infinity'),
+                         EXCLUDED.user_id COLLATE "C", EXCLUDED.platform COLLATE "C")
+                        > (p.owner_changed_at IS NOT NULL, COALESCE(p.owner_changed_at, '-infinity'),
+                           p.user_id COLLATE "C", p.platform COLLATE "C") AS owner_newer,
+                        (EXCLUDED.token_status_at, registry_status_rank(EXCLUDED.token_status),
+                         COALESCE(EXCLUDED.last_error, '') COLLATE "C")
+                        > (p.token_status_at, registry_status_rank(p.token_status),
+                           COALESCE(p.last_error, '') COLLATE "C") AS state_newer) newer),
+            updated_at = now()
+        WHERE (EXCLUDED.owner_changed_at IS NOT NULL, COALESCE(EXCLUDED.owner_changed_at, '-infinity'),
+               EXCLUDED.user_id COLLATE "C", EXCLUDED.platform COLLATE "C")
+              > (p.owner_changed_at IS NOT NULL, COALESCE(p.owner_changed_at, '-infinity'),
+                 p.user_id COLLATE "C", p.platform COLLATE "C")
+           OR (EXCLUDED.token_status_at, registry_status_rank(EXCLUDED.token_status),
+               COALESCE(EXCLUDED.last_error, '') COLLATE "C")
+              > (p.token_status_at, registry_status_rank(p.token_status), COALESCE(p.last_error, '') COLLATE "C");
+    END IF;
+
+    -- 3. Subscribers with an unsubscribe-all in this call: their time onto every subscription
+    --    they own.
+    IF array_remove(s_unsubscribed_at, NULL) <> '{}' THEN
+        UPDATE push_subscriptions p SET owner_unsubscribed_at = s.unsubscribed_at, updated_at = now()
+        FROM unnest(s_property_id, s_user_id, s_unsubscribed_at) AS u(property_id, user_id, unsubscribed_at),
+             LATERAL (SELECT unsubscribed_at FROM subscribers s
+                      WHERE s.client_id = p_client_id AND s.property_id = u.property_id AND s.user_id = u.user_id) s
+        WHERE u.unsubscribed_at IS NOT NULL
+          AND p.client_id = p_client_id AND p.property_id = u.property_id AND p.user_id = u.user_id
+          AND p.owner_unsubscribed_at IS DISTINCT FROM s.unsubscribed_at;
+    END IF;
+END $$;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "subscribers and push_subscriptions, and the functions writing them",
               _SUBSCRIBERS_AND_SUBSCRIPTIONS + _WRITE_FUNCTIONS),
     Migration(2, "campaigns and campaign_sends, the push sender's ledger", _CAMPAIGNS),
+    Migration(3, "registry_write: rows as binary arrays, generic plans", _WRITE_WITH_ARRAYS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -17,8 +17,9 @@ class FakeRegistry:
 
     problems = staticmethod(registry_problems)
 
-    def write(self, client_id, events, received_at):
+    def write(self, client_id, events, received_at, *, checked=False):
         events = list(events)
+        assert checked and not any(registry_problems(client_id, e) for e in events)  # the ingest asked problems()
         self.writes.append((client_id, events, len(self.kinesis.calls)))
         if self.down:
             raise RegistryUnavailable("OperationalError")
