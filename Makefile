@@ -4,10 +4,13 @@ SHELL := /bin/bash
 export LEIN_ROOT := 1
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: demo test unit bootstrap services-stop bench
+.PHONY: demo demo-full test unit bootstrap services-stop bench
 
 demo: bootstrap          ## the main job on embedded defaults
 	pistats demo
+
+demo-full: bootstrap     ## the whole system: SDK traffic through the gateway, Storm, a push campaign, the clicks back
+	pistats demo --full
 
 test: bootstrap          ## every test: unit, integration against real services, real Storm
 	pytest

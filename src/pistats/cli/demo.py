@@ -7,6 +7,11 @@
 4. stop the topology, then read the store back: the report and the summary.
 
 The pieces are in :mod:`pistats.demo.runner`.
+
+``pistats demo --full`` runs the whole system instead (:mod:`pistats.demo.full`): generated SDK
+traffic through the gateway with the registry on, the topology, the report, a push campaign
+through the local FCM, the clicks back through the gateway and the topology, the campaign's
+stats; it ends with one JSON line of what was measured and what the traffic's oracle expects.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +49,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="keep the topology running after the recording is committed (Ctrl-C stops)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for every record")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    full = parser.add_argument_group(
+        "the whole system (--full)",
+        "SDK traffic through the gateway (registry on), the topology, the report, a campaign through the "
+        "local FCM, the clicks back through the gateway and the topology, the campaign's stats; ends with "
+        "one JSON line (see docs/push.md)")
+    full.add_argument("--full", action="store_true", help="run the whole system instead of a recording")
+    full.add_argument("--users", type=int, default=300, help="generated users (default 300)")
+    full.add_argument("--seed", type=int, default=1, help="traffic seed (default 1)")
     parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.full:
+        return main_full(args)
     recording = args.recording or project_root() / DEFAULT_RECORDING
     summary = run_demo(recording, args.store, keep_running=args.keep_running, timeout_s=args.timeout,
                        progress=not args.no_progress)
@@ -110,3 +127,42 @@ def run_demo(path: Path, store_url: str | None, *, keep_running: bool, timeout_s
         events_per_s=round(records_in / processing_s, 1) if processing_s else None,
     )
     return summary
+
+
+class _TerminalListener:
+    """Stages on stderr, the report and the stats on stdout, counters as tqdm bars."""
+
+    def __init__(self, progress: bool):
+        self.progress = progress
+
+    def stage(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    def show(self, text: str) -> None:
+        print(text, flush=True)
+
+    @contextmanager
+    def counter(self, name: str, total: int) -> Iterator[Callable[[int], None]]:
+        with progress_bar(self.progress, total=total, desc=name) as bar:
+            yield lambda done: bar.update(done - bar.n)
+
+
+def main_full(args: argparse.Namespace) -> int:
+    from pistats.cli._support import UserError
+    from pistats.demo.full import COMPARED, FullDemoSettings, run_full_demo
+    from pistats.generate.sdk import SdkTrafficConfig
+
+    if args.recording is not None or args.keep_running:
+        raise UserError("--full runs generated traffic to its end: no --recording, no --keep-running", exit_code=2)
+    settings = FullDemoSettings(traffic=SdkTrafficConfig(users=args.users, seed=args.seed),
+                                store_url=args.store, timeout_s=args.timeout)
+    summary = run_full_demo(settings, _TerminalListener(not args.no_progress))
+    expected = summary["expected"]
+    print("\nThe whole system")
+    for figure in COMPARED:
+        mark = "" if summary[figure] == expected[figure] else f"  (MISMATCH: expected {expected[figure]})"
+        print(f"  {figure:<15}{summary[figure]}{mark}")
+    print(f"  elapsed        {summary['elapsed_s']} s (traffic {summary['traffic_s']} s, topology "
+          f"{summary['topology_s']} + {summary['clicks_topology_s']} s, campaign {summary['campaign_s']} s)")
+    print_json(summary, sys.stdout)
+    return 0 if summary["matches"] else 1
