@@ -7,6 +7,8 @@ the FCM script say a correct system produces, and nothing it started may be left
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -18,7 +20,7 @@ import pytest
 from pistats.demo.full import COMPARED
 from pistats.generate.sdk import SdkTrafficConfig, expected_outcome, sdk_traffic
 from pistats.kinesis.client import make_kinesis_client
-from pistats.localenv.paths import project_root
+from pistats.localenv.paths import project_root, state_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.storm]
 
@@ -37,6 +39,32 @@ def processes_mentioning(text: str) -> list[str]:
         if text in line:
             found.append(line)
     return found
+
+
+def processes_holding(folder: Path) -> list[int]:
+    """Live processes with a file under ``folder`` open (a log, the chdb store)."""
+    holders = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            targets = [os.readlink(fd) for fd in fd_dir.iterdir()]
+        except OSError:
+            continue
+        if any(target.startswith(f"{folder}/") for target in targets):
+            holders.append(int(fd_dir.parent.name))
+    return holders
+
+
+def assert_nothing_left(run_id: str, redis_client, kinesis_endpoint: str) -> None:
+    """No Storm, gateway or FCM process of the run, no file of its folder held open, no Redis
+    key and no stream of it."""
+    assert processes_mentioning(run_id) == []
+    assert processes_holding(state_dir() / "demo" / run_id) == []
+    assert not list(redis_client.scan_iter(match=f"*{run_id}*", count=1000))
+    kinesis = make_kinesis_client(kinesis_endpoint, "us-east-1")
+    stream = f"pistats-demo-{run_id}"
+    if stream in kinesis.list_streams(Limit=10000)["StreamNames"]:  # kinesis-local takes a moment
+        status = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
+        assert status["StreamStatus"] == "DELETING"
 
 
 def delete_client(registry_url: str, client_id: str) -> None:
@@ -76,14 +104,23 @@ def test_the_whole_system_ends_with_what_the_traffic_predicts(redis_client, regi
         assert statuses.get("invalid", 0) == expected["invalidated"]
         assert statuses.get("active", 0) == expected["subscriptions"] - expected["invalidated"]
 
-        # Nothing left behind: no Storm, gateway or FCM process, no Redis key, no stream.
-        run_id = summary["stream"].removeprefix("pistats-demo-")
-        assert processes_mentioning(run_id) == []
-        assert not list(redis_client.scan_iter(match=f"*{run_id}*", count=1000))
-        kinesis = make_kinesis_client(kinesis_endpoint, "us-east-1")
-        streams = kinesis.list_streams(Limit=10000)["StreamNames"]
-        if summary["stream"] in streams:  # kinesis-local takes a moment to delete one
-            status = kinesis.describe_stream_summary(StreamName=summary["stream"])["StreamDescriptionSummary"]
-            assert status["StreamStatus"] == "DELETING"
+        assert_nothing_left(summary["stream"].removeprefix("pistats-demo-"), redis_client, kinesis_endpoint)
     finally:
         delete_client(registry_url, summary["client_id"])
+
+
+def test_a_run_that_fails_midway_leaves_nothing_running(redis_client, registry_url, kinesis_endpoint):
+    # One second for the topology to commit everything: it cannot (Storm alone takes longer to
+    # start), so the run fails with the gateway up and the topology starting.
+    result = subprocess.run(
+        [str(BIN / "pistats"), "demo", "--full", "--no-progress", "--users", "40", "--timeout", "1"],
+        cwd=project_root(), capture_output=True, text=True, timeout=600,
+    )
+    client_id = re.search(r"client (demo-\S+):", result.stderr).group(1)
+    try:
+        assert result.returncode == 1, result.stderr[-3000:]
+        assert re.search(r"^pistats demo: \d+ of \d+ records committed after 1 s", result.stderr.splitlines()[-1])
+        assert "Traceback" not in result.stderr and result.stdout == ""
+        assert_nothing_left(client_id.removeprefix("demo-"), redis_client, kinesis_endpoint)
+    finally:
+        delete_client(registry_url, client_id)
