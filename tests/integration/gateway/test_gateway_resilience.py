@@ -58,7 +58,7 @@ class Load:
 
 
 def test_a_worker_killed_mid_load_loses_no_accepted_event(start_gateway, write_keys):
-    gateway = start_gateway(PISTATS_GATEWAY_WORKERS="2", PISTATS_GATEWAY_THREADS="4")
+    gateway = start_gateway(faithful=True, PISTATS_GATEWAY_WORKERS="2", PISTATS_GATEWAY_THREADS="4")
     (key,) = write_keys(1)
     workers = gateway.worker_pids()
     assert len(workers) == 2
@@ -82,7 +82,7 @@ def test_a_worker_killed_mid_load_loses_no_accepted_event(start_gateway, write_k
 
 
 def test_nginx_reloaded_under_load_drops_no_request(start_gateway, write_keys):
-    gateway = start_gateway()
+    gateway = start_gateway(faithful=True)
     (key,) = write_keys(1)
     before = gateway.nginx_worker_pids()
 
