@@ -62,7 +62,12 @@ def main(args: argparse.Namespace) -> int:
         registry = registries.from_env(url=args.registry_url, pooled=True)
     except ConfigError as error:
         raise UserError(f"--registry-url {error.problem}", exit_code=2) from None
-    service = build_service(config, registry=registry)
+    welcome = None
+    if registry is not None:
+        from pistats.push.welcome import welcomer_from_env
+
+        welcome = welcomer_from_env(registry, announce=False)  # the banner says it
+    service = build_service(config, registry=registry, welcome=welcome)
     try:
         service.check()
     except (ClientError, BotoCoreError) as error:
@@ -77,7 +82,8 @@ def main(args: argparse.Namespace) -> int:
     except OSError as error:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
     print(f"pistats ingest-server: listening on http://{args.host}:{server.server_port}/v1/events "
-          f"(stream {config.stream}, registry {registry.redacted_url if registry else 'off'})",
+          f"(stream {config.stream}, registry {registry.redacted_url if registry else 'off'}, "
+          f"welcome notifications {'on' if welcome else 'off'})",
           file=sys.stderr, flush=True)
     try:
         server.serve_forever()

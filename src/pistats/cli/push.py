@@ -62,7 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     resume.add_argument("campaign", metavar="CAMPAIGN")
     common(resume)
 
-    stats = actions.add_parser("stats", help="campaigns' results: sent, failed, invalidated, clicked, CTR")
+    export = actions.add_parser("export", help="copy settled sends from the registry to the store's push_sends "
+                                               "(welcome notifications, and what an outage left)")
+    export.add_argument("--client", help="client id (default: every client)")
+    common(export, fcm=False)
+
+    stats = actions.add_parser("stats", help="campaigns' results: sent, failed, invalidated, clicked, CTR "
+                                             "(settled sends are exported first when the registry answers)")
     stats.add_argument("campaign", metavar="CAMPAIGN", nargs="?")
     stats.add_argument("--client", help="client id (default: the campaign's, from the registry)")
     common(stats, fcm=False)
@@ -77,6 +83,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.action == "stats":
             return _stats(args)
+        if args.action == "export":
+            return _export(args)
         return _send(args)
     except SegmentError as error:
         raise UserError(f"--segment: {error}", exit_code=2) from None
@@ -149,6 +157,10 @@ def _send(args: argparse.Namespace) -> int:
             campaign = ledger.get(args.campaign)
             if campaign is None:
                 raise UserError(f"no campaign {args.campaign!r} in the registry at {config.redacted_url}")
+            if campaign.kind == "welcome":
+                raise UserError(f"campaign {campaign.campaign_id} is the welcome notification of "
+                                f"{campaign.client_id}/{campaign.property_id}: the ingest sends it as tokens subscribe; "
+                                "it is never resumed over the whole property")
             if campaign.state == "aborted" and ledger.reopen(campaign.campaign_id):
                 print(f"campaign {campaign.campaign_id} was aborted ({campaign.reason}); sending the rest",
                       file=sys.stderr)
@@ -192,24 +204,54 @@ async def _run(campaign, ledger, registry, store, fcm_config, settings, on_progr
         return await runner.run(campaign, interrupted=interrupted)
 
 
+def _export(args: argparse.Namespace) -> int:
+    from pistats.push.export import export_settled
+    from pistats.push.ledger import Ledger
+
+    ledger = Ledger.from_config(_registry_config(args))
+    try:
+        store = _open_store(args)
+        try:
+            copied = export_settled(ledger, store, args.client)
+        finally:
+            store.close()
+    finally:
+        ledger.close()
+    total = sum(copied.values())
+    print(f"exported {total} settled sends of {len(copied)} campaigns to push_sends", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"exported": total, "campaigns": copied}))
+    return 0
+
+
 def _stats(args: argparse.Namespace) -> int:
+    from pistats.push.export import export_settled
     from pistats.push.ledger import Ledger
     from pistats.push.results import campaign_stats, render_campaigns
+    from pistats.registry.errors import RegistryUnavailable
 
     client = args.client
-    if client is None:
-        if args.campaign is None:
-            raise UserError("--client is needed without a CAMPAIGN", exit_code=2)
-        ledger = Ledger.from_config(_registry_config(args))
-        try:
-            campaign = ledger.get(args.campaign)
-        finally:
-            ledger.close()
-        if campaign is None:
-            raise UserError(f"no campaign {args.campaign!r} in the registry; pass --client to read the store only")
-        client = campaign.client_id
+    if client is None and args.campaign is None:
+        raise UserError("--client is needed without a CAMPAIGN", exit_code=2)
     store = _open_store(args)
     try:
+        # What the ledger settled and the store lacks (welcome notifications, what an outage
+        # left) first, when the registry answers; without it, the store's figures as they are.
+        ledger = Ledger.from_config(_registry_config(args))
+        try:
+            if client is None:
+                campaign = ledger.get(args.campaign)
+                if campaign is None:
+                    raise UserError(f"no campaign {args.campaign!r} in the registry; pass --client to read the "
+                                    "store only")
+                client = campaign.client_id
+            export_settled(ledger, store, client)
+        except RegistryUnavailable as error:
+            if client is None:
+                raise
+            print(f"registry unavailable, push_sends not brought up to date first: {error}", file=sys.stderr)
+        finally:
+            ledger.close()
         rows = campaign_stats(store, client, args.campaign)
     finally:
         store.close()

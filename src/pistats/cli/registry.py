@@ -1,4 +1,4 @@
-"""``pistats registry init|info|show``: the subscriber registry on PostgreSQL, for operators."""
+"""``pistats registry init|info|show|property``: the subscriber registry on PostgreSQL, for operators."""
 
 from __future__ import annotations
 
@@ -34,6 +34,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--user", required=True, help="user id")
     show.add_argument("--property", help="only this property (default: every property of the user)")
     show.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    prop = actions.add_parser(
+        "property", help="show or set a property's welcome notification",
+        description="A property's settings. --welcome-title and --welcome-body set the welcome notification the "
+                    "ingest sends to each token a subscribe activates (a new text is a new welcome campaign, "
+                    "with stats of its own); --clear removes it; without either, the current setting is printed. "
+                    "The ingest sends it only with FCM configured (PISTATS_FCM_CREDENTIALS); containers see a "
+                    "change within a minute. See docs/push.md.")
+    prop.add_argument("--client", required=True, help="client id (the write key's)")
+    prop.add_argument("--property", required=True, help="property id")
+    prop.add_argument("--welcome-title", help="the welcome's title")
+    prop.add_argument("--welcome-body", help="the welcome's body")
+    prop.add_argument("--welcome-url", help="the https page a click opens (webpush.fcm_options.link)")
+    prop.add_argument("--clear", action="store_true", help="send no welcome any more")
+    prop.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.set_defaults(func=main)
 
 
@@ -45,6 +59,8 @@ def main(args: argparse.Namespace) -> int:
     from pistats.registry.config import RegistryConfig, local_url
     from pistats.registry.migrations import LATEST_VERSION, migrate, schema_version
 
+    if args.action == "property":
+        _check_property_args(args)
     config = RegistryConfig.from_env(url=args.url) or RegistryConfig(local_url(os.environ))
     where = config.redacted_url
     try:
@@ -56,6 +72,8 @@ def main(args: argparse.Namespace) -> int:
                 print(f"registry at {where}: schema version {version} ({done})")
             elif args.action == "info":
                 _info(conn, where, schema_version(conn), LATEST_VERSION)
+            elif args.action == "property":
+                _property(conn, args, schema_version(conn), LATEST_VERSION)
             else:
                 _show(conn, args)
     except psycopg.Error as error:
@@ -127,3 +145,59 @@ def _show(conn, args: argparse.Namespace) -> None:
             error = f"  last error: {p.last_error}" if p.last_error else ""
             print(f"    token {p.token_hash}  {p.platform:<8}{p.status:<13}since {_when(p.status_changed_at)}{error}",
                   file=out)
+
+
+def _check_property_args(args: argparse.Namespace) -> None:
+    """Usage errors (exit 2) before anything is read: a welcome needs a title and a body, --clear
+    goes alone, and the message must be one FCM takes."""
+    from pistats.push.message import Content, content_problems
+
+    setting = args.welcome_title is not None or args.welcome_body is not None or args.welcome_url is not None
+    if args.clear and setting:
+        raise UserError("--clear goes without --welcome-title, --welcome-body and --welcome-url", exit_code=2)
+    if setting and (args.welcome_title is None or args.welcome_body is None):
+        raise UserError("a welcome needs both --welcome-title and --welcome-body", exit_code=2)
+    if setting:
+        placeholder = "c_00000000000000000000"
+        problems = content_problems(Content(args.welcome_title, args.welcome_body, args.welcome_url, placeholder,
+                                            placeholder))
+        if problems:
+            raise UserError(f"welcome: {problems[0]}", exit_code=2)
+
+
+def _property(conn, args: argparse.Namespace, version: int, latest: int) -> None:
+    from datetime import datetime, timezone
+
+    from pistats.push.ledger import Ledger
+
+    if version < latest:
+        raise UserError(f"registry schema version {version}, this code needs {latest}: run `pistats registry init`")
+    ledger = Ledger(_OneConnection(conn))
+    current = ledger.welcome(args.client, args.property)
+    now = datetime.now(timezone.utc)
+    change = "unchanged"
+    if args.clear:
+        if ledger.clear_welcome(args.client, args.property, now):
+            change = "cleared"
+        current = None
+    elif args.welcome_title is not None:
+        wanted = (args.welcome_title, args.welcome_body, args.welcome_url)
+        if current is None or (current.title, current.body, current.url) != wanted:
+            current = ledger.set_welcome(args.client, args.property, *wanted, now)
+            change = "set"
+    welcome = None if current is None else {
+        "campaign_id": current.campaign_id, "title": current.title, "body": current.body, "url": current.url,
+        "since": _when(current.created_at)}
+    if args.json:
+        print(json.dumps({"client_id": args.client, "property_id": args.property, "change": change,
+                          "welcome": welcome}, ensure_ascii=False))
+        return
+    where = f"property {args.property} of client {args.client}"
+    if welcome is None:
+        print(f"{where}: no welcome notification" + (" (cleared)" if change == "cleared" else ""))
+        return
+    print(f"{where}: welcome notification {welcome['campaign_id']} ({change}), since {welcome['since']}")
+    print(f"  title  {welcome['title']}")
+    print(f"  body   {welcome['body']}")
+    if welcome["url"]:
+        print(f"  url    {welcome['url']}")

@@ -60,6 +60,13 @@ HANDLER_MODULES = (
     "pistats.ingest.service",
     "pistats.kinesis",
     "pistats.kinesis.client",
+    "pistats.push",
+    "pistats.push.fcm",
+    "pistats.push.fcm_sync",
+    "pistats.push.ledger",
+    "pistats.push.message",
+    "pistats.push.transport",
+    "pistats.push.welcome",
     "pistats.redact",
     "pistats.registry",
     "pistats.registry.changes",
@@ -71,18 +78,30 @@ HANDLER_MODULES = (
     "pistats.registry.store",
 )
 
+# Of those, what only welcome notifications import, when FCM is configured (PISTATS_FCM_CREDENTIALS):
+# a container without FCM imports none of them, nor httpx and google-auth.
+WELCOME_MODULES = ("pistats.push.fcm", "pistats.push.fcm_sync", "pistats.push.transport")
+
 # The distributions those modules import, by their requirements.lock names. psycopg-binary is
 # psycopg's compiled implementation with libpq inside (no libpq on the runtime); redis is used
-# without hiredis (not in the lock).
-DISTRIBUTIONS = ("orjson", "psycopg", "psycopg-binary", "redis", "typing-extensions")
+# without hiredis (not in the lock). The welcome's FCM sender: httpx on httpcore (h11 for
+# HTTP/1.1, h2/hpack/hyperframe for FCM's HTTP/2, idna, certifi's CA bundle), google-auth signing
+# the service account's grant with cryptography (and its cffi backend).
+DISTRIBUTIONS = ("certifi", "cffi", "cryptography", "google-auth", "h11", "h2", "hpack", "httpcore", "httpx",
+                 "hyperframe", "idna", "orjson", "psycopg", "psycopg-binary", "redis", "typing-extensions")
+WELCOME_DISTRIBUTIONS = ("certifi", "cffi", "cryptography", "google-auth", "h11", "h2", "hpack", "httpcore", "httpx",
+                         "hyperframe", "idna")
 
 # Imported by the handler, provided by the Lambda Python runtime: never in the zip.
 RUNTIME_PROVIDED = ("boto3", "botocore", "jmespath", "s3transfer", "urllib3", "python-dateutil", "six")
 
 # Imported when present, not needed: left out.
 OPTIONAL_IMPORTS = {
-    "cryptography": "redis imports it for OCSP checks of rediss:// certificates, off unless asked",
-    "certifi": "botocore falls back to its own CA bundle",
+    "anyio": "httpcore imports it for async connections; the welcome's sender is sync",
+    "bcrypt": "cryptography imports it for encrypted SSH keys",
+    "click": "httpx imports it for its command line",
+    "Pygments": "httpx imports it for its command line",
+    "protobuf": "shares the google namespace package with google-auth, which is what is imported",
 }
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold

@@ -98,5 +98,9 @@ def create_app():
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
     logging.getLogger("pistats").setLevel(logging.INFO)
-    service = build_service(ingest_config_from_env(), registry=registries.from_env(pooled=True))
+    from pistats.push.welcome import welcomer_from_env
+
+    registry = registries.from_env(pooled=True)
+    welcome = welcomer_from_env(registry) if registry is not None else None
+    service = build_service(ingest_config_from_env(), registry=registry, welcome=welcome)
     return with_healthz(make_wsgi_app(service))

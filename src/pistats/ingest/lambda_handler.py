@@ -6,8 +6,9 @@ Configure the function's handler as one of
 - ``pistats.ingest.lambda_handler.apigw_v1_handler`` / ``apigw_v2_handler`` / ``alb_handler``.
 
 The service (boto3 client, Redis connection, and the subscriber registry's PostgreSQL connection
-when ``PISTATS_REGISTRY_URL`` is set) is built from environment variables on the first invocation
-and reused by every later invocation of the same container.
+when ``PISTATS_REGISTRY_URL`` is set, with welcome notifications through FCM when
+``PISTATS_FCM_CREDENTIALS`` is set too) is built from environment variables on the first
+invocation and reused by every later invocation of the same container.
 """
 
 from __future__ import annotations
@@ -145,9 +146,15 @@ def service_from_env():
 
     # PISTATS_REGISTRY_URL: one registry connection for the container, opened on first use.
     subscribers = registry.from_env()
+    welcome = None
     if subscribers is None:
         log.warning("subscriber registry off (no PISTATS_REGISTRY_URL): events go to Kinesis only")
-    return build_service(IngestConfig.from_env(), registry=subscribers)
+    else:
+        # Says once why it is off; imports httpx and google-auth only when FCM is configured.
+        from pistats.push.welcome import welcomer_from_env
+
+        welcome = welcomer_from_env(subscribers)
+    return build_service(IngestConfig.from_env(), registry=subscribers, welcome=welcome)
 
 
 app = LambdaApp(service_from_env)

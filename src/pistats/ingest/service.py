@@ -9,6 +9,9 @@ Kinesis refused some events, and 200 otherwise (including duplicates).
 With a subscriber registry (pistats.registry), the request's register, subscribe and unsubscribe
 events are written to it *before* the put, and a registry failure refuses the whole request
 (503, nothing put): both writes are idempotent, so the client's retry converges either way.
+With welcome notifications (pistats.push.welcome), the subscriptions the write activated get
+their property's welcome *after* the put, if Kinesis took their subscribe; the welcome never
+changes the response.
 
 Redis trouble around idempotency marks is not fatal: events are put without the duplicate check
 (the topology deduplicates too) rather than refused. Redis trouble while resolving the write key
@@ -144,8 +147,10 @@ class IngestService:
         trusted_hops: int = 0,
         retry_after_s: int = 1,
         registry=None,
+        welcome=None,
     ):
         self._registry = registry
+        self._welcome = welcome
         self._keys = keys
         self._marks = marks
         self._putter = putter
@@ -234,10 +239,12 @@ class IngestService:
                 outcomes[index].status = DUPLICATE
                 del entries[index]
 
+        written = None
         if entries and self._registry is not None:
             try:
                 # checked: each of these events passed self._registry.problems above.
-                self._registry.write(client_id, [parsed.events[i] for i in sorted(entries)], now, checked=True)
+                written = self._registry.write(client_id, [parsed.events[i] for i in sorted(entries)], now,
+                                               checked=True)
             except RegistryUnavailable as error:
                 log.error("subscriber registry unavailable, %d events refused: %s", len(entries), error)
                 for index in entries:
@@ -260,14 +267,30 @@ class IngestService:
                     "client %s: %d of %d events not accepted by Kinesis (%s)",
                     client_id, len(result.failed), len(order), sorted(set(result.failed.values())),
                 )
+            if self._welcome is not None and written is not None and written.activated:
+                self._send_welcomes(client_id, written, [parsed.events[i] for i in order], result.failed)
         return outcomes
 
+    def _send_welcomes(self, client_id: str, written, put_events: list[dict], failed: dict[int, str]) -> None:
+        """The welcomes of the tokens whose subscribes Kinesis took (all of them, when a request
+        holds several for one token). Never raises: the response is the same either way."""
+        taken, refused = set(), set()
+        for position, event in enumerate(put_events):
+            if event.get("type") == "subscribe" and event.get("push_token"):
+                (refused if position in failed else taken).add((event["property_id"], event["push_token"]))
+        try:
+            self._welcome.after_write(client_id, written, taken - refused)
+        except Exception as error:  # noqa: BLE001 - belt and braces: Welcomer logs its own failures
+            log.error("welcome notifications of client %s failed: %s", client_id, type(error).__name__)
 
-def build_service(config, *, kinesis_client=None, redis=None, now=None, registry=None) -> IngestService:
+
+def build_service(config, *, kinesis_client=None, redis=None, now=None, registry=None, welcome=None) -> IngestService:
     """The service for a config, creating the boto3 client and Redis connection unless given.
 
-    ``registry`` is a pistats.registry Registry, or None for no subscriber registry. Call once
-    per process (Lambda container, server): clients are reused across requests.
+    ``registry`` is a pistats.registry Registry, or None for no subscriber registry; ``welcome``
+    a pistats.push.welcome Welcomer (on that registry), or None for no welcome notifications
+    (:func:`pistats.push.welcome.welcomer_from_env` builds it). Call once per process (Lambda
+    container, server): clients are reused across requests.
     """
     import redis as redis_lib
 
@@ -296,4 +319,5 @@ def build_service(config, *, kinesis_client=None, redis=None, now=None, registry
         trusted_hops=config.trusted_hops,
         retry_after_s=config.retry_after_s,
         registry=registry,
+        welcome=welcome,
     )

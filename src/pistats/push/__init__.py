@@ -7,4 +7,7 @@
 - :mod:`~pistats.push.pacing`: the sending rate and retry delays (pure, clock injected).
 - :mod:`~pistats.push.campaign`: a campaign run: targets, pacing, sends, settling, resuming.
 - :mod:`~pistats.push.results`: ``push_sends`` in the store and each campaign's stats.
+- :mod:`~pistats.push.export`: settled sends from the ledger to ``push_sends`` (``pistats push export``).
+- :mod:`~pistats.push.welcome`: the ingest's welcome notification to each token a subscribe
+  activates; :mod:`~pistats.push.fcm_sync`, its synchronous FCM sender with a deadline.
 """

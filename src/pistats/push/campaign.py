@@ -147,7 +147,11 @@ class CampaignRunner:
 
     async def run(self, campaign: Campaign, *, interrupted: asyncio.Event | None = None) -> CampaignResult:
         """Send ``campaign`` to every target not claimed before; the ledger is held throughout
-        (LedgerBusy when another process runs it)."""
+        (LedgerBusy when another process runs it). A welcome campaign is refused (ValueError): the
+        ingest sends it to each token a subscribe activates, never to the whole property."""
+        if campaign.kind == "welcome":
+            raise ValueError(f"campaign {campaign.campaign_id} is a welcome notification: the ingest sends it to "
+                             "tokens as they subscribe, it is never run over the whole property")
         with self._ledger.hold(campaign.campaign_id) as hold:
             self._hold = hold
             await asyncio.to_thread(self._ledger.orphans_to_unknown, campaign.campaign_id)

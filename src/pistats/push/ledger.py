@@ -44,6 +44,9 @@ from pistats.registry.store import _failure
 log = logging.getLogger(__name__)
 
 CAMPAIGN_STATES = ("running", "done", "aborted")
+# 'campaign': sent to a property's users by pistats push send; 'welcome': sent by the ingest to
+# each token a subscribe activates (pistats.push.welcome), never run over the whole property.
+CAMPAIGN_KINDS = ("campaign", "welcome")
 FINISHED_STATES = ("done", "aborted")
 SEND_STATES = ("pending", "sent", "failed", "invalid", "unknown")
 SETTLED_STATES = ("sent", "failed", "invalid", "unknown")
@@ -85,6 +88,7 @@ class Campaign:
     state: str  # running, done, aborted
     reason: str | None
     finished_at: datetime | None
+    kind: str = "campaign"  # CAMPAIGN_KINDS
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,47 @@ def _json(rows: list) -> str:
 
 
 _CAMPAIGN_COLUMNS = ("campaign_id, client_id, property_id, title, body, url, segment, rate, created_at, state, "
-                     "reason, finished_at")
+                     "reason, finished_at, kind")
+_CAMPAIGN_COLUMNS_OF_C = ", ".join("c." + name.strip() for name in _CAMPAIGN_COLUMNS.split(","))
+
+# A property's new welcome campaign, its setting pointed at it and the one it replaces finished, in
+# one statement (the foreign key is checked at its end, when the campaign is there). Every part
+# reads the statement's snapshot: `previous` is the setting before this statement (a FOR UPDATE
+# there would miss the row the statement itself updates).
+_SET_WELCOME = f"""
+WITH created AS (
+    INSERT INTO campaigns (campaign_id, client_id, property_id, title, body, url, segment, rate, created_at, kind)
+    VALUES (%(id)s, %(client)s, %(property)s, %(title)s, %(body)s, %(url)s, NULL, 1, %(now)s, 'welcome')
+    RETURNING {_CAMPAIGN_COLUMNS}
+), previous AS (
+    SELECT welcome_campaign_id FROM property_settings
+    WHERE client_id = %(client)s AND property_id = %(property)s
+), setting AS (
+    INSERT INTO property_settings (client_id, property_id, welcome_campaign_id, updated_at)
+    VALUES (%(client)s, %(property)s, %(id)s, %(now)s)
+    ON CONFLICT (client_id, property_id) DO UPDATE
+    SET welcome_campaign_id = EXCLUDED.welcome_campaign_id, updated_at = EXCLUDED.updated_at
+), finished AS (
+    UPDATE campaigns SET state = 'done', finished_at = %(now)s
+    WHERE campaign_id IN (SELECT welcome_campaign_id FROM previous) AND state = 'running'
+)
+SELECT {_CAMPAIGN_COLUMNS} FROM created
+"""
+
+_CLEAR_WELCOME = """
+WITH previous AS (
+    SELECT welcome_campaign_id FROM property_settings
+    WHERE client_id = %(client)s AND property_id = %(property)s AND welcome_campaign_id IS NOT NULL
+), cleared AS (
+    UPDATE property_settings SET welcome_campaign_id = NULL, updated_at = %(now)s
+    WHERE client_id = %(client)s AND property_id = %(property)s AND welcome_campaign_id IS NOT NULL
+    RETURNING 1
+), finished AS (
+    UPDATE campaigns SET state = 'done', finished_at = %(now)s
+    WHERE campaign_id IN (SELECT welcome_campaign_id FROM previous) AND state = 'running'
+)
+SELECT count(*) FROM cleared
+"""
 
 _CLAIM = """
 INSERT INTO campaign_sends (campaign_id, token_digest, user_id, platform, claimed_at)
@@ -395,6 +439,20 @@ class Ledger:
             "UPDATE campaign_sends SET state = 'unknown', settled_at = %s "
             "WHERE campaign_id = %s AND state = 'pending'", (self._clock(), campaign_id), rowcount=True)
 
+    def welcome_orphans_to_unknown(self, claimed_before: datetime, client_id: str | None = None) -> int:
+        """Turn ``unknown`` the pending sends of welcome campaigns (of ``client_id``, or every
+        client's) claimed before ``claimed_before``; returns how many. A welcome is claimed and
+        settled within one request: one still pending long after was left by a request that died
+        in between (FCM may have delivered it). Nothing resumes a welcome, so this is how such a
+        send is settled (``pistats push export`` calls it). One statement."""
+        _require_aware(claimed_before, "claimed_before")
+        client = "AND c.client_id = %s " if client_id is not None else ""
+        return self._run(
+            "UPDATE campaign_sends s SET state = 'unknown', settled_at = %s FROM campaigns c "
+            f"WHERE c.campaign_id = s.campaign_id AND c.kind = 'welcome' {client}"
+            "AND s.state = 'pending' AND s.claimed_at < %s",
+            (self._clock(), *((client_id,) if client_id is not None else ()), claimed_before), rowcount=True)
+
     def unexported(self, campaign_id: str, limit: int = 1000) -> list[SendRow]:
         """Up to ``limit`` settled sends not yet copied to the analytics store, by digest.
         :meth:`mark_exported` takes them out of the next call."""
@@ -420,6 +478,53 @@ class Ledger:
             "count(*) FILTER (WHERE state = 'failed'), count(*) FILTER (WHERE state = 'invalid'), "
             "count(*) FILTER (WHERE state = 'unknown') FROM campaign_sends WHERE campaign_id = %s", (campaign_id,))
         return dict(zip(("targeted",) + SEND_STATES, row))
+
+    def with_unexported(self, client_id: str | None = None) -> list[Campaign]:
+        """The campaigns (of ``client_id``, or every client's) holding settled sends not yet
+        copied to the analytics store, oldest first; one statement (the partial index of
+        unexported sends answers each campaign's question)."""
+        where = "WHERE c.client_id = %s AND " if client_id is not None else "WHERE "
+        return [Campaign(*row) for row in self._run(
+            f"SELECT {_CAMPAIGN_COLUMNS_OF_C} FROM campaigns c {where}EXISTS (SELECT 1 FROM campaign_sends s "
+            "WHERE s.campaign_id = c.campaign_id AND NOT s.exported AND s.state <> 'pending') "
+            "ORDER BY c.created_at, c.campaign_id", (client_id,) if client_id is not None else ())]
+
+    # --- welcome notifications -----------------------------------------------------------
+
+    def welcome(self, client_id: str, property_id: str) -> Campaign | None:
+        """The property's current welcome campaign, None when it has none."""
+        return self.welcomes(client_id, [property_id]).get(property_id)
+
+    def welcomes(self, client_id: str, property_ids: Iterable[str]) -> dict[str, Campaign]:
+        """``property_id -> welcome campaign`` for those of ``property_ids`` that have one; one
+        statement."""
+        property_ids = sorted(set(property_ids))
+        if not property_ids:
+            return {}
+        rows = self._run(
+            f"SELECT {_CAMPAIGN_COLUMNS_OF_C} FROM property_settings s JOIN campaigns c "
+            "ON c.campaign_id = s.welcome_campaign_id WHERE s.client_id = %s AND s.property_id = ANY(%s)",
+            (client_id, property_ids))
+        return {campaign.property_id: campaign for campaign in (Campaign(*row) for row in rows)}
+
+    def set_welcome(self, client_id: str, property_id: str, title: str, body: str, url: str | None,
+                    now: datetime) -> Campaign:
+        """Make a new welcome campaign (kind ``welcome``, running) the property's, finishing the
+        one it replaces (``done``); one statement. A new text is a new campaign: its sends and
+        clicks are counted apart from the old text's, and a token welcomed by the old text may be
+        welcomed again by the new one (the ledger's key is per campaign). The caller checks the
+        message (:func:`pistats.push.message.content_problems`)."""
+        _require_aware(now, "now")
+        (row,) = self._run(_SET_WELCOME, {"id": new_campaign_id(), "client": client_id, "property": property_id,
+                                          "title": title, "body": body, "url": url, "now": now})
+        return Campaign(*row)
+
+    def clear_welcome(self, client_id: str, property_id: str, now: datetime) -> bool:
+        """The property sends no welcome any more (its welcome campaign finishes ``done``, its
+        sends stay); False when it had none. One statement."""
+        _require_aware(now, "now")
+        (row,) = self._run(_CLEAR_WELCOME, {"client": client_id, "property": property_id, "now": now})
+        return row[0] == 1
 
     # --- targets -------------------------------------------------------------------------
 

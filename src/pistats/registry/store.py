@@ -63,7 +63,7 @@ def _json(rows: list) -> str:
 # registry_write's rows, one binary array per column (%b: psycopg writes each element's bytes, where
 # text arrays cost it ten times as much); casts name each array's type, also when all its
 # elements are NULL. The subscriptions' arrays are NULL when a plan has none.
-_WRITE = ("SELECT registry_write(%s, %b::text[], %b::text[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[], "
+_WRITE = ("SELECT * FROM registry_write(%s, %b::text[], %b::text[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[], "
           "%b::text[], %b::text[], %b::timestamptz[], %b::timestamptz[], %b::text[], %b::bytea[], %b::text[], "
           "%b::text[], %b::text[], %b::timestamptz[], %b::text[], %b::timestamptz[], %b::text[])")
 _NO_SUBSCRIPTIONS = (None,) * 9
@@ -89,6 +89,21 @@ def _columns(changes: Plan) -> tuple:
         [s.owner.at for s in subscriptions], [s.state.status for s in subscriptions],
         [s.state.at for s in subscriptions], [s.state.last_error for s in subscriptions],
     )
+
+
+@dataclass(frozen=True)
+class Written:
+    """What :meth:`Registry.write` wrote: the request's ``plan`` and the subscriptions the write
+    made ``active`` that were not active before (a new token, or one a newer subscribe brought
+    back from unsubscribed or invalid), as (property_id, token_digest) in the plan's order. A
+    replay, or a subscribe refreshing an active token, activates nothing. Two writers racing on one
+    token may both report it: the welcome's ledger sends at most once per token anyway."""
+
+    plan: Plan
+    activated: tuple[tuple[str, bytes], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.plan)
 
 
 @dataclass(frozen=True)
@@ -180,10 +195,17 @@ class Registry:
         """Why a valid event cannot be written here (see changes.registry_problems)."""
         return registry_problems(client_id, event)
 
-    def write(self, client_id: str, events: Iterable[dict], received_at: datetime, *, checked: bool = False) -> Plan:
+    @property
+    def connections(self):
+        """The connections this registry writes through (the welcome's ledger shares them)."""
+        return self._connections
+
+    def write(self, client_id: str, events: Iterable[dict], received_at: datetime, *,
+              checked: bool = False) -> Written:
         """Write the registry events among ``events`` (valid, checked by :meth:`problems`:
         ValueError for one that was not, unless ``checked`` says the caller asked
-        :meth:`problems` of each already, as the ingest does); returns the plan written.
+        :meth:`problems` of each already, as the ingest does); returns the plan written and the
+        subscriptions it activated (:class:`Written`, false when nothing was a registry event).
         Nothing is sent when none of them is a registry event."""
         events = list(events)
         if not checked:
@@ -192,18 +214,18 @@ class Registry:
                     raise ValueError(f"event {event.get('event_id')!r} cannot be stored: {problems[0].field} "
                                      f"{problems[0].problem}")
         changes = plan(client_id, events, received_at)
-        if changes:
-            self.apply(changes)
-        return changes
+        if not changes:
+            return Written(changes)
+        return Written(changes, self.apply(changes))
 
-    def apply(self, changes: Plan) -> None:
-        """Write one plan in one transaction and one round trip; RegistryUnavailable on failure
-        (a deadlock between writers is retried here first: it resolves by itself)."""
+    def apply(self, changes: Plan) -> tuple[tuple[str, bytes], ...]:
+        """Write one plan in one transaction and one round trip; returns the subscriptions it
+        activated (see :class:`Written`). RegistryUnavailable on failure (a deadlock between
+        writers is retried here first: it resolves by itself)."""
         for attempt in range(1, self._attempts + 1):
             try:
                 with self._connections.connection() as conn:
-                    self._apply(conn, changes)
-                return
+                    return self._apply(conn, changes)
             except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as error:
                 if attempt == self._attempts:
                     raise _failure(error, self.redacted_url) from None
@@ -211,7 +233,7 @@ class Registry:
             except (psycopg.Error, OSError) as error:
                 raise _failure(error, self.redacted_url) from None
 
-    def _apply(self, conn: psycopg.Connection, changes: Plan) -> None:
+    def _apply(self, conn: psycopg.Connection, changes: Plan) -> tuple[tuple[str, bytes], ...]:
         # One implicit transaction: the pipeline's statements run before its single Sync, which
         # commits them (or rolls them all back after a failure); set_config(..., true) holds for
         # that transaction only and arms the timeout of the call after it.
@@ -219,7 +241,13 @@ class Registry:
             with conn.pipeline():
                 if self._timeout:
                     conn.execute("SELECT set_config('statement_timeout', %s, true)", (self._timeout,))
-                conn.execute(_WRITE, (changes.subscribers[0].client_id, *_columns(changes)))
+                cursor = conn.execute(_WRITE, (changes.subscribers[0].client_id, *_columns(changes)))
+            # One row per subscription a statement changed, the last of a key counting (see
+            # registry_write in migration 4).
+            changed: dict[tuple[str, bytes], bool] = {}
+            for property_id, digest, activated in cursor.fetchall():
+                changed[(property_id, bytes(digest))] = activated
+            return tuple(key for key, activated in changed.items() if activated)
         except BaseException:
             # A failure normally leaves no transaction open (the Sync ended it); if one is,
             # end it, or drop the connection if that fails too.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
 import subprocess
 import sys
@@ -162,3 +163,37 @@ def test_without_a_registry_the_unpacked_handler_puts_to_kinesis_only(task_dir, 
     assert [record["event"]["event_id"] for _, record in read_stream(kinesis_client, ingest_stream)] == ["e-9"]
     assert not [path for path in loaded if "/psycopg" in path]
     assert outside(loaded, task_dir, runtime_dir) == []
+
+
+def test_the_unpacked_handler_sends_a_welcome_through_fcm(task_dir, runtime_dir, environment, registry_url, client_key,
+                                                          unique_name, tmp_path):
+    """FCM configured: the zip carries httpx, h2, google-auth and cryptography, and a subscribe
+    that activates a token sends the property's welcome from the unpacked handler."""
+    from pistats.push.ledger import Ledger
+    from pistats.registry.config import RegistryConfig
+    from pistats.testing.fcm import LocalFcm
+
+    ledger = Ledger.from_config(RegistryConfig(registry_url))
+    try:
+        welcome = ledger.set_welcome(unique_name, "site-1", "Hi", "Welcome", None, datetime.now(timezone.utc))
+        with LocalFcm() as fcm:
+            token = f"{unique_name}-welcome-token"
+            results, loaded = invoke(task_dir, runtime_dir, {
+                **environment, "PISTATS_REGISTRY_URL": registry_url, "PISTATS_FCM_ENDPOINT": fcm.url,
+                "PISTATS_FCM_CREDENTIALS": fcm.write_credentials(tmp_path / "service-account.json"),
+            }, [apigw_v2(client_key, {"batch": [ev("w1", "subscribe", f"{unique_name}-u", token, 1)]})])
+            calls = fcm.calls()
+        assert results[0]["statusCode"] == 200, results[0]
+        assert [(c["token_sha256"], c["status"]) for c in calls] == [
+            (hashlib.sha256(token.encode()).hexdigest(), 200)]
+        assert ledger.counts(welcome.campaign_id)["sent"] == 1
+    finally:
+        with psycopg.connect(registry_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM property_settings WHERE client_id = %s", (unique_name,))
+            conn.execute("DELETE FROM campaign_sends WHERE campaign_id IN "
+                         "(SELECT campaign_id FROM campaigns WHERE client_id = %s)", (unique_name,))
+            conn.execute("DELETE FROM campaigns WHERE client_id = %s", (unique_name,))
+        ledger.close()
+    assert outside(loaded, task_dir, runtime_dir) == []
+    assert {"httpx", "h11", "google", "cryptography"} <= {Path(path).relative_to(task_dir).parts[0]
+                                                           for path in loaded if path.startswith(f"{task_dir}/")}

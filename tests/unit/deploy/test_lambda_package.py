@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[3]
 PACKAGE_DIR = Path(pistats.__file__).resolve().parent
 
 # Imports the handler and builds its service as a first invocation would (no connection is made:
-# boto3, Redis and the registry connect on first use), then lists what it imported.
+# boto3, Redis, the registry and FCM connect on first use), then lists what it imported.
 MEASURE = """
 import importlib.metadata, json, sys
 before = set(sys.modules)
@@ -36,29 +36,55 @@ FAKE_ENV = {"PISTATS_INGEST_STREAM": "events", "PISTATS_REDIS_URL": "redis://127
             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "PATH": "/usr/bin:/bin"}
 
 
-@pytest.fixture(scope="module")
-def measured():
-    result = subprocess.run([sys.executable, "-c", MEASURE], env=FAKE_ENV, cwd="/", capture_output=True,
+def measure(env: dict) -> dict:
+    result = subprocess.run([sys.executable, "-c", MEASURE], env=env, cwd="/", capture_output=True,
                             text=True, timeout=120, check=True)
     return json.loads(result.stdout)
 
 
-def test_the_modules_shipped_are_the_handlers_import_closure(measured):
-    assert sorted(lp.HANDLER_MODULES) == measured["pistats"], (
+@pytest.fixture(scope="module")
+def measured():
+    """Without FCM: no welcome notifications."""
+    return measure(FAKE_ENV)
+
+
+@pytest.fixture(scope="module")
+def measured_with_welcome(tmp_path_factory):
+    """With FCM configured (a service-account JSON of a local FCM never started): the welcome's
+    sender is built at the first invocation."""
+    from pistats.testing.fcm import FcmServer
+
+    credentials = tmp_path_factory.mktemp("fcm") / "service-account.json"
+    FcmServer().write_credentials(str(credentials))
+    return measure({**FAKE_ENV, "PISTATS_FCM_CREDENTIALS": str(credentials),
+                    "PISTATS_FCM_ENDPOINT": "http://127.0.0.1:1"})
+
+
+def test_the_modules_shipped_are_the_handlers_import_closure(measured_with_welcome):
+    assert sorted(lp.HANDLER_MODULES) == measured_with_welcome["pistats"], (
         "update HANDLER_MODULES in pistats/deploy/lambda_package.py to what the handler imports")
 
 
-def test_the_distributions_shipped_are_what_the_handler_imports_less_the_runtimes(measured):
+def test_without_fcm_the_handler_imports_nothing_only_the_welcome_needs(measured):
+    assert measured["pistats"] == sorted(set(lp.HANDLER_MODULES) - set(lp.WELCOME_MODULES))
     imported = {lp.normalise(name) for name in measured["distributions"]}
+    assert imported & {"httpx", "httpcore", "h2", "google-auth", "anyio"} == set()
+
+
+def test_the_distributions_shipped_are_what_the_handler_imports_less_the_runtimes(measured, measured_with_welcome):
     provided = {lp.normalise(name) for name in lp.RUNTIME_PROVIDED}
     optional = {lp.normalise(name) for name in lp.OPTIONAL_IMPORTS}
-    assert imported - provided - optional == {lp.normalise(name) for name in lp.DISTRIBUTIONS}
-    assert {lp.normalise(name) for name in lp.DISTRIBUTIONS} & (provided | optional) == set()
+    shipped = {lp.normalise(name) for name in lp.DISTRIBUTIONS}
+    imported = {lp.normalise(name) for name in measured_with_welcome["distributions"]}
+    assert imported - provided - optional == shipped
+    assert shipped & (provided | optional) == set()
+    without_welcome = {lp.normalise(name) for name in measured["distributions"]} - provided - optional
+    assert shipped - without_welcome <= {lp.normalise(name) for name in lp.WELCOME_DISTRIBUTIONS}
 
 
 def test_every_distribution_is_pinned_by_the_lock():
     requirements = lp.pinned_requirements(lp.read_lock(ROOT / "requirements.lock"))
-    assert requirements[0] == "orjson==3.13.0" and len(requirements) == len(lp.DISTRIBUTIONS)
+    assert "orjson==3.13.0" in requirements and len(requirements) == len(lp.DISTRIBUTIONS)
 
 
 def test_the_lock_is_read_by_normalised_name(tmp_path):
@@ -113,8 +139,9 @@ def test_the_zip_holds_the_handler_and_the_wheels_without_caches_or_scripts(tmp_
     assert sum(name.startswith("pistats/") for name in names) == len(lp.HANDLER_MODULES)
     assert "orjson/__init__.py" in names and "orjson-3.13.0.dist-info/WHEEL" in names
     assert [name for name in names if "__pycache__" in name or name.startswith("bin/")] == []
-    assert built.distributions == {"orjson": "3.13.0", "psycopg": "3.3.9", "psycopg-binary": "3.3.9",
-                                   "redis": "8.1.0", "typing-extensions": "4.16.0"}
+    pins = lp.read_lock(ROOT / "requirements.lock")
+    assert built.distributions == {lp.normalise(name): pins[lp.normalise(name)] for name in lp.DISTRIBUTIONS}
+    assert built.distributions["orjson"] == "3.13.0" and built.distributions["httpx"] == "0.28.1"
     assert built.files == len(names) and built.size_bytes == built.zip_path.stat().st_size
     assert built.template_path.read_bytes() == (ROOT / "deploy" / lp.TEMPLATE_NAME).read_bytes()
     assert not list((tmp_path / "out").glob("*.partial"))
@@ -167,8 +194,8 @@ def test_the_command_names_a_missing_pin_in_one_line(tmp_path, capsys):
     lock = tmp_path / "requirements.lock"
     lock.write_text("orjson==3.13.0\n")
     code = pistats_main(["lambda", "package", "--out", str(tmp_path / "out"), "--lock", str(lock)])
-    assert (code, capsys.readouterr().err) == (
-        1, "pistats lambda: requirements.lock has no pin for psycopg, psycopg-binary, redis, typing-extensions\n")
+    missing = ", ".join(name for name in lp.DISTRIBUTIONS if name != "orjson")
+    assert (code, capsys.readouterr().err) == (1, f"pistats lambda: requirements.lock has no pin for {missing}\n")
 
 
 def test_the_command_names_a_missing_lock_in_one_line(tmp_path, capsys):

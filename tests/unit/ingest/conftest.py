@@ -95,7 +95,8 @@ NOW = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=timezone.utc)
 
 
 class Harness:
-    def __init__(self, plan=None, keys_down=False, marks_down=False, trusted_hops=0, attempts=3, registry=None):
+    def __init__(self, plan=None, keys_down=False, marks_down=False, trusted_hops=0, attempts=3, registry=None,
+                 welcome=None):
         self.kinesis = FakeKinesis(plan)
         self.marks = FakeMarks(down=marks_down)
         self.sleeps: list[float] = []
@@ -107,6 +108,7 @@ class Harness:
             trusted_hops=trusted_hops,
             retry_after_s=2,
             registry=registry,
+            welcome=welcome,
         )
 
     def post(self, body, **kwargs):
@@ -132,7 +134,8 @@ class Harness:
 
 @pytest.fixture
 def make_harness():
-    """``make_harness(plan=..., keys_down=..., marks_down=..., trusted_hops=..., attempts=..., registry=...)``."""
+    """``make_harness(plan=..., keys_down=..., marks_down=..., trusted_hops=..., attempts=..., registry=...,
+    welcome=...)``."""
     return Harness
 
 
