@@ -34,3 +34,4 @@ bench: bootstrap         ## the README's benchmarks, one after another (several 
 	python benchmarks/push.py
 	python benchmarks/gateway.py
 	python benchmarks/e2e.py --events 60000 --shards 4
+	python benchmarks/compare.py

@@ -34,10 +34,8 @@ from pathlib import Path
 
 from pistats.contract import build_record, encode_record, partition_key
 from pistats.demo.runner import DemoRun, Pipeline
-from pistats.generate.generator import GenerateConfig, generate
-from pistats.kinesis.recording import Recording
-from pistats.localenv import services as local_services
 from pistats.store.backends import open_store
+from storm_bench import Sources, drain, make_recording, preload
 
 LIVE_UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
 
@@ -88,109 +86,44 @@ def put_live_events(client, stream: str, rate: float, seconds: float, prefix: st
     return put_times
 
 
-def process_cpu(session: int) -> dict[str, float]:
-    """CPU seconds (user + system) so far of each process of the topology's session (the JVM and
-    every Python component, named by class), this process (moto, when it is the source) and Redis."""
-    tick = os.sysconf("SC_CLK_TCK")
-    cpu: dict[str, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            command = [part for part in (entry / "cmdline").read_bytes().split(b"\0") if part]
-        except OSError:
-            continue
-        if not command:  # a kernel thread
-            continue
-        if int(stat[3]) == session and command[0].endswith(b"java"):
-            name = "JVM (Storm)"
-        elif int(stat[3]) == session and any(b"streamparse_run" in part for part in command):
-            name = command[-1].decode().rsplit(".", 1)[-1]
-        elif int(entry.name) == os.getpid():
-            name = "benchmark + moto"
-        elif command[0].startswith(b"redis-server"):
-            name = "redis"
-        else:
-            continue
-        cpu[name] = cpu.get(name, 0.0) + (int(stat[11]) + int(stat[12])) / tick
-    return cpu
-
-
 def main() -> int:
     args = parse_args()
-    ports = local_services.Ports.from_env()
-    for name in ("redis", "kinesis"):
-        local_services.services(ports)[name].start()
-    redis_url = f"redis://127.0.0.1:{ports.redis}/0"
-    endpoint = f"http://127.0.0.1:{ports.kinesis}"
-    moto = None
-    if args.kinesis == "moto":
-        import logging
-
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request
-        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        moto.start()
-        host, port = moto.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
+    sources = Sources(args.kinesis).start()
     run = DemoRun.new(args.store)
     extra = dict(option.split("=", 1) for option in args.options)
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"settings: events={args.events} shards={args.shards} kinesis={args.kinesis} "
           f"store={run.store_url.split('?')[0]} options={extra}")
 
-    pipeline = Pipeline(run, redis_url, endpoint, extra)
+    pipeline = Pipeline(run, sources.redis_url, sources.endpoint, extra)
     with tempfile.TemporaryDirectory() as tmp:
-        recording_dir = Path(tmp) / "recording"
-        generate(GenerateConfig(events=args.events, shards=args.shards, bad_fraction=0.0, duplicate_fraction=0.0,
-                                seed=11), recording_dir)
-        recording = Recording.open(recording_dir)
-        pipeline.create_stream(recording)
-        loaded = time.monotonic()
-        pipeline.replay(recording)
-        print(f"pre-load: {args.events} records into {args.kinesis} in {time.monotonic() - loaded:.1f} s")
-    layout = pipeline.read_layout()
+        recording = make_recording(Path(tmp) / "recording", args.events, args.shards)
+        loaded = preload(pipeline, recording)
+    print(f"pre-load: {args.events} records into {args.kinesis} in {loaded:.1f} s")
     client = pipeline.client
 
     started = time.monotonic()
     topology = pipeline.start_local("bench")
-    samples: list[tuple[float, int]] = []
-    cpu_at: dict[float, dict[str, float]] = {}
-    total = layout.total
-
-    def sample(committed: int) -> None:
-        samples.append((time.monotonic(), committed))
-        for fraction in (0.1, 0.9):
-            if fraction not in cpu_at and committed >= fraction * total:
-                cpu_at[fraction] = process_cpu(os.getsid(topology.process.pid))
-
     try:
-        pipeline.wait_until_committed(topology, 3600, sample)
-
-        def time_at(fraction: float) -> float:
-            return next(t for t, c in samples if c >= fraction * total)
-
-        first = next(t for t, c in samples if c > 0)
-        t10, t90, end = time_at(0.1), time_at(0.9), samples[-1][0]
+        measured = drain(pipeline, topology, sources.redis_pid, emulator=sources.moto is not None)
+        total, rate = measured.total, measured.sustained()
+        first, end = measured.first_commit(), measured.samples[-1][0]
         print(f"start-up (sparse run to first checkpoint): {first - started:.1f} s")
-        if t90 <= t10 or end <= first:
+        if rate is None or end <= first:
             print(f"drain: all {total} records committed within one checkpoint interval: too few to measure a rate")
         else:
             print(f"drain: {total} records in {end - first:.1f} s after the first checkpoint "
                   f"({total / (end - first):.0f} records/s)")
-            print(f"sustained (10%..90% of records): {0.8 * total / (t90 - t10):.0f} records/s end to end")
-            records = 0.8 * total
-            used = {name: cpu_at[0.9].get(name, 0.0) - cpu_at[0.1].get(name, 0.0) for name in cpu_at[0.9]}
-            print(f"cpu between 10% and 90% ({os.cpu_count() * (t90 - t10):.1f} core-seconds available): " + ", ".join(
-                f"{name} {seconds:.1f} s ({seconds * 1e6 / records:.0f} us/record)"
-                for name, seconds in sorted(used.items(), key=lambda item: -item[1])))
+            print(f"sustained (10%..90% of records): {rate:.0f} records/s end to end")
+            records = measured.span_records()
+            print(f"cpu between 10% and 90% ({os.cpu_count() * measured.span_seconds():.1f} core-seconds available): "
+                  + ", ".join(f"{name} {us * records / 1e6:.1f} s ({us:.0f} us/record)"
+                              for name, us in sorted(measured.cpu_us_per_record().items(), key=lambda item: -item[1])))
 
         if args.latency_rate > 0:
             if not run.store_url.startswith("clickhouse"):
                 raise SystemExit("the latency phase needs --store clickhouse://... (chdb is locked by the sink)")
-            if moto is not None:
+            if sources.moto is not None:
                 raise SystemExit("the latency phase needs --kinesis kinesis-local (moto breaks under concurrent puts)")
             prefix = f"lat-{uuid.uuid4().hex[:8]}"
             put_times: list[float] = []
@@ -219,8 +152,7 @@ def main() -> int:
     finally:
         topology.stop()
         pipeline.delete_redis_state()
-        if moto is not None:
-            moto.stop()
+        sources.stop()
     return 0
 
 

@@ -1,0 +1,280 @@
+"""The topology against the same work in one process and against one record per tuple, side by side.
+
+    .venv/bin/python benchmarks/compare.py [--events 30000] [--classic-events 3000] [--shards 4] [--store URL]
+
+Absolute rates drift with the shared machine; the ratios of three legs run one after another in
+one process tree, on the same recording, do not (issue 18). The legs:
+
+1. in process: the records of the recording, read into memory first, through the enrich bolt's
+   chain with Redis sessions (``pistats enrich``'s chain, batches of 500) and straight into the
+   sink's ``Sink`` (the rows handed over as ``PackedRows``, nothing serialised), in a child
+   process pinned to one core; its rate and CPU time (chdb's threads included) plus Redis's
+   between 10 % and 90 % of the records, as for the topology (the whole run's are printed too).
+2. topology: the recording pre-loaded into a fresh stream in moto (served from this process), the
+   shipped topology on local Storm with acking (``sparse run``); the sustained rate between 10 %
+   and 90 % of the records committed (stored and acked end to end) and each process's CPU per
+   record over the same span: spout, enrich, sink, the JVM and Redis, and moto apart.
+3. classic: the same with one record per tuple (``-o pistats.kinesis.batch_records=1``), on a
+   smaller recording (``--classic-events``) from the same generator.
+
+Each leg has its own chdb store (or all use ``--store``), session keys and stream; each starts
+with empty session state. Prints a table, then one JSON line of the ratios (see ``summary``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pistats.demo.runner import DemoRun, Pipeline
+from storm_bench import EMULATOR, REDIS, SPAN, Sources, cpu_seconds, drain, make_recording, preload
+
+INPROCESS_BATCH = 500  # pistats enrich's default --batch-size
+CLASSIC = {"pistats.kinesis.batch_records": 1}
+SUMMARY_KEYS = ("inprocess_eps", "topology_eps", "classic_eps", "topology_vs_inprocess", "topology_vs_classic",
+                "pipeline_cpu_us_per_record", "inprocess_cpu_us_per_record", "cpu_overhead_vs_inprocess", "rss_mib")
+TARGETS = {"topology_vs_inprocess": (">=", 1.0), "cpu_overhead_vs_inprocess": ("<=", 1.5),
+           "topology_vs_classic": (">", 8.0)}
+
+
+@dataclass
+class Leg:
+    """One leg's figures: records, sustained events/s, CPU microseconds per record by process
+    (``EMULATOR`` is not part of the pipeline), resident MiB by process (topology legs)."""
+
+    name: str
+    records: int
+    eps: float | None
+    cpu_us: dict[str, float] = field(default_factory=dict)
+    rss_mib: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+    def pipeline_cpu_us(self) -> float:
+        return sum(us for name, us in self.cpu_us.items() if name != EMULATOR)
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return round(numerator / denominator, 3)
+
+
+def summary(inprocess: Leg, topology: Leg, classic: Leg) -> dict[str, float | None]:
+    """The JSON line: the three rates, the topology's over the other two, the pipeline's CPU per
+    record (spout, bolts, JVM, Redis; not the emulator) over the in-process leg's (its process
+    and Redis), and the topology's resident memory."""
+    pipeline_us, inprocess_us = topology.pipeline_cpu_us(), inprocess.pipeline_cpu_us()
+    rounded = lambda value, digits=0: None if value is None else round(value, digits)  # noqa: E731
+    return {
+        "inprocess_eps": rounded(inprocess.eps),
+        "topology_eps": rounded(topology.eps),
+        "classic_eps": rounded(classic.eps),
+        "topology_vs_inprocess": ratio(topology.eps, inprocess.eps),
+        "topology_vs_classic": ratio(topology.eps, classic.eps),
+        "pipeline_cpu_us_per_record": rounded(pipeline_us, 1) if topology.cpu_us else None,
+        "inprocess_cpu_us_per_record": rounded(inprocess_us, 1) if inprocess.cpu_us else None,
+        "cpu_overhead_vs_inprocess": ratio(pipeline_us if topology.cpu_us else None, inprocess_us),
+        "rss_mib": rounded(sum(topology.rss_mib.values()), 1) if topology.rss_mib else None,
+    }
+
+
+def verdicts(figures: dict[str, float | None]) -> dict[str, bool | None]:
+    """Each target of issue 18: met, not met, or None when the run could not measure it."""
+    checks = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b}
+    return {key: None if figures[key] is None else checks[op](figures[key], bound)
+            for key, (op, bound) in TARGETS.items()}
+
+
+def table(legs: list[Leg]) -> str:
+    lines = [f"{'leg':<11} {'records':>8} {'events/s':>9}  {'CPU us/record':>13}  by process (us/record; RSS MiB)"]
+    for leg in legs:
+        parts = []
+        for name, us in sorted(leg.cpu_us.items(), key=lambda item: -item[1]):
+            rss = f"; {leg.rss_mib[name]:.0f} MiB" if name in leg.rss_mib else ""
+            parts.append(f"{name} {us:.0f}{rss}" + (" (not counted)" if name == EMULATOR else ""))
+        eps = "-" if leg.eps is None else f"{leg.eps:,.0f}"
+        lines.append(f"{leg.name:<11} {leg.records:>8} {eps:>9}  {leg.pipeline_cpu_us():>13.0f}  "
+                     + ", ".join(parts) + (f"  [{leg.note}]" if leg.note else ""))
+    return "\n".join(lines)
+
+
+# --- leg 1: in process ------------------------------------------------------------------
+
+def inprocess_child(recording: str, store_url: str, redis_url: str, redis_pid: int | None) -> dict:
+    """The in-process leg, run in a child process of its own (no moto threads, no Storm): the
+    enrich bolt's chain and the sink bolt's sink, built from topology options as the bolts build
+    them, fed the recording's records (read into memory first) in batches of ``INPROCESS_BATCH``.
+    Returns the counts and a mark after every batch: [records so far, wall seconds, CPU seconds
+    of this process (every thread, chdb's included), CPU seconds of Redis or None]."""
+    import redis
+
+    from pistats.enrich.chain import Chain
+    from pistats.enrich.event import to_wire
+    from pistats.enrich.run import records_from_recording
+    from pistats.redis_keys import delete_matching
+    from pistats.store.sink import sink_from_topology_conf
+    from pistats.wire import PackedRows
+
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    prefix = f"pistats:compare:{os.getpid()}-{time.time_ns()}"
+    conf = {"pistats.store.url": store_url, "pistats.redis.url": redis_url,
+            "pistats.enrich": {"sessions": {"key_prefix": prefix}}}
+    chain = Chain.from_topology_conf(conf, {}, sessions=True)
+    sink = sink_from_topology_conf(conf, {})
+    records = list(records_from_recording(recording))
+    gc.freeze()  # the prepared records are the benchmark's, not the pipeline's
+
+    def packed(rows: list[dict]) -> PackedRows | list[dict]:
+        """The rows as the sink gets them from a tuple (``pack_rows``' shape), without the
+        serialising a hop needs."""
+        wire = [to_wire(row) for row in rows]
+        fields = tuple(wire[0])
+        if all(tuple(row) == fields for row in wire):
+            return PackedRows(list(fields), [list(row.values()) for row in wire])
+        return wire
+
+    def mark(done: int) -> list:
+        return [done, time.perf_counter(), time.process_time(), cpu_seconds(redis_pid) if redis_pid else None]
+
+    failed = 0
+    marks = [mark(0)]
+    try:
+        for number, start in enumerate(range(0, len(records), INPROCESS_BATCH)):
+            batch = records[start:start + INPROCESS_BATCH]
+            events, rejects = chain.run(batch)
+            if events:
+                failed += len(sink.add_events(("events", number), packed(events)).failed)
+            if rejects:
+                failed += len(sink.add_rejects(("rejects", number), [to_wire(row) for row in rejects]).failed)
+            marks.append(mark(start + len(batch)))
+        failed += len(sink.flush_all().failed)
+        marks.append(mark(len(records)))
+    finally:
+        delete_matching(redis.Redis.from_url(redis_url), f"{prefix}:*")
+        sink.store.close()
+    return {"records": len(records), "rows": sink.stats.rows_inserted, "failed_tuples": failed, "marks": marks}
+
+
+def span_figures(marks: list[list], total: int) -> tuple[float, float, float | None]:
+    """(records/s, CPU us per record of the process, of Redis or None) between the first marks
+    at or past the fractions of ``SPAN`` of ``total``, as the topology legs are measured: start-up
+    (lazy imports, the first cache misses, the first insert) and the last flush are left out."""
+    low, high = (next(mark for mark in marks if mark[0] >= fraction * total) for fraction in SPAN)
+    records = high[0] - low[0]
+    if records <= 0 or high[1] <= low[1]:
+        raise ValueError("too few records to measure a rate")
+    redis = None if low[3] is None or high[3] is None else (high[3] - low[3]) * 1e6 / records
+    return records / (high[1] - low[1]), (high[2] - low[2]) * 1e6 / records, redis
+
+
+def inprocess_leg(recording: Path, store_url: str, redis_url: str, redis_pid: int | None) -> Leg:
+    done = subprocess.run([sys.executable, __file__, "--inprocess-child",
+                           json.dumps([str(recording), store_url, redis_url, redis_pid])],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the in-process leg failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    records = result["records"]
+    if result["failed_tuples"] or result["rows"] != records:
+        raise SystemExit(f"the in-process leg stored {result['rows']} rows of {records} records "
+                         f"({result['failed_tuples']} batches failed)")
+    eps, process_us, redis_us = span_figures(result["marks"], records)
+    cpu_us = {"python (chain + sink)": process_us}
+    if redis_us is not None:
+        cpu_us[REDIS] = redis_us
+    first, last = result["marks"][0], result["marks"][-1]
+    whole = records / (last[1] - first[1])
+    return Leg("in process", records, eps, cpu_us,
+               note=f"one core; whole run {whole:,.0f} events/s, {(last[2] - first[2]) * 1e6 / records:.0f} us/record")
+
+
+# --- legs 2 and 3: the topology on local Storm ------------------------------------------
+
+def topology_leg(name: str, sources: Sources, recording, store: str | None, options: dict) -> Leg:
+    run = DemoRun.new(store)
+    pipeline = Pipeline(run, sources.redis_url, sources.endpoint, options)
+    loaded = preload(pipeline, recording)
+    print(f"{name}: {pipeline.layout.total} records into moto in {loaded:.1f} s; sparse run "
+          f"{' '.join(f'-o {key}={value}' for key, value in options.items()) or '(shipped options)'}", flush=True)
+    started = time.monotonic()
+    topology = pipeline.start_local(name)
+    try:
+        measured = drain(pipeline, topology, sources.redis_pid)
+    finally:
+        topology.stop()
+        pipeline.delete_redis_state()
+        pipeline.delete_stream()
+    rate = measured.sustained()
+    cpu_us = measured.cpu_us_per_record() if rate is not None else {}
+    rss = {process: size / 2**20 for process, size in measured.peak_rss().items()}
+    if store is None:  # this leg's own chdb folder (its log stays beside it)
+        shutil.rmtree(run.store_url.removeprefix("chdb://").split("?")[0], ignore_errors=True)
+    note = f"start-up {measured.first_commit() - started:.0f} s, 10%..90% in {measured.span_seconds():.1f} s"
+    if rate is None:
+        note = "too few records to measure a rate: raise --events"
+    return Leg(name, measured.total, rate, cpu_us, rss, note)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=30_000, help="records of the in-process and topology legs")
+    parser.add_argument("--classic-events", type=int, default=None,
+                        help="records of the classic leg (default: a tenth of --events, at least 1,000)")
+    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--store", default=None, help="store URL (default: a fresh chdb folder per leg)")
+    parser.add_argument("--inprocess-child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.classic_events is None:
+        args.classic_events = min(args.events, max(1000, args.events // 10))
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    if args.inprocess_child:
+        print(json.dumps(inprocess_child(*json.loads(args.inprocess_child))))
+        return 0
+    probe = time.perf_counter()
+    sum(range(3 * 10**7))
+    probe = time.perf_counter() - probe
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}, load {os.getloadavg()[0]:.1f}, CPU probe {probe:.2f} s")
+    print(f"settings: events={args.events} classic-events={args.classic_events} shards={args.shards} "
+          f"store={(args.store or 'chdb, one fresh folder per leg').split('?')[0]}", flush=True)
+    with Sources("moto") as sources, tempfile.TemporaryDirectory() as tmp:
+        if sources.redis_pid is None:
+            print("warning: no pid file of the services' redis-server: Redis's CPU is not counted")
+        recording = make_recording(Path(tmp) / "recording", args.events, args.shards)
+        classic_recording = make_recording(Path(tmp) / "classic", args.classic_events, args.shards)
+        inprocess_run = DemoRun.new(args.store)
+        inprocess = inprocess_leg(Path(tmp) / "recording", inprocess_run.store_url, sources.redis_url,
+                                  sources.redis_pid)
+        if args.store is None:
+            shutil.rmtree(inprocess_run.store_url.removeprefix("chdb://").split("?")[0], ignore_errors=True)
+        print(f"in process: {inprocess.records} records, {inprocess.eps:,.0f} events/s", flush=True)
+        topology = topology_leg("topology", sources, recording, args.store, {})
+        classic = topology_leg("classic", sources, classic_recording, args.store, CLASSIC)
+    legs = [inprocess, topology, classic]
+    print()
+    print(table(legs))
+    figures = summary(inprocess, topology, classic)
+    print("targets (issue 18): " + ", ".join(
+        f"{key} {op} {bound:g}: {'-' if met is None else ('met' if met else 'NOT met')}"
+        for (key, (op, bound)), met in zip(TARGETS.items(), verdicts(figures).values())))
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

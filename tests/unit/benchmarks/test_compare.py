@@ -1,0 +1,102 @@
+"""benchmarks/compare.py's pure parts: the ratios, the targets, the JSON line's shape, and the
+rates and CPU per record of the 10 %..90 % span (storm_bench.Drain for the topology legs,
+compare.span_figures for the in-process leg). The legs themselves need Storm and are run by hand
+(``make bench``)."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.append(str(Path(__file__).resolve().parents[3] / "benchmarks"))
+
+import compare  # noqa: E402
+import storm_bench  # noqa: E402
+from compare import Leg  # noqa: E402
+
+ISSUE_KEYS = ["inprocess_eps", "topology_eps", "classic_eps", "topology_vs_inprocess", "topology_vs_classic",
+              "pipeline_cpu_us_per_record", "inprocess_cpu_us_per_record", "cpu_overhead_vs_inprocess", "rss_mib"]
+
+
+def legs():
+    inprocess = Leg("in process", 30000, 10000.0, {"python (chain + sink)": 130.0, "redis": 14.0})
+    topology = Leg("topology", 30000, 4300.0,
+                   {"EnrichBolt": 117.0, "KinesisSpout": 75.0, "StoreSinkBolt": 63.0, "JVM (Storm)": 60.0,
+                    "redis": 14.0, storm_bench.EMULATOR: 90.0},
+                   {"EnrichBolt": 120.0, "KinesisSpout": 90.0, "StoreSinkBolt": 450.0, "JVM (Storm)": 330.5})
+    classic = Leg("classic", 3000, 500.0, {"JVM (Storm)": 1900.0})
+    return inprocess, topology, classic
+
+
+def test_the_json_line_has_exactly_the_issues_keys():
+    figures = compare.summary(*legs())
+    assert list(figures) == ISSUE_KEYS == list(compare.SUMMARY_KEYS)
+    assert json.loads(json.dumps(figures)) == figures
+
+
+def test_ratios_and_cpu_sums():
+    figures = compare.summary(*legs())
+    assert figures["inprocess_eps"] == 10000 and figures["topology_eps"] == 4300 and figures["classic_eps"] == 500
+    assert figures["topology_vs_inprocess"] == 0.43
+    assert figures["topology_vs_classic"] == 8.6
+    # The pipeline: spout, bolts, JVM and Redis; the emulator is not in it.
+    assert figures["pipeline_cpu_us_per_record"] == 329.0
+    assert figures["inprocess_cpu_us_per_record"] == 144.0
+    assert figures["cpu_overhead_vs_inprocess"] == round(329 / 144, 3)
+    assert figures["rss_mib"] == 990.5
+
+
+def test_targets():
+    figures = compare.summary(*legs())
+    assert compare.verdicts(figures) == {"topology_vs_inprocess": False, "cpu_overhead_vs_inprocess": False,
+                                         "topology_vs_classic": True}
+    figures.update(topology_vs_inprocess=1.0, cpu_overhead_vs_inprocess=1.5, topology_vs_classic=8.0)
+    assert compare.verdicts(figures) == {"topology_vs_inprocess": True, "cpu_overhead_vs_inprocess": True,
+                                         "topology_vs_classic": False}
+
+
+def test_a_leg_without_a_rate_gives_nulls_not_a_crash():
+    inprocess, topology, _ = legs()
+    classic = Leg("classic", 1000, None, note="too few records")
+    figures = compare.summary(inprocess, Leg("topology", 4000, None), classic)
+    assert list(figures) == ISSUE_KEYS
+    assert figures["topology_eps"] is None and figures["topology_vs_inprocess"] is None
+    assert figures["pipeline_cpu_us_per_record"] is None and figures["cpu_overhead_vs_inprocess"] is None
+    assert figures["rss_mib"] is None
+    assert compare.verdicts(figures) == dict.fromkeys(compare.TARGETS)
+    assert compare.summary(inprocess, topology, classic)["topology_vs_classic"] is None
+    assert "-" in compare.table([inprocess, topology, classic])
+
+
+def test_the_in_process_span_leaves_out_start_up_and_the_last_flush():
+    # [records so far, wall s, process CPU s, Redis CPU s] after each batch of 500 of 5,000.
+    marks = [[0, 0.0, 0.0, 10.0]] + [[500 * n, 1.0 + 0.1 * n, 2.0 + 0.05 * n, 10.0 + 0.01 * n] for n in range(1, 11)]
+    marks.append([5000, 9.0, 9.0, 11.0])  # the final flush
+    eps, process_us, redis_us = compare.span_figures(marks, 5000)
+    assert eps == pytest.approx(5000)  # 4,000 records (500 -> 4,500) in 0.8 s
+    assert process_us == pytest.approx(100)
+    assert redis_us == pytest.approx(20)
+    marks = [[mark[0], *mark[1:3], None] for mark in marks]
+    assert compare.span_figures(marks, 5000)[2] is None
+
+
+def test_the_topology_span():
+    drain = storm_bench.Drain(total=1000, started=0.0)
+    drain.samples = [(1.0, 0), (2.0, 50), (3.0, 100), (4.0, 500), (5.0, 900), (6.0, 1000)]
+    drain.cpu_at = {0.1: {"EnrichBolt": 1.0, "redis": 5.0}, 0.9: {"EnrichBolt": 1.4, "redis": 5.08, "JVM (Storm)": 0.2}}
+    drain.rss = [{"EnrichBolt": 10, "JVM (Storm)": 100}, {"EnrichBolt": 20, "JVM (Storm)": 95}]
+    assert drain.first_commit() == 2.0
+    assert drain.sustained() == pytest.approx(400)  # 800 records in 2 s
+    assert drain.cpu_us_per_record() == pytest.approx({"EnrichBolt": 500, "redis": 100, "JVM (Storm)": 250})
+    assert drain.peak_rss() == {"EnrichBolt": 20, "JVM (Storm)": 95}
+    drain.samples = [(1.0, 0), (2.0, 1000)]
+    assert drain.sustained() is None
+
+
+def test_classic_is_one_record_per_tuple_through_a_spout_option():
+    from pistats.kinesis.config import KinesisConfig
+
+    options = {"pistats.kinesis.stream": "s", **{key: str(value) for key, value in compare.CLASSIC.items()}}
+    assert KinesisConfig.from_topology_conf(options).batch_records == 1
+    assert compare.parse_args([]).events == 30000 and compare.parse_args([]).classic_events == 3000
