@@ -21,6 +21,7 @@ from pistats.demo.full import COMPARED
 from pistats.generate.sdk import SdkTrafficConfig, expected_outcome, sdk_traffic
 from pistats.kinesis.client import make_kinesis_client
 from pistats.localenv.paths import project_root, state_dir
+from tests.integration.registry.conftest import delete_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.storm]
 
@@ -65,14 +66,6 @@ def assert_nothing_left(run_id: str, redis_client, kinesis_endpoint: str) -> Non
     if stream in kinesis.list_streams(Limit=10000)["StreamNames"]:  # kinesis-local takes a moment
         status = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
         assert status["StreamStatus"] == "DELETING"
-
-
-def delete_client(registry_url: str, client_id: str) -> None:
-    with psycopg.connect(registry_url, autocommit=True) as conn:
-        conn.execute("DELETE FROM campaign_sends WHERE campaign_id IN "
-                     "(SELECT campaign_id FROM campaigns WHERE client_id = %s)", (client_id,))
-        for table in ("campaigns", "push_subscriptions", "subscribers"):
-            conn.execute(f"DELETE FROM {table} WHERE client_id = %s", (client_id,))
 
 
 def test_the_whole_system_ends_with_what_the_traffic_predicts(redis_client, registry_url, kinesis_endpoint):

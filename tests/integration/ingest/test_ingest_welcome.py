@@ -27,6 +27,7 @@ from pistats.registry.config import RegistryConfig
 from pistats.registry.store import Registry
 from pistats.testing.fcm import LocalFcm
 from tests.integration.registry.conftest import read_rows
+from tests.integration.registry.conftest import delete_client
 
 pytestmark = pytest.mark.integration
 
@@ -56,13 +57,7 @@ def free_port() -> int:
 def client_key(key_store, unique_name, registry_url):
     key, _ = key_store.create(unique_name)
     yield key
-    with psycopg.connect(registry_url, autocommit=True) as conn:
-        conn.execute("DELETE FROM property_settings WHERE client_id = %s", (unique_name,))
-        conn.execute("DELETE FROM campaign_sends WHERE campaign_id IN "
-                     "(SELECT campaign_id FROM campaigns WHERE client_id = %s)", (unique_name,))
-        conn.execute("DELETE FROM campaigns WHERE client_id = %s", (unique_name,))
-        conn.execute("DELETE FROM push_subscriptions WHERE client_id = %s", (unique_name,))
-        conn.execute("DELETE FROM subscribers WHERE client_id = %s", (unique_name,))
+    delete_client(registry_url, unique_name)
 
 
 @pytest.fixture

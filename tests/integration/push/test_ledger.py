@@ -12,6 +12,7 @@ import pytest
 from pistats.push.ledger import CampaignSpec, Ledger, Settled, Target
 from pistats.registry.config import RegistryConfig
 from pistats.registry.store import Registry
+from tests.integration.registry.conftest import delete_client
 
 pytestmark = pytest.mark.integration
 
@@ -35,13 +36,6 @@ def digest(token: str) -> bytes:
 def target(n: int, user: str | None = None) -> Target:
     token = f"fcm-token-{n}"
     return Target(digest(token), token, user or f"u-{n}", "web")
-
-
-def delete_client(registry_url: str, client_id: str) -> None:
-    with psycopg.connect(registry_url, autocommit=True) as conn:
-        conn.execute("DELETE FROM campaigns WHERE client_id = %s", (client_id,))  # sends cascade
-        conn.execute("DELETE FROM push_subscriptions WHERE client_id = %s", (client_id,))
-        conn.execute("DELETE FROM subscribers WHERE client_id = %s", (client_id,))
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from pistats.store.backends import open_store
 from pistats.store.schema import migrate
 from pistats.testing.fcm import LocalFcm
 from tests.support import stores
+from tests.integration.registry.conftest import delete_client
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +42,7 @@ def token_of(n: int, prefix: str = "tok") -> str:
 @pytest.fixture
 def client_id(unique_name, registry_url):
     yield unique_name
-    with psycopg.connect(registry_url, autocommit=True) as conn:
-        conn.execute("DELETE FROM campaign_sends WHERE campaign_id IN "
-                     "(SELECT campaign_id FROM campaigns WHERE client_id = %s)", (unique_name,))
-        conn.execute("DELETE FROM campaigns WHERE client_id = %s", (unique_name,))
-        conn.execute("DELETE FROM push_subscriptions WHERE client_id = %s", (unique_name,))
-        conn.execute("DELETE FROM subscribers WHERE client_id = %s", (unique_name,))
+    delete_client(registry_url, unique_name)
 
 
 def subscribe(registry_url: str, client_id: str, tokens: list[str], property_id: str = "site") -> None:

@@ -12,7 +12,6 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from pistats.push.fcm import FcmConfig
@@ -25,6 +24,7 @@ from pistats.store.backends import open_store
 from pistats.store.schema import migrate
 from pistats.testing.fcm import LocalFcm
 from tests.support import stores
+from tests.integration.registry.conftest import delete_client
 
 pytestmark = pytest.mark.integration
 
@@ -36,13 +36,7 @@ NOW = datetime.now(timezone.utc).replace(microsecond=0)
 @pytest.fixture
 def client_id(unique_name, registry_url):
     yield unique_name
-    with psycopg.connect(registry_url, autocommit=True) as conn:
-        conn.execute("DELETE FROM property_settings WHERE client_id = %s", (unique_name,))
-        conn.execute("DELETE FROM campaign_sends WHERE campaign_id IN "
-                     "(SELECT campaign_id FROM campaigns WHERE client_id = %s)", (unique_name,))
-        conn.execute("DELETE FROM campaigns WHERE client_id = %s", (unique_name,))
-        conn.execute("DELETE FROM push_subscriptions WHERE client_id = %s", (unique_name,))
-        conn.execute("DELETE FROM subscribers WHERE client_id = %s", (unique_name,))
+    delete_client(registry_url, unique_name)
 
 
 @pytest.fixture

@@ -16,9 +16,11 @@ RECEIVED = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
 
 def delete_client(registry_url: str, client_id: str) -> None:
+    """Every registry row of ``client_id``: property settings, campaigns (their sends cascade),
+    subscriptions and subscribers. The registry, push and demo tests clean up with it."""
     with psycopg.connect(registry_url, autocommit=True) as conn:
-        conn.execute("DELETE FROM push_subscriptions WHERE client_id = %s", (client_id,))
-        conn.execute("DELETE FROM subscribers WHERE client_id = %s", (client_id,))
+        for table in ("property_settings", "campaigns", "push_subscriptions", "subscribers"):
+            conn.execute(f"DELETE FROM {table} WHERE client_id = %s", (client_id,))
 
 
 @pytest.fixture
