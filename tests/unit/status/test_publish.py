@@ -1,0 +1,90 @@
+"""Publishing a task's figures (pistats.status.publish, pistats.status.tasks)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from pistats.kinesis.consumer import ShardMetrics
+from pistats.status.publish import StatusPublisher, rates, status_key
+from pistats.status.tasks import publish_spout, spout_figures
+
+
+class Clock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+class FakeRedis:
+    def __init__(self, failing=False):
+        self.values, self.ttls, self.failing = {}, {}, failing
+
+    def set(self, key, value, px):
+        if self.failing:
+            raise ConnectionError("down")
+        self.values[key], self.ttls[key] = value, px
+
+
+def test_rates_are_per_second_changes_of_counters_in_both_snapshots():
+    assert rates({"read": 150, "new": 3}, {"read": 100}, 10.0) == {"read": 5.0}
+    assert rates({"read": 150}, None, 10.0) == {}
+
+
+def test_a_publish_writes_one_expiring_document_with_rates_from_the_previous_one():
+    clock, redis = Clock(), FakeRedis()
+    publisher = StatusPublisher(redis, "app", "stream", "spout", 3, interval_s=5, now=clock, wall=lambda: 1e9)
+    assert publisher.due()
+    publisher.publish({"shard-0": {"read": 100}}, {"shard-0": {"in_flight": 7}})
+    assert not publisher.due()
+    clock.t += 5
+    assert publisher.due()
+    publisher.publish({"shard-0": {"read": 600}}, {"shard-0": {"in_flight": 2}})
+    key = status_key("app", "stream", "spout", 3)
+    document = orjson.loads(redis.values[key])
+    assert redis.ttls[key] == 15_000
+    assert document["counters"] == {"shard-0": {"read": 600}}
+    assert document["per_s"] == {"shard-0": {"read": 100.0}}
+    assert document["gauges"] == {"shard-0": {"in_flight": 2}}
+    assert (document["component"], document["task"], document["published_at"]) == ("spout", 3, 1e9)
+    assert publisher.publishes == 2
+
+
+def test_a_redis_failure_is_skipped_not_raised(caplog):
+    clock = Clock()
+    publisher = StatusPublisher(FakeRedis(failing=True), "a", "s", "sink", 0, interval_s=1, now=clock)
+    assert publisher.publish({}, {}) is False
+    clock.t += 1
+    assert publisher.publish({}, {}) is False
+    assert len([r for r in caplog.records if "status not published" in r.message]) == 1
+
+
+def test_the_interval_must_be_positive():
+    with pytest.raises(ValueError):
+        StatusPublisher(FakeRedis(), "a", "s", "spout", 0, interval_s=0)
+
+
+def test_the_spout_publishes_its_shards_counters_and_gauges_only_when_due():
+    class Consumer:
+        calls = 0
+
+        def metrics(self):
+            Consumer.calls += 1
+            return {"shardId-0": ShardMetrics(read=10, acked=8, in_flight=2, millis_behind_latest=1500)}
+
+    clock, redis = Clock(), FakeRedis()
+    publisher = StatusPublisher(redis, "a", "s", "spout", 0, interval_s=5, now=clock)
+    publish_spout(publisher, Consumer())
+    publish_spout(publisher, Consumer())
+    assert Consumer.calls == 1
+    document = orjson.loads(redis.values[publisher.key])
+    assert document["counters"]["shardId-0"]["read"] == 10
+    assert document["gauges"]["shardId-0"]["millis_behind_latest"] == 1500
+
+
+def test_spout_figures_split_counters_from_gauges():
+    counters, gauges = spout_figures({"s": ShardMetrics(read=5, failed=1, uncommitted=4, last_checkpoint="12")})
+    assert counters["s"]["read"] == 5 and counters["s"]["failed"] == 1 and "uncommitted" not in counters["s"]
+    assert gauges["s"] == {"in_flight": 0, "uncommitted": 4, "millis_behind_latest": None, "last_checkpoint": "12"}
