@@ -27,6 +27,7 @@ from pistats.contract import (
     validate_record,
 )
 from pistats.contract.fast import plainly_valid_record
+from pistats.contract.schema import SCREEN_DIMENSION_MAX
 from pistats.contract.validation import record_problems
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
@@ -553,8 +554,11 @@ def _upto(limit):
 # Valid records of the usual shape, then the same with one field of the record, the event, its
 # context, sdk or properties made odd: past a limit, non-ASCII, a wrong type, an unknown key.
 _plain_sdk = st.fixed_dictionaries({}, optional={"name": _upto(64), "version": _upto(64)})
+_dimension = st.none() | st.sampled_from([0, SCREEN_DIMENSION_MAX]) | st.integers(0, SCREEN_DIMENSION_MAX)
+_plain_screen = st.fixed_dictionaries({}, optional={"width": _dimension, "height": _dimension})
 _plain_context = st.fixed_dictionaries({}, optional={
-    "page_url": _upto(4096), "referrer": st.none() | _upto(4096), "locale": _upto(64), "sdk": _plain_sdk})
+    "page_url": _upto(4096), "referrer": st.none() | _upto(4096), "locale": _upto(64), "sdk": _plain_sdk,
+    "screen": st.none() | _plain_screen})
 _plain_properties = st.dictionaries(_upto(contract.PROPERTY_KEY_MAX),
                                     _upto(contract.PROPERTY_VALUE_MAX) | st.integers() | st.booleans()
                                     | st.floats(allow_nan=False, allow_infinity=False), max_size=4)
@@ -574,7 +578,7 @@ _odd_values = (
     st.none() | st.integers() | st.floats() | st.booleans() | st.lists(st.integers(), max_size=2)
     | st.dictionaries(_ascii(), st.integers() | st.floats(), max_size=2)
     | st.sampled_from(["", "é", "\ud800", "subscribe", "notification_click", "2026-11-26T24:00:00Z", "2026-11-26",
-                      float("nan"), float("inf")])
+                      float("nan"), float("inf"), -1, SCREEN_DIMENSION_MAX + 1, 2**64, True, 390.0])
 )
 # Where a field can be made odd, and its length limit (None: no limit).
 _ODD_PLACES = [
@@ -587,6 +591,7 @@ _ODD_PLACES = [
     ("context", "page_url", 4096), ("context", "referrer", 4096), ("context", "locale", 64), ("context", "sdk", None),
     ("context", "screen", None), ("context", "other", None),
     ("sdk", "name", 64), ("sdk", "version", 64), ("sdk", "build", None),
+    ("screen", "width", None), ("screen", "height", None), ("screen", "depth", None), ("screen", "\ud800", None),
     ("properties", "plan", contract.PROPERTY_VALUE_MAX), ("properties", "x" * (contract.PROPERTY_KEY_MAX + 1), None),
     ("properties", "", None), ("properties", "é", None),
 ]
@@ -604,8 +609,11 @@ def _with_odd(record, place_and_value):
     target = {"record": record, "event": record["event"]}.get(where)
     if where in ("context", "properties"):
         target = record["event"].setdefault(where, {})
-    elif where == "sdk":
-        target = record["event"].setdefault("context", {}).setdefault("sdk", {})
+    elif where in ("sdk", "screen"):
+        context = record["event"].setdefault("context", {})
+        if type(context.get(where)) is not dict:
+            context[where] = {}
+        target = context[where]
     target[key] = value
     return record
 
@@ -640,13 +648,14 @@ def test_a_usual_record_takes_the_fast_path():
     event = {"event_id": "e-1", "type": "subscribe", "property_id": "site", "user_id": "u-1",
              "timestamp": "2026-11-26T05:00:00.123Z", "push_token": "tok",
              "context": {"page_url": "https://example.com/", "locale": "en-GB", "referrer": None,
-                         "sdk": {"name": "pistats-js", "version": "1.0.0"}},
+                         "sdk": {"name": "pistats-js", "version": "1.0.0"},
+                         "screen": {"width": 390, "height": None}},
              "properties": {"plan": "pro", "n": 3, "ratio": 0.5, "ok": True}}
     record = build_record(client_id="c-1", event=event, received_at=NOW, ip="203.0.113.9",
                           user_agent="Mozilla/5.0", now=NOW)
     assert plainly_valid_record(record) and validate_record(record) == []
     # Outside the usual shape the full check decides, with the same answer for a valid record...
-    unusual = {**record, "event": {**event, "context": {**event["context"], "screen": {"width": 390}}}}
+    unusual = {**record, "event": {**event, "context": {**event["context"], "app": {"build": 390}}}}
     assert not plainly_valid_record(unusual) and validate_record(unusual) == []
     # ...and its problems for an invalid one.
     invalid = {**record, "event": {**event, "user_id": "x" * 129}}
