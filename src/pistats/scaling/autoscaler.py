@@ -1,0 +1,151 @@
+"""The autoscaler's loop around the rule: observe, decide, act.
+
+- ``Observer`` turns successive status views (``pistats.status.view``) into the rule's
+  ``Observation``: the rate the topology finishes records comes from what the spout tasks
+  publish; the rate records arrive is that plus how fast the backlog grew between two views.
+- ``StormRebalancer`` applies executors and workers with ``storm rebalance`` (Storm moves the
+  topology's tasks onto the new workers; the data is replayed from checkpoints, nothing is lost).
+- ``ShardResizer`` applies a shard count with Kinesis ``UpdateShardCount`` (uniform scaling); the
+  spout follows the new shards by itself (parents finish before children start).
+
+The shape in force (executors, workers) is what the autoscaler last applied, kept in Redis under
+``pistats:autoscale:<topology>`` so a restarted autoscaler carries on; before its first action it
+is the shape the operator says was submitted.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from pistats.kinesis.admin import list_all_shards
+from pistats.scaling.policy import AutoscaleConfig, Decision, Observation, ScalerState, decide
+from pistats.status.view import StatusView
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Shape:
+    executors: int
+    workers: int
+
+
+def open_shards(kinesis, stream: str) -> int:
+    return sum(1 for s in list_all_shards(kinesis, stream)
+               if "EndingSequenceNumber" not in s.get("SequenceNumberRange", {}))
+
+
+class Observer:
+    """Observations from status views taken at least a few seconds apart (``now`` in seconds)."""
+
+    def __init__(self):
+        self._previous: tuple[float, int] | None = None
+
+    def observe(self, view: StatusView, at: float, shape: Shape, shards: int) -> Observation:
+        finished = sum(s.finished_per_s or 0.0 for s in view.shards)
+        backlog = view.behind_records
+        incoming = finished
+        if self._previous is not None and at > self._previous[0]:
+            incoming = max(0.0, finished + (backlog - self._previous[1]) / (at - self._previous[0]))
+        self._previous = (at, backlog)
+        return Observation(at, incoming, finished, backlog, view.behind_ms, shape.executors, shape.workers, shards)
+
+
+class StormRebalancer:
+    """``storm rebalance NAME -w WAIT -n WORKERS -e BOLT=EXECUTORS`` through an injected runner."""
+
+    def __init__(self, storm: str, topology: str, bolt: str, wait_s: int = 5,
+                 run: Callable[[Sequence[str]], subprocess.CompletedProcess] | None = None):
+        self._command = [storm, "rebalance", topology, "-w", str(wait_s)]
+        self._bolt = bolt
+        self._run = run or (lambda argv: subprocess.run(argv, capture_output=True, text=True, timeout=120))
+
+    def apply(self, shape: Shape) -> str | None:
+        """None when Storm took it, else the error in one line."""
+        done = self._run(self._command + ["-n", str(shape.workers), "-e", f"{self._bolt}={shape.executors}"])
+        if done.returncode == 0:
+            return None
+        lines = [line for line in (done.stderr or done.stdout or "").splitlines() if line.strip()]
+        return lines[-1] if lines else f"storm rebalance exited with {done.returncode}"
+
+
+class ShardResizer:
+    def __init__(self, kinesis, stream: str):
+        self._kinesis, self._stream = kinesis, stream
+
+    def apply(self, shards: int) -> str | None:
+        try:
+            self._kinesis.update_shard_count(StreamName=self._stream, TargetShardCount=shards,
+                                             ScalingType="UNIFORM_SCALING")
+            return None
+        except Exception as error:  # noqa: BLE001 - reported as the action's outcome, the loop goes on
+            return getattr(error, "response", {}).get("Error", {}).get("Code") or type(error).__name__
+
+
+class ShapeMemory:
+    """The shape last applied, in Redis, so a restarted autoscaler knows it."""
+
+    def __init__(self, redis_client, topology: str):
+        self._redis, self._key = redis_client, f"pistats:autoscale:{topology}"
+
+    def load(self) -> Shape | None:
+        raw = self._redis.get(self._key)
+        if not raw:
+            return None
+        values = orjson.loads(raw)
+        return Shape(int(values["executors"]), int(values["workers"]))
+
+    def save(self, shape: Shape) -> None:
+        self._redis.set(self._key, orjson.dumps({"executors": shape.executors, "workers": shape.workers}))
+
+
+@dataclass(frozen=True)
+class Step:
+    observation: Observation
+    decision: Decision
+    applied: bool
+    errors: tuple[str, ...] = ()
+
+
+class Autoscaler:
+    """One ``step`` per interval: observe, decide, and unless ``dry_run`` apply the decision."""
+
+    def __init__(self, config: AutoscaleConfig, view: Callable[[], StatusView], shards: Callable[[], int],
+                 rebalancer: StormRebalancer, resizer: ShardResizer, memory: ShapeMemory, submitted: Shape,
+                 *, dry_run: bool = False, now: Callable[[], float] = time.monotonic):
+        self._config = config
+        self._view, self._shards = view, shards
+        self._rebalancer, self._resizer, self._memory = rebalancer, resizer, memory
+        self._dry_run = dry_run
+        self._now = now
+        self._observer = Observer()
+        self._state = ScalerState()
+        self.shape = memory.load() or submitted
+
+    def step(self) -> Step:
+        observation = self._observer.observe(self._view(), self._now(), self.shape, self._shards())
+        self._state, decision = decide(self._state, observation, self._config)
+        if self._dry_run or not decision.changes(observation):
+            return Step(observation, decision, applied=False)
+        errors = []
+        wanted = Shape(decision.executors, decision.workers)
+        if wanted != self.shape:
+            error = self._rebalancer.apply(wanted)
+            if error is None:
+                self.shape = wanted
+                self._memory.save(wanted)
+            else:
+                errors.append(f"rebalance: {error}")
+        if decision.shards != observation.shards:
+            error = self._resizer.apply(decision.shards)
+            if error is not None:
+                errors.append(f"UpdateShardCount: {error}")
+        for error in errors:
+            log.warning("autoscale action failed: %s", error)
+        return Step(observation, decision, applied=not errors, errors=tuple(errors))

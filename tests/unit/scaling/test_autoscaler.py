@@ -1,0 +1,111 @@
+"""The autoscaler's loop with its parts faked (pistats.scaling.autoscaler)."""
+
+from __future__ import annotations
+
+import subprocess
+
+from pistats.scaling.autoscaler import Autoscaler, Observer, ShapeMemory, ShardResizer, Shape, StormRebalancer
+from pistats.scaling.policy import AutoscaleConfig
+from pistats.status.view import ShardStatus, StatusView
+
+
+def view(behind, finished_per_s, behind_ms=0):
+    shard = ShardStatus("shardId-0", "open", "1", "t", behind, True, behind_ms, finished_per_s=finished_per_s)
+    return StatusView("app", "s", 0.0, [shard], [], 1)
+
+
+class FakeRedis:
+    def __init__(self):
+        self.values = {}
+
+    def get(self, key):
+        return self.values.get(key)
+
+    def set(self, key, value):
+        self.values[key] = value
+
+
+class Recorder:
+    def __init__(self, error=None):
+        self.calls, self.error = [], error
+
+    def apply(self, value):
+        self.calls.append(value)
+        return self.error
+
+
+def test_incoming_is_finished_plus_the_backlogs_growth():
+    observer = Observer()
+    first = observer.observe(view(1_000, 500.0), 0.0, Shape(2, 1), 2)
+    assert first.incoming_per_s == 500.0  # nothing to compare with yet
+    second = observer.observe(view(6_000, 500.0), 10.0, Shape(2, 1), 2)
+    assert second.incoming_per_s == 1_000.0 and second.backlog_records == 6_000
+
+
+def make(views, *, dry_run=False, rebalance_error=None, memory=None):
+    config = AutoscaleConfig(records_per_executor_s=100, up_after=2, up_cooldown_s=0)
+    clock = iter(range(0, 10_000, 10))
+    feed = iter(views)
+    rebalancer, resizer = Recorder(rebalance_error), Recorder()
+    memory = memory or ShapeMemory(FakeRedis(), "enrichment")
+    scaler = Autoscaler(config, view=lambda: next(feed), shards=lambda: 4, rebalancer=rebalancer, resizer=resizer,
+                        memory=memory, submitted=Shape(2, 1), dry_run=dry_run, now=lambda: float(next(clock)))
+    return scaler, rebalancer, resizer, memory
+
+
+def test_a_lagging_topology_is_rebalanced_and_the_shape_remembered():
+    lagging = [view(50_000, 200.0, 60_000), view(60_000, 200.0, 70_000)]
+    scaler, rebalancer, resizer, memory = make(lagging)
+    assert scaler.step().applied is False
+    step = scaler.step()
+    assert step.applied and rebalancer.calls == [Shape(step.decision.executors, step.decision.workers)]
+    assert step.decision.executors > 2
+    assert memory.load() == scaler.shape == rebalancer.calls[0]
+    assert resizer.calls == []
+
+
+def test_a_dry_run_decides_and_changes_nothing():
+    scaler, rebalancer, resizer, memory = make([view(50_000, 200.0, 60_000), view(60_000, 200.0, 70_000)], dry_run=True)
+    scaler.step()
+    step = scaler.step()
+    assert step.decision.executors > 2 and not step.applied
+    assert rebalancer.calls == [] and memory.load() is None and scaler.shape == Shape(2, 1)
+
+
+def test_a_refused_rebalance_keeps_the_shape_and_says_why():
+    scaler, rebalancer, _, memory = make([view(50_000, 200.0, 60_000), view(60_000, 200.0, 70_000)],
+                                         rebalance_error="Topology enrichment is not alive")
+    scaler.step()
+    step = scaler.step()
+    assert not step.applied and step.errors == ("rebalance: Topology enrichment is not alive",)
+    assert scaler.shape == Shape(2, 1) and memory.load() is None
+
+
+def test_a_restarted_autoscaler_starts_from_the_remembered_shape():
+    memory = ShapeMemory(FakeRedis(), "enrichment")
+    memory.save(Shape(6, 2))
+    scaler, *_ = make([], memory=memory)
+    assert scaler.shape == Shape(6, 2)
+
+
+def test_the_rebalance_command_names_workers_and_executors():
+    seen = []
+
+    def run(argv):
+        seen.append(list(argv))
+        return subprocess.CompletedProcess(argv, 1, "", "noise\nTopology x is not alive\n")
+
+    error = StormRebalancer("storm", "x", "enrich", wait_s=3, run=run).apply(Shape(4, 2))
+    assert seen == [["storm", "rebalance", "x", "-w", "3", "-n", "2", "-e", "enrich=4"]]
+    assert error == "Topology x is not alive"
+
+
+def test_update_shard_count_errors_are_values():
+    class Kinesis:
+        def update_shard_count(self, **kwargs):
+            self.kwargs = kwargs
+            raise RuntimeError("LimitExceeded")
+
+    kinesis = Kinesis()
+    assert ShardResizer(kinesis, "s").apply(8) == "RuntimeError"
+    assert kinesis.kwargs == {"StreamName": "s", "TargetShardCount": 8, "ScalingType": "UNIFORM_SCALING"}
