@@ -84,6 +84,9 @@ class StatusPublisher:
             "counters": {group: dict(values) for group, values in counters.items()},
             "per_s": {group: rates(values, self._previous.get(group), seconds) for group, values in counters.items()},
             "gauges": dict(gauges),
+            # What publishing cost against the whole process, so the <1 % budget is checked live.
+            "status_cpu_s": round(self.seconds_spent, 6),
+            "process_cpu_s": round(time.process_time(), 6),
         }
         self._previous = {group: dict(values) for group, values in counters.items()}
         self._previous_at = now

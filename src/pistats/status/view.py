@@ -74,6 +74,8 @@ class StatusView:
     sinks: list[SinkTaskStatus]
     spout_tasks: int
     problems: list[str] = field(default_factory=list)
+    # CPU the tasks spent publishing over the CPU of their processes (None: nothing published).
+    publishing_cpu_share: float | None = None
 
     @property
     def behind_records(self) -> int:
@@ -156,7 +158,10 @@ def collect(kinesis, redis_client, app: str, stream: str, *, count_up_to: int = 
     spout_tasks = sum(1 for d in published if d.get("component") == SPOUT)
     if not published:
         problems.append("no task has published figures: is the topology running with this app name and stream?")
-    return StatusView(app, stream, wall(), shards, sorted(sinks, key=lambda s: s.task), spout_tasks, problems)
+    process_cpu = sum(d.get("process_cpu_s", 0.0) for d in published)
+    share = sum(d.get("status_cpu_s", 0.0) for d in published) / process_cpu if process_cpu else None
+    return StatusView(app, stream, wall(), shards, sorted(sinks, key=lambda s: s.task), spout_tasks, problems,
+                      share)
 
 
 def _shard_status(shard_id, state, checkpoint, behind, exact, age, error, spout) -> ShardStatus:
@@ -219,6 +224,8 @@ def render_text(view: StatusView) -> str:
                          number(sink.pending_rows), number(sink.inserts_in_flight), number(sink.insert_ms_mean),
                          number(sink.insert_ms_max)))
         lines += [""] + _table(rows)
+    if view.publishing_cpu_share is not None:
+        lines.append(f"publishing these figures cost the tasks {view.publishing_cpu_share:.3%} of their CPU")
     lines += [f"! {problem}" for problem in view.problems]
     return "\n".join(lines) + "\n"
 
