@@ -102,5 +102,10 @@ def create_app():
 
     registry = registries.from_env(pooled=True)
     welcome = welcomer_from_env(registry) if registry is not None else None
-    service = build_service(ingest_config_from_env(), registry=registry, welcome=welcome)
+    from pistats.gateway.config import GatewayConfig
+
+    # Group commit: this worker's threads share PutRecords calls (pistats.ingest.group_commit).
+    group_commit = GatewayConfig.from_env().group_commit_settings()
+    service = build_service(ingest_config_from_env(), registry=registry, welcome=welcome,
+                            group_commit=group_commit)
     return with_healthz(make_wsgi_app(service))

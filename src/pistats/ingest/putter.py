@@ -60,6 +60,12 @@ class PutResult:
     calls: int = 0
 
 
+def retriable_call_error(code: str) -> bool:
+    """Whether a whole-call error (a ClientError's code, or ``BotoCore:<name>`` for a transport
+    error) may heal on another attempt."""
+    return code in RETRIABLE_CALL_ERRORS or code.startswith("BotoCore:")
+
+
 def chunk_entries(
     sizes: Sequence[int], max_records: int = MAX_RECORDS_PER_CALL, max_bytes: int = MAX_BYTES_PER_CALL
 ) -> list[list[int]]:
@@ -119,14 +125,7 @@ class RecordPutter:
         for attempt in range(1, self._attempts + 1):
             if attempt > 1:
                 self._sleep(backoff_delay(attempt - 1, self._base_delay_s, self._max_delay_s, self._rng))
-            refused: dict[int, str] = {}
-            give_up = False
-            for chunk in chunk_entries([entries[i].size for i in pending]):
-                indexes = [pending[position] for position in chunk]
-                result.calls += 1
-                code = self._put_chunk(entries, indexes, result, refused)
-                if code is not None and code not in RETRIABLE_CALL_ERRORS and not code.startswith("BotoCore:"):
-                    give_up = True
+            refused, give_up = self._attempt(entries, pending, result)
             result.failed = refused
             pending = sorted(refused)
             if not pending or give_up:
@@ -135,30 +134,57 @@ class RecordPutter:
                      len(pending), len(entries), attempt, sorted(set(refused.values())))
         return result
 
+    def _attempt(self, entries: Sequence[PutEntry], pending: list[int], result: PutResult) -> tuple[dict[int, str], bool]:
+        """One attempt at the ``pending`` entries (indexes into ``entries``, in order): record the
+        accepted ones in ``result``; return the refused ones (index -> code) and whether a call
+        failed with an error no retry will heal."""
+        refused: dict[int, str] = {}
+        give_up = False
+        for chunk in chunk_entries([entries[i].size for i in pending]):
+            indexes = [pending[position] for position in chunk]
+            result.calls += 1
+            code = self._put_chunk(entries, indexes, result, refused)
+            if code is not None and not retriable_call_error(code):
+                give_up = True
+        return refused, give_up
+
     def _put_chunk(
         self, entries: Sequence[PutEntry], indexes: list[int], result: PutResult, refused: dict[int, str]
     ) -> str | None:
         """One PutRecords call; returns the whole-call error code, if the call itself failed."""
-        try:
-            response = self._client.put_records(
-                StreamName=self._stream,
-                Records=[{"Data": entries[i].data, "PartitionKey": entries[i].partition_key} for i in indexes],
-            )
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code") or "ClientError"
-            log.warning("PutRecords failed for %d entries: %s", len(indexes), code)
-            refused.update((i, code) for i in indexes)
-            return code
-        except BotoCoreError as error:
-            code = f"BotoCore:{type(error).__name__}"
-            log.warning("PutRecords failed for %d entries: %s", len(indexes), code)
-            refused.update((i, code) for i in indexes)
-            return code
-        outcomes = response.get("Records") or []
-        for position, index in enumerate(indexes):
-            outcome = outcomes[position] if position < len(outcomes) else {"ErrorCode": "MissingResult"}
-            if outcome.get("ErrorCode"):
-                refused[index] = outcome["ErrorCode"]
+        code, outcomes = put_records_once(self._client, self._stream, [entries[i] for i in indexes])
+        for index, outcome in zip(indexes, outcomes):
+            if isinstance(outcome, str):
+                refused[index] = outcome
             else:
-                result.accepted[index] = (outcome.get("ShardId", ""), outcome.get("SequenceNumber", ""))
-        return None
+                result.accepted[index] = outcome
+        return code
+
+
+def put_records_once(
+    client, stream: str, entries: Sequence[PutEntry]
+) -> tuple[str | None, list[tuple[str, str] | str]]:
+    """One PutRecords call of ``entries`` (in order). Returns the whole-call error code (None if
+    the call was answered) and, per entry, ``(shard_id, sequence_number)`` if Kinesis took it or
+    its error code if not (the whole-call code for every entry of a failed call)."""
+    try:
+        response = client.put_records(
+            StreamName=stream,
+            Records=[{"Data": entry.data, "PartitionKey": entry.partition_key} for entry in entries],
+        )
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code") or "ClientError"
+    except BotoCoreError as error:
+        code = f"BotoCore:{type(error).__name__}"
+    else:
+        answers = response.get("Records") or []
+        outcomes: list[tuple[str, str] | str] = []
+        for position in range(len(entries)):
+            answer = answers[position] if position < len(answers) else {"ErrorCode": "MissingResult"}
+            if answer.get("ErrorCode"):
+                outcomes.append(answer["ErrorCode"])
+            else:
+                outcomes.append((answer.get("ShardId", ""), answer.get("SequenceNumber", "")))
+        return None, outcomes
+    log.warning("PutRecords failed for %d entries: %s", len(entries), code)
+    return code, [code] * len(entries)

@@ -284,13 +284,17 @@ class IngestService:
             log.error("welcome notifications of client %s failed: %s", client_id, type(error).__name__)
 
 
-def build_service(config, *, kinesis_client=None, redis=None, now=None, registry=None, welcome=None) -> IngestService:
+def build_service(config, *, kinesis_client=None, redis=None, now=None, registry=None, welcome=None,
+                  group_commit=None) -> IngestService:
     """The service for a config, creating the boto3 client and Redis connection unless given.
 
     ``registry`` is a pistats.registry Registry, or None for no subscriber registry; ``welcome``
     a pistats.push.welcome Welcomer (on that registry), or None for no welcome notifications
-    (:func:`pistats.push.welcome.welcomer_from_env` builds it). Call once per process (Lambda
-    container, server): clients are reused across requests.
+    (:func:`pistats.push.welcome.welcomer_from_env` builds it); ``group_commit`` a
+    :class:`pistats.ingest.group_commit.GroupCommitSettings` to let the process's concurrent
+    requests share PutRecords calls (the gateway's threaded workers), or None for one call per
+    request. Call once per process (Lambda container, server): clients are reused across
+    requests.
     """
     import redis as redis_lib
 
@@ -305,16 +309,18 @@ def build_service(config, *, kinesis_client=None, redis=None, now=None, registry
         redis = redis_lib.Redis.from_url(
             config.redis_url, socket_timeout=config.read_timeout_s, socket_connect_timeout=config.connect_timeout_s
         )
+    put_settings = dict(attempts=config.put_attempts, base_delay_s=config.backoff_base_ms / 1000,
+                        max_delay_s=config.backoff_max_ms / 1000)
+    if group_commit is None:
+        putter = RecordPutter(kinesis_client, config.stream, **put_settings)
+    else:
+        from pistats.ingest.group_commit import GroupCommitPutter
+
+        putter = GroupCommitPutter(kinesis_client, config.stream, **put_settings, settings=group_commit)
     return IngestService(
         keys=WriteKeyStore(redis, config.key_prefix, config.key_cache_s),
         marks=IdempotencyMarks(redis, config.key_prefix, config.dedup_ttl_s),
-        putter=RecordPutter(
-            kinesis_client,
-            config.stream,
-            attempts=config.put_attempts,
-            base_delay_s=config.backoff_base_ms / 1000,
-            max_delay_s=config.backoff_max_ms / 1000,
-        ),
+        putter=putter,
         now=now or (lambda: datetime.now(timezone.utc)),
         trusted_hops=config.trusted_hops,
         retry_after_s=config.retry_after_s,

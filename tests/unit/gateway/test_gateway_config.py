@@ -65,3 +65,32 @@ def test_healthz_is_answered_without_the_ingest():
     assert (seen, body) == (["200 OK"], [b'{"status":"ok"}'])
     app({"PATH_INFO": "/healthz", "REQUEST_METHOD": "POST"}, lambda status, headers: seen.append(status))
     assert seen[-1] == "405 Method Not Allowed"
+
+
+def test_group_commit_is_on_by_default_and_configurable():
+    from pistats.ingest.group_commit import GroupCommitSettings
+
+    default = GatewayConfig.from_env({})
+    assert default.group_commit_settings() == GroupCommitSettings(
+        max_queued_entries=10_000, max_wait_s=0.0, admission_timeout_s=default.upstream_timeout_s / 3)
+    tuned = GatewayConfig.from_env({"PISTATS_GATEWAY_GROUP_COMMIT_MAX_WAIT_MS": "2",
+                                    "PISTATS_GATEWAY_GROUP_COMMIT_MAX_QUEUED": "500"}).group_commit_settings()
+    assert (tuned.max_wait_s, tuned.max_queued_entries) == (0.002, 500)
+    for off in ("0", "false", "off"):
+        assert GatewayConfig.from_env({"PISTATS_GATEWAY_GROUP_COMMIT": off}).group_commit_settings() is None
+    with pytest.raises(ValueError, match="PISTATS_GATEWAY_GROUP_COMMIT must be 1 or 0"):
+        GatewayConfig.from_env({"PISTATS_GATEWAY_GROUP_COMMIT": "maybe"})
+    with pytest.raises(ValueError, match="group_commit_max_queued must be >= 1"):
+        GatewayConfig.from_env({"PISTATS_GATEWAY_GROUP_COMMIT_MAX_QUEUED": "0"})
+
+
+def test_the_gateway_ingest_puts_through_group_commit_and_ingest_server_does_not():
+    from pistats.ingest.config import IngestConfig
+    from pistats.ingest.group_commit import GroupCommitPutter, GroupCommitSettings
+    from pistats.ingest.putter import RecordPutter
+    from pistats.ingest.service import build_service
+
+    config = IngestConfig.from_env({"PISTATS_INGEST_STREAM": "events"})
+    grouped = build_service(config, kinesis_client=object(), redis=object(), group_commit=GroupCommitSettings())
+    plain = build_service(config, kinesis_client=object(), redis=object())
+    assert type(grouped._putter) is GroupCommitPutter and type(plain._putter) is RecordPutter
