@@ -36,6 +36,7 @@ from google.auth import transport as auth_transport
 from google.oauth2 import service_account
 
 from pistats.errors import ConfigError
+from pistats.push import http1
 from pistats.push.message import request_body
 from pistats.push.transport import fcm_transport
 
@@ -419,11 +420,12 @@ def _classify(status: int, headers, body, token, now) -> SendResult:
 class FcmClient:
     """``async with FcmClient(config) as fcm: result = await fcm.send(message)``.
 
-    HTTP/2 to https endpoints (many streams on few connections), HTTP/1.1 to http ones; at most
-    ``config.max_connections`` connections (:func:`pistats.push.transport.fcm_transport`: httpx
-    and httpcore on plain asyncio, HTTP/1.1 connections in lanes of one). ``transport`` (an ``httpx.AsyncBaseTransport``) and
-    ``token_transport`` (an ``httpx.BaseTransport`` for the token endpoint) replace the network in
-    tests. ``clock`` (monotonic seconds) times the token cache; ``wall`` (epoch seconds) reads a
+    HTTP/2 to https endpoints (many streams on few connections; httpx + h2 on
+    :func:`pistats.push.transport.fcm_transport`), HTTP/1.1 to http ones (the local FCM:
+    :class:`pistats.push.http1.Http1Client`, about a tenth of httpx's CPU per request); at most
+    ``config.max_connections`` connections. ``transport`` (an ``httpx.AsyncBaseTransport``)
+    replaces the network in tests (httpx then serves every endpoint), ``token_transport`` (an
+    ``httpx.BaseTransport``) the token endpoint. ``clock`` (monotonic seconds) times the token cache; ``wall`` (epoch seconds) reads a
     ``Retry-After`` date when FCM's answer has no ``Date``. :meth:`send` never raises for what
     HTTP or the network does.
     """
@@ -440,16 +442,33 @@ class FcmClient:
         self._wall = wall
         self._token_http = httpx.Client(timeout=config.timeout_s, transport=token_transport)
         self.tokens = AccessTokens(info, http=self._token_http, clock=clock, timeout_s=config.timeout_s)
-        if transport is None:
-            transport = fcm_transport(http2=self.http2, max_connections=config.max_connections)
-        limits = httpx.Limits(max_connections=config.max_connections,
-                              max_keepalive_connections=config.max_connections)
-        self._http = httpx.AsyncClient(http2=self.http2, limits=limits, timeout=httpx.Timeout(config.timeout_s),
-                                       transport=transport)
+        self._http: httpx.AsyncClient | None = None
+        self._http1: http1.Http1Client | None = None
+        self._head: tuple[str | None, bytes] = (None, b"")  # (access token, the request head up to Content-Length)
+        if transport is None and not self.http2:
+            url = self._send_url
+            self._http1 = http1.Http1Client(url.host, url.port or 80, max_connections=config.max_connections,
+                                            timeout_s=config.timeout_s)
+            host = url.netloc.decode("ascii")
+            self._head_start = (f"POST {url.raw_path.decode('ascii')} HTTP/1.1\r\nHost: {host}\r\n"
+                                "Content-Type: application/json; charset=UTF-8\r\nAuthorization: Bearer ").encode("ascii")
+        else:
+            if transport is None:
+                transport = fcm_transport(http2=self.http2, max_connections=config.max_connections)
+            limits = httpx.Limits(max_connections=config.max_connections,
+                                  max_keepalive_connections=config.max_connections)
+            self._http = httpx.AsyncClient(http2=self.http2, limits=limits, timeout=httpx.Timeout(config.timeout_s),
+                                           transport=transport)
         self._refreshing: asyncio.Lock | None = None
 
     def __repr__(self) -> str:
         return f"FcmClient(url={self.url!r}, http2={self.http2})"
+
+    @property
+    def client_kind(self) -> str:
+        """Who sends ``messages:send``: ``http1`` (:mod:`pistats.push.http1`, http:// endpoints)
+        or ``httpx`` (https:// endpoints over HTTP/2, or a transport given)."""
+        return "http1" if self._http1 is not None else "httpx"
 
     async def __aenter__(self) -> "FcmClient":
         return self
@@ -458,7 +477,10 @@ class FcmClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
+        if self._http1 is not None:
+            await self._http1.aclose()
         self._token_http.close()
 
     async def _access_token(self) -> str | SendResult:
@@ -485,23 +507,47 @@ class FcmClient:
             access_token = await self._access_token()
             if isinstance(access_token, SendResult):
                 return access_token
-            try:
-                request = httpx.Request("POST", self._send_url, content=body, headers={
-                    "Authorization": f"Bearer {access_token}",
-                    "Content-Type": "application/json; charset=UTF-8",
-                })
-                response = await self._http.send(request)
-            except httpx.TimeoutException as error:
-                return SendResult("retry", "NETWORK", f"timed out ({type(error).__name__})")
-            except httpx.HTTPError as error:
-                return SendResult("retry", "NETWORK", f"{type(error).__name__}: {mask(str(error), registration_token)}"[:DETAIL_MAX_CHARS])
-            result = classify(response.status_code, response.headers, response.content,
-                              token=registration_token, now=self._wall())
+            if self._http1 is not None:
+                answer = await self._send_http1(access_token, body, registration_token)
+                if isinstance(answer, SendResult):
+                    return answer
+                status, headers, content = answer.status, answer.headers, answer.body
+            else:
+                try:
+                    request = httpx.Request("POST", self._send_url, content=body, headers={
+                        "Authorization": f"Bearer {access_token}",
+                        "Content-Type": "application/json; charset=UTF-8",
+                    })
+                    response = await self._http.send(request)
+                except httpx.TimeoutException as error:
+                    return SendResult("retry", "NETWORK", f"timed out ({type(error).__name__})")
+                except httpx.HTTPError as error:
+                    return SendResult("retry", "NETWORK", f"{type(error).__name__}: {mask(str(error), registration_token)}"[:DETAIL_MAX_CHARS])
+                status, headers, content = response.status_code, response.headers, response.content
+            result = classify(status, headers, content, token=registration_token, now=self._wall())
             if result.code == "UNAUTHENTICATED" and attempt == 0:
                 self.tokens.invalidate(access_token)
                 continue
             return result
         return result
+
+
+    async def _send_http1(self, access_token: str, body: bytes, registration_token: str | None) -> "http1.Response | SendResult":
+        cached_token, head = self._head
+        if cached_token != access_token:
+            if not _HEADER_SAFE.fullmatch(access_token):
+                return SendResult("abort", "AUTH", "the token endpoint gave an access token that cannot be a header")
+            head = self._head_start + access_token.encode("ascii") + b"\r\nContent-Length: "
+            self._head = (access_token, head)
+        try:
+            return await self._http1.exchange(b"%s%d\r\n\r\n%s" % (head, len(body), body))
+        except http1.Timeout as error:
+            return SendResult("retry", "NETWORK", f"timed out ({error})")
+        except http1.Http1Error as error:
+            return SendResult("retry", "NETWORK", f"{type(error).__name__}: {mask(str(error), registration_token)}"[:DETAIL_MAX_CHARS])
+
+
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,4096}")  # an access token as a header value: visible ASCII
 
 
 def _refresh_detail(error: Exception) -> str:

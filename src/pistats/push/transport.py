@@ -1,21 +1,16 @@
-"""The FCM client's HTTP transport: httpx and httpcore over plain asyncio, in lanes.
+"""The FCM client's HTTPS transport: httpx and httpcore over plain asyncio.
 
-Two costs of httpx's default transport dominate a campaign's CPU (profiled in benchmarks/push.py):
+httpcore's asyncio backend goes through anyio, and its connection pool asks every connection
+whether it has expired on every request event; for an idle connection that is
+``get_extra_info("is_readable")``, which anyio answers by building a dict of socket attributes
+(a ``getpeername`` syscall included) and httpcore by polling the socket. :class:`AsyncioBackend`
+is the same :class:`httpcore.AsyncNetworkBackend` interface on an asyncio protocol that reads as
+data arrives: a connection is "readable" when bytes or an EOF wait in its buffer, no syscall.
 
-- httpcore's asyncio backend goes through anyio, and its connection pool asks every connection
-  whether it has expired on every request event; for an idle HTTP/1.1 connection that is
-  ``get_extra_info("is_readable")``, which anyio answers by building a dict of socket attributes
-  (a ``getpeername`` syscall included) and httpcore by polling the socket. :class:`AsyncioBackend`
-  is the same :class:`httpcore.AsyncNetworkBackend` interface on an asyncio protocol that reads as
-  data arrives: a connection is "readable" when bytes or an EOF wait in its buffer, no syscall.
-- One pool of N HTTP/1.1 connections scans all N connections for each queued request on each
-  request event (O(N²) work per round of N requests), and hands an idle connection to several
-  queued requests at once, all but one of which then retry. :class:`LaneTransport` shards it:
-  N lanes of one connection each; a request takes an idle lane (the most recently used first,
-  so a slow campaign keeps few connections warm) and gives it back when its response is closed.
-
-HTTP/2 (https endpoints: FCM itself) keeps one pool, on :class:`AsyncioBackend`: there one
-connection carries many requests at once, and the pool holds a handful of connections.
+It serves https endpoints (FCM itself), HTTP/2 over TLS: one pool of a handful of connections,
+each carrying many requests at once. Plain http endpoints (the local FCM) go through
+:mod:`pistats.push.http1` instead, which costs about a tenth of httpx's CPU per request (the
+lanes of single HTTP/1.1 connections this module had for them are gone with it).
 
 Errors are httpcore's (``ConnectError``, ``ReadTimeout``, ...), which httpx maps to its own, as
 with its default backend.
@@ -26,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 
 import httpcore
 import httpx
@@ -250,119 +245,9 @@ def _pooled(*, http2: bool, max_connections: int, keepalive_expiry: float | None
         keepalive_expiry=keepalive_expiry, http1=True, http2=http2, network_backend=backend))
 
 
-class _LaneStream(httpx.AsyncByteStream):
-    """A response's body; closing it gives its lane back (once)."""
-
-    def __init__(self, stream: httpx.AsyncByteStream, release) -> None:
-        self._stream = stream
-        self._release = release
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for part in self._stream:
-            yield part
-
-    async def aclose(self) -> None:
-        release, self._release = self._release, None
-        try:
-            await self._stream.aclose()
-        finally:
-            if release is not None:
-                release()
-
-
-class _Lane:
-    """One HTTP/1.1 connection, opened on first use and again once closed or expired: the
-    "pool" of a lane, which only ever has one request at a time (its response is closed before
-    the lane is free again), so none of a pool's queueing is needed."""
-
-    def __init__(self, *, keepalive_expiry: float | None, backend: httpcore.AsyncNetworkBackend,
-                 ssl_context: ssl.SSLContext) -> None:
-        self._keepalive_expiry = keepalive_expiry
-        self._backend = backend
-        self._ssl_context = ssl_context
-        self._connection: httpcore.AsyncHTTPConnection | None = None
-
-    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        connection = self._connection
-        if connection is not None and (connection.is_closed() or connection.has_expired()
-                                       or not connection.can_handle_request(request.url.origin)):
-            self._connection = None
-            await connection.aclose()
-            connection = None
-        if connection is None:
-            connection = self._connection = httpcore.AsyncHTTPConnection(
-                origin=request.url.origin, ssl_context=self._ssl_context, keepalive_expiry=self._keepalive_expiry,
-                http1=True, http2=False, network_backend=self._backend)
-        return await connection.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            await connection.aclose()
-
-
-class LaneTransport(httpx.AsyncBaseTransport):
-    """``lanes`` HTTP/1.1 connections, each its own pool of one, shared by whoever sends.
-
-    A request waits for an idle lane at most the request's ``pool`` timeout (``PoolTimeout``),
-    as httpx's pool would make it wait for a connection."""
-
-    def __init__(self, lanes: int, *, keepalive_expiry: float | None = 5.0,
-                 backend: httpcore.AsyncNetworkBackend | None = None) -> None:
-        if lanes < 1:
-            raise ValueError("lanes must be >= 1")
-        backend = backend or AsyncioBackend()
-        ssl_context = httpx.create_ssl_context()  # one for all lanes (an https:// URL given here)
-        self._lanes = [_PoolTransport(_Lane(keepalive_expiry=keepalive_expiry, backend=backend, ssl_context=ssl_context))
-                       for _ in range(lanes)]
-        self._idle = list(reversed(self._lanes))  # pop() takes the most recently released
-        self._waiters: collections.deque[asyncio.Future] = collections.deque()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        lane = await self._acquire(request.extensions.get("timeout", {}).get("pool"))
-        try:
-            response = await lane.handle_async_request(request)
-        except BaseException:
-            self._release(lane)
-            raise
-        response.stream = _LaneStream(response.stream, lambda: self._release(lane))
-        return response
-
-    async def _acquire(self, timeout: float | None) -> httpx.AsyncHTTPTransport:
-        if self._idle:
-            return self._idle.pop()
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await _wait(waiter, timeout, httpcore.PoolTimeout)
-        except httpcore.PoolTimeout:
-            self._waiters.remove(waiter)  # expired unanswered: no lane was handed to it
-            raise httpx.PoolTimeout("no connection became free in time") from None
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                self._release(waiter.result())  # handed a lane just as it was cancelled
-            elif waiter in self._waiters:
-                self._waiters.remove(waiter)
-            raise
-        return waiter.result()
-
-    def _release(self, lane: httpx.AsyncHTTPTransport) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(lane)
-                return
-        self._idle.append(lane)
-
-    async def aclose(self) -> None:
-        for lane in self._lanes:
-            await lane.aclose()
-
-
 def fcm_transport(*, http2: bool, max_connections: int, keepalive_expiry: float | None = 5.0) -> httpx.AsyncBaseTransport:
-    """The transport :class:`pistats.push.fcm.FcmClient` sends with: one HTTP/2 pool of at most
-    ``max_connections`` connections, or ``max_connections`` HTTP/1.1 lanes."""
-    if http2:
-        return _pooled(http2=True, max_connections=max_connections, keepalive_expiry=keepalive_expiry,
-                       backend=AsyncioBackend(), ssl_context=httpx.create_ssl_context())
-    return LaneTransport(max_connections, keepalive_expiry=keepalive_expiry)
+    """The transport :class:`pistats.push.fcm.FcmClient` sends with to https endpoints: one pool
+    of at most ``max_connections`` connections (HTTP/2 when ``http2``). Plain http endpoints
+    do not come here: :mod:`pistats.push.http1` serves them."""
+    return _pooled(http2=http2, max_connections=max_connections, keepalive_expiry=keepalive_expiry,
+                   backend=AsyncioBackend(), ssl_context=httpx.create_ssl_context())

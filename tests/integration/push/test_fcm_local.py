@@ -216,19 +216,15 @@ def test_connection_refused_is_a_network_retry(fcm, tmp_path):
     assert result == SendResult("retry", "NETWORK", result.detail)
 
 
-def test_http11_to_http_endpoints(fcm, config):
-    seen = []
-
+def test_http11_to_http_endpoints_on_our_own_client(fcm, config):
     async def go():
         async with FcmClient(config, transport=None) as client:
-            client._http.event_hooks["response"].append(lambda response: _record(seen, response))
-            return await client.send(build_message(CONTENT, "tok-version-00000"))
+            results = [await client.send(build_message(CONTENT, f"tok-version-{n:05d}")) for n in range(3)]
+            return client.client_kind, client._http1.connections_opened, results
 
-    async def _record(seen, response):
-        seen.append(response.http_version)
-
-    assert asyncio.run(go()).kind == "sent"
-    assert seen == ["HTTP/1.1"]
+    kind, opened, results = asyncio.run(go())
+    assert kind == "http1" and [r.kind for r in results] == ["sent"] * 3
+    assert opened == 1  # kept alive between sends
 
 
 def test_server_bounds_headers_and_bodies(fcm):
