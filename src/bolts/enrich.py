@@ -6,8 +6,8 @@ chain as ``pistats enrich`` (``pistats.enrich.chain.Chain.run``).
 Input: the spout's ``["bucket", "records"]`` (``pistats.kinesis.spout_tuples``), fields-grouped on
 the bucket, so one task owns a user: per-user order and session state stay consistent with any
 parallelism. Output: ``["events"]``, the complete enriched events, and ``["rejects"]`` on stream
-``rejects``; each a list of rows packed by ``pistats.wire``, anchored, so the batch is acked
-only once the sink has stored them.
+``rejects``; each a batch packed by column (``pistats.enrich.event.to_wire_batch``), anchored,
+so the batch is acked only once the sink has stored them.
 
 One bolt rather than a chain of them (as Flink chains operators): a hop between stages cost
 every event a JSON encode and decode in two processes and a pass through the JVM, about a tenth

@@ -1,10 +1,11 @@
 """The ClickHouse sink bolt: stores enriched events and rejects in batches, acks only stored tuples.
 
 Inputs (see docs/store.md):
-- default stream of the enrich bolt: one field ``events``, a list of enriched events packed by
-  ``pistats.wire`` (datetimes as RFC 3339 text);
-- stream ``rejects`` (from the enrich bolt and the spout): one field ``rejects``, a packed list of
-  rejects.
+- default stream of the enrich bolt: one field ``events``, enriched events packed by column
+  (``pistats.wire.pack_columns``; datetimes as RFC 3339 text), checked and converted column by
+  column without a dict per event;
+- stream ``rejects`` (from the enrich bolt and the spout): one field ``rejects``, rejects packed
+  by column (the enrich bolt) or by row (``pack_rows``, the spout).
 
 Acks are manual: a tuple is acked after the inserts holding all its rows returned, failed when
 one of them could not be stored within the retry budget. Batches flush on size and, driven by tick

@@ -15,7 +15,7 @@ import binascii
 import json
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import orjson
 
@@ -97,20 +97,71 @@ class PackedRows:
         return [dict(zip(self.fields, row)) for row in self.values]
 
 
+# The first element of a batch packed by column, which a batch of rows (two elements) never has.
+COLUMNS_TAG = "columns"
+
+
+def pack_columns(fields: Sequence[str], columns: Sequence[Sequence[Any]]) -> str:
+    """``pack`` for a batch given column by column: ``columns[i]`` holds every row's value of
+    ``fields[i]``, all columns as long as the batch. What the enrich bolt emits: the sink checks
+    and converts column by column (``pistats.store.rows.fast_columnar``), so neither end builds
+    a list per row, and a column of the same value (``processed_at``, empty geo fields) deflates
+    to almost nothing."""
+    return pack([COLUMNS_TAG, list(fields), [list(column) for column in columns]])
+
+
+@dataclass(frozen=True)
+class PackedColumns:
+    """A batch as ``pack_columns`` sends it: one header of field names and one list of values
+    per field, each as long as the batch."""
+
+    fields: list[str]
+    columns: list[list[Any]]
+
+    def __len__(self) -> int:
+        return len(self.columns[0]) if self.columns else 0
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.fields, row)) for row in zip(*self.columns)]
+
+
 def unpack_rows(text: str) -> list[dict[str, Any]]:
-    """Inverse of ``pack_rows``; raises ``WireError`` for anything else."""
-    return unpack_packed_rows(text).as_dicts()
+    """Inverse of ``pack_rows`` and of ``pack_columns``: the rows as dicts; raises ``WireError``
+    for anything else."""
+    return unpack_batch(text).as_dicts()
 
 
 def unpack_packed_rows(text: str) -> PackedRows:
-    """``unpack_rows`` without building dicts; raises ``WireError`` for anything else."""
+    """``unpack_rows`` of a batch of rows (``pack_rows``) without building dicts; raises
+    ``WireError`` for anything else."""
+    batch = unpack_batch(text)
+    if not isinstance(batch, PackedRows):
+        raise WireError("not a packed batch of rows: packed by column")
+    return batch
+
+
+def unpack_batch(text: str) -> PackedRows | PackedColumns:
+    """A batch packed by ``pack_rows`` or ``pack_columns``, without building dicts; raises
+    ``WireError`` for anything else (ragged rows or columns included)."""
     batch = unpack(text)
-    if len(batch) != 2 or not isinstance(batch[0], list) or not isinstance(batch[1], list):
-        raise WireError("not a packed batch of rows: not [fields, rows]")
-    fields, rows = batch
-    if not all(isinstance(field, str) for field in fields):
-        raise WireError("not a packed batch of rows: a field name is not text")
+    if len(batch) == 3 and batch[0] == COLUMNS_TAG:
+        fields, columns = _fields_and_lists(batch[1:], "columns")
+        if len(columns) != len(fields) or (columns and len(set(map(len, columns))) != 1):
+            raise WireError("not a packed batch of columns: a column does not match the fields or the others")
+        return PackedColumns(fields, columns)
+    fields, rows = _fields_and_lists(batch, "rows")
     # Whole-list checks in C: a batch has thousands of rows.
-    if rows and (set(map(type, rows)) != {list} or set(map(len, rows)) != {len(fields)}):
+    if rows and set(map(len, rows)) != {len(fields)}:
         raise WireError("not a packed batch of rows: a row does not match the fields")
     return PackedRows(fields, rows)
+
+
+def _fields_and_lists(batch: list[Any], kind: str) -> tuple[list[str], list[list[Any]]]:
+    if len(batch) != 2 or not isinstance(batch[0], list) or not isinstance(batch[1], list):
+        raise WireError(f"not a packed batch of {kind}: not [fields, {kind}]")
+    fields, lists = batch
+    if not all(isinstance(field, str) for field in fields):
+        raise WireError(f"not a packed batch of {kind}: a field name is not text")
+    if lists and set(map(type, lists)) != {list}:
+        raise WireError(f"not a packed batch of {kind}: not a list of lists")
+    return fields, lists

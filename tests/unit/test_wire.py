@@ -3,7 +3,10 @@ import zlib
 
 import pytest
 
-from pistats.wire import WireError, pack, pack_rows, unpack, unpack_rows
+from pistats.wire import (
+    PackedColumns, PackedRows, WireError, pack, pack_columns, pack_rows, unpack, unpack_batch, unpack_packed_rows,
+    unpack_rows,
+)
 
 
 def test_round_trip_keeps_every_json_value():
@@ -60,3 +63,30 @@ def test_json_only_the_standard_library_reads_still_unpacks():
     # orjson reads packed batches; what it refuses falls back to the standard library's reading.
     for data, expected in ((b'[1.5, 18446744073709551616, "x"]', [1.5, 2 ** 64, "x"]), (b"[Infinity]", [float("inf")])):
         assert unpack(base64.b64encode(zlib.compress(data)).decode()) == expected
+
+
+def test_columns_travel_as_a_tag_one_header_and_one_list_per_field():
+    packed = pack_columns(["event_id", "n"], [["a", "b"], [1, None]])
+    assert unpack(packed) == ["columns", ["event_id", "n"], [["a", "b"], [1, None]]]
+    batch = unpack_batch(packed)
+    assert batch == PackedColumns(["event_id", "n"], [["a", "b"], [1, None]]) and len(batch) == 2
+    assert unpack_rows(packed) == [{"event_id": "a", "n": 1}, {"event_id": "b", "n": None}]
+    assert unpack_rows(pack_columns([], [])) == [] and len(unpack_batch(pack_columns(["a"], [[]]))) == 0
+    assert isinstance(unpack_batch(pack_rows([{"a": 1}])), PackedRows)
+    with pytest.raises(WireError):  # a consumer of rows only is told, not handed columns
+        unpack_packed_rows(packed)
+
+
+@pytest.mark.parametrize("value", [
+    ["columns", ["a", "b"], [[1, 2], [3]]],  # ragged
+    ["columns", ["a", "b"], [[1, 2]]],  # a column short
+    ["columns", ["a"], [[1], [2]]],  # a column more
+    ["columns", ["a"], [1]],  # not a list of lists
+    ["columns", [1], [[1]]],  # a field name not text
+    ["columns", ["a"]],
+    ["columns", "a", [[1]]],
+    ["rows", ["a"], [[1]]],
+])
+def test_anything_but_tag_fields_and_columns_is_a_wire_error(value):
+    with pytest.raises(WireError):
+        unpack_batch(pack(value))

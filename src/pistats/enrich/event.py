@@ -9,11 +9,12 @@ into RFC 3339 strings and ``from_wire`` turns them back; every other value is al
 from __future__ import annotations
 
 import functools
+from operator import itemgetter
 from datetime import datetime, timezone
 from typing import Any
 
 from pistats.contract import parse_timestamp
-from pistats.wire import pack_rows
+from pistats.wire import pack_columns, pack_rows
 
 # The fields the parse stage takes from the record (not the record's own keys: those are
 # ``pistats.contract.RECORD_FIELDS``).
@@ -86,6 +87,37 @@ def from_wire(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_wire_batch(rows: list[dict[str, Any]]) -> str:
-    """Several events or rejects as one micro-batch tuple field (``pistats.wire.pack_rows``; see
-    ``pistats.kinesis.microbatch``)."""
-    return pack_rows([to_wire(row) for row in rows])
+    """Several events or rejects as one micro-batch tuple field, packed by column
+    (``pistats.wire.pack_columns``; see ``pistats.kinesis.microbatch``): the rows of
+    ``to_wire``, which the sink reads back with ``pistats.wire.unpack_batch``."""
+    fields, columns = wire_columns(rows)
+    if rows and not fields:  # rows without a key: columns could not say how many there are
+        return pack_rows([{} for _ in rows])
+    return pack_columns(fields, columns)
+
+
+def wire_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """(fields, columns) of ``to_wire``'s rows, built column by column without copying a row.
+
+    Rows of one shape (the chain's events all have ``EVENT_FIELDS``, its rejects
+    ``REJECT_FIELDS``) take the keys of the first; rows of different shapes the union of their
+    keys, None where a row lacks one. A time field's datetimes become RFC 3339 text
+    (``format_time``), whatever else it holds stays as it is, as in ``to_wire``.
+    """
+    if not rows:
+        return [], []
+    fields = list(rows[0])
+    try:
+        if not fields or any(len(row) != len(fields) for row in rows):
+            raise KeyError
+        # Equal lengths and every key of the first present: the same keys.
+        columns = [list(column) for column in zip(*map(itemgetter(*fields), rows))] if len(fields) > 1 \
+            else [[row[fields[0]] for row in rows]]
+    except KeyError:
+        fields = list(dict.fromkeys(key for row in rows for key in row))
+        columns = [[row.get(key) for row in rows] for key in fields]
+    for position, name in enumerate(fields):
+        if name in DATETIME_FIELDS:
+            columns[position] = [format_time(value) if isinstance(value, datetime) else value
+                                 for value in columns[position]]
+    return fields, columns

@@ -43,6 +43,7 @@ from pistats.store.rows import (
     event_key,
     event_row,
     event_rows_columnar,
+    event_rows_from_columns,
     reject_for_event,
     reject_for_refused_row,
     reject_key,
@@ -50,7 +51,7 @@ from pistats.store.rows import (
 )
 from pistats.retry import retry_within
 from pistats.store.schema import EVENTS, REJECTS, TABLE_COLUMNS
-from pistats.wire import PackedRows, WireError, unpack_packed_rows
+from pistats.wire import PackedColumns, PackedRows, WireError, unpack_batch
 
 log = logging.getLogger(__name__)
 
@@ -122,19 +123,24 @@ class Sink:
     def pending(self, table: str) -> int:
         return len(self._accumulators[table])
 
-    def add_events(self, tuple_id: Hashable, events: Sequence[Mapping | None] | PackedRows) -> Settled:
+    def add_events(self, tuple_id: Hashable, events: Sequence[Mapping | None] | PackedRows | PackedColumns
+                   ) -> Settled:
         """Queue the enriched events of one tuple; returns what got settled meanwhile (by this
         call's flushes, or by inserts that finished on the writer thread)."""
-        if isinstance(events, PackedRows):
-            converted = event_rows_columnar(events.fields, events.values, self.config.max_string_chars)
+        if isinstance(events, (PackedColumns, PackedRows)):
+            if isinstance(events, PackedColumns):
+                converted = event_rows_from_columns(events.fields, events.columns, self.config.max_string_chars)
+            else:
+                converted = event_rows_columnar(events.fields, events.values, self.config.max_string_chars)
             if converted is not None:
                 return self._add_plain_events(tuple_id, *converted)
             events = events.as_dicts()  # something in it needs a repair or is a reject: row by row
         return self._add_tuple(tuple_id, events, self._add_event)
 
-    def add_rejects(self, tuple_id: Hashable, rejects: Sequence[Mapping | None] | PackedRows) -> Settled:
+    def add_rejects(self, tuple_id: Hashable, rejects: Sequence[Mapping | None] | PackedRows | PackedColumns
+                    ) -> Settled:
         """Queue the rejects (dead letters) of one tuple; returns what got settled meanwhile."""
-        if isinstance(rejects, PackedRows):
+        if isinstance(rejects, (PackedColumns, PackedRows)):
             rejects = rejects.as_dicts()
         return self._add_tuple(tuple_id, rejects, self._add_reject)
 
@@ -361,16 +367,17 @@ def check_heartbeat_budget(config: SinkConfig, url: StoreURL, options: Mapping) 
         )
 
 
-def tuple_payloads(values) -> list[Mapping | None] | PackedRows:
-    """The events or rejects of a tuple's first field: rows packed by ``pistats.wire.pack_rows``
-    (what the bolts and the spout emit; kept packed), or a list or one object. Anything unreadable
-    becomes one None, which the sink stores as a ``schema`` reject rather than crashing on."""
+def tuple_payloads(values) -> list[Mapping | None] | PackedRows | PackedColumns:
+    """The events or rejects of a tuple's first field: a batch packed by
+    ``pistats.wire.pack_columns`` (what the enrich bolt emits) or ``pack_rows`` (the spout's
+    rejects), kept packed, or a list or one object. Anything unreadable becomes one None, which
+    the sink stores as a ``schema`` reject rather than crashing on."""
     if not values:
         return [None]
     value = values[0]
     if isinstance(value, str):
         try:
-            return unpack_packed_rows(value)
+            return unpack_batch(value)
         except WireError:
             return [None]
     if isinstance(value, Mapping):

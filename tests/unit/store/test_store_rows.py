@@ -15,6 +15,7 @@ from pistats.store.rows import (
     event_key,
     event_row,
     event_rows_columnar,
+    event_rows_from_columns,
     from_epoch_ms,
     EVENT_COLUMNS,
     reject_for_event,
@@ -289,6 +290,16 @@ def packed(events):
     return batch.fields, batch.values
 
 
+def by_columns(events):
+    """The same batch as the enrich bolt emits it (``to_wire_batch``: packed by column), through
+    ``event_rows_from_columns``."""
+    from pistats.enrich.event import to_wire_batch
+    from pistats.wire import unpack_batch
+
+    batch = unpack_batch(to_wire_batch(events))
+    return event_rows_from_columns(batch.fields, batch.columns, LIMIT)
+
+
 def rows_one_by_one(fields, values):
     """The row path over the same unpacked batch (packing already turned NaN into None)."""
     return [event_row(dict(zip(fields, row)), LIMIT) for row in values]
@@ -302,6 +313,7 @@ def test_columnar_rows_and_sizes_equal_the_row_path():
     expected = rows_one_by_one(*packed(events))
     assert rows == [row for row, _ in expected]
     assert sizes == [size for _, size in expected]
+    assert by_columns(events) == (rows, sizes)
 
 
 @pytest.mark.parametrize("overrides", EDGE_CASES)
@@ -310,6 +322,7 @@ def test_columnar_path_declines_or_equals_the_row_path_for_every_edge_case(overr
     if any(isinstance(value, datetime) for value in overrides.values()):
         return  # not JSON: datetimes travel as RFC 3339 text
     converted = event_rows_columnar(*packed(events), LIMIT)
+    assert by_columns(events) == converted
     try:
         expected = rows_one_by_one(*packed(events))
     except RowError:
@@ -323,6 +336,7 @@ def test_columnar_path_declines_or_equals_the_row_path_for_every_edge_case(overr
 def test_columnar_and_row_paths_agree(overrides):
     events = [make_event(1), make_event(2, **overrides)]
     converted = event_rows_columnar(*packed(events), LIMIT)
+    assert by_columns(events) == converted
     if converted is None:
         return
     assert converted == tuple(map(list, zip(*rows_one_by_one(*packed(events)))))
@@ -337,6 +351,13 @@ def test_columnar_path_takes_the_common_batch_and_declines_odd_shapes():
     assert event_rows_columnar(without_user, [row[:-1] for row in values], LIMIT) is None
     assert event_rows_columnar(fields + ["user_id"], [row + ["u"] for row in values], LIMIT) is None  # duplicate
     assert event_rows_columnar(fields, [values[0], values[1][:-1]], LIMIT) is None  # ragged
+    columns = [list(column) for column in zip(*values)]
+    assert event_rows_from_columns(fields, columns, LIMIT) == event_rows_columnar(fields, values, LIMIT)
+    assert event_rows_from_columns(fields, [[] for _ in fields], LIMIT) == ([], [])
+    assert event_rows_from_columns(without_user, columns[:-1], LIMIT) is None
+    assert event_rows_from_columns(fields + ["user_id"], columns + [["u"] * 5], LIMIT) is None  # duplicate
+    assert event_rows_from_columns(fields, columns[:-1] + [columns[-1][:-1]], LIMIT) is None  # ragged
+    assert event_rows_from_columns(fields, columns[:-1], LIMIT) is None  # a column short
 
 
 def test_text_beyond_ascii_takes_the_fast_paths():

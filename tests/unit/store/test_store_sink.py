@@ -1,6 +1,8 @@
 import threading
 from datetime import datetime, timezone
 
+import pytest
+
 from store_fakes import ManualClock, MemoryStore
 
 from tests.support.samples import make_event, make_reject
@@ -161,10 +163,13 @@ def test_a_tuple_fails_once_when_one_of_its_inserts_fails():
 
 def test_tuple_payloads_reads_lists_objects_and_garbage():
     from pistats.store.sink import tuple_payloads
-    from pistats.wire import pack, pack_rows
+    from pistats.wire import pack, pack_columns, pack_rows
 
     packed = tuple_payloads([pack_rows([{"a": 1}, {"b": 2}])])
     assert packed.as_dicts() == [{"a": 1, "b": None}, {"a": None, "b": 2}] and len(packed) == 2
+    packed = tuple_payloads([pack_columns(["a", "b"], [[1, None], [None, 2]])])
+    assert packed.as_dicts() == [{"a": 1, "b": None}, {"a": None, "b": 2}] and len(packed) == 2
+    assert tuple_payloads([pack(["columns", ["a"], [[1], [2]]])]) == [None]  # a column without a field
     assert tuple_payloads([pack([{"a": 1}, "x"])]) == [None]  # not [fields, rows]
     assert tuple_payloads([{"a": 1}]) == [{"a": 1}]
     assert tuple_payloads([[{"a": 1}, 3]]) == [{"a": 1}, None]
@@ -255,42 +260,51 @@ def test_a_full_batch_waits_while_the_previous_insert_is_in_flight():
 # Packed tuples (what the bolt hands over): plain batches go column by column, odd ones row by row.
 
 
-def packed_tuple(events):
+def packed_tuple(events, form="columns"):
+    """A tuple as the sink bolt reads it: packed by column as the enrich bolt emits it, or by
+    row (``pack_rows``) as the spout's rejects travel."""
+    from pistats.enrich.event import to_wire_batch
     from pistats.store.sink import tuple_payloads
     from pistats.wire import pack_rows
 
-    return tuple_payloads([pack_rows(events)])
+    return tuple_payloads([to_wire_batch(events) if form == "columns" else pack_rows(events)])
 
 
-def test_a_packed_tuple_stores_the_rows_the_row_path_stores():
+FORMS = pytest.mark.parametrize("form", ["columns", "rows"])
+
+
+@FORMS
+def test_a_packed_tuple_stores_the_rows_the_row_path_stores(form):
     events = [make_event(index) for index in range(7)]
     columnar_store, row_store = MemoryStore(), MemoryStore()
     columnar, one_by_one = (sink_for(store, ManualClock(), max_rows=3) for store in (columnar_store, row_store))
-    settled = columnar.add_events("b", packed_tuple(events))
+    settled = columnar.add_events("b", packed_tuple(events, form))
     assert settled.acked == [] and columnar.pending("events") == 1  # two inserts of 3, one row waiting
     assert columnar.flush_all().acked == ["b"]
-    one_by_one.add_events("b", packed_tuple(events).as_dicts())
+    one_by_one.add_events("b", packed_tuple(events, form).as_dicts())
     one_by_one.flush_all()
     assert columnar_store.inserts == row_store.inserts  # same rows, same batches, same tokens
 
 
-def test_a_packed_tuple_with_an_unstorable_event_goes_row_by_row():
+@FORMS
+def test_a_packed_tuple_with_an_unstorable_event_goes_row_by_row(form):
     events = [make_event(0), make_event(1, event_time="not a time"), make_event(2)]
     store = MemoryStore()
     sink = sink_for(store, ManualClock(), max_rows=10)
-    sink.add_events("b", packed_tuple(events))
+    sink.add_events("b", packed_tuple(events, form))
     assert sink.flush_all().acked == ["b"]
     assert [row[2] for row in store.rows("events")] == ["ev-0", "ev-2"]
     (reject,) = store.rows("events_rejected")
     assert reject[1:4] == ("schema", "sink", "event_time")
 
 
-def test_a_packed_tuple_respects_the_bytes_bound():
+@FORMS
+def test_a_packed_tuple_respects_the_bytes_bound(form):
     events = [make_event(index, context_json="c" * 900) for index in range(6)]  # about 1,600 bytes each
     stores = MemoryStore(), MemoryStore()
     columnar, one_by_one = (sink_for(store, ManualClock(), max_rows=100, max_bytes=4096) for store in stores)
-    columnar.add_events("b", packed_tuple(events))
-    one_by_one.add_events("b", packed_tuple(events).as_dicts())
+    columnar.add_events("b", packed_tuple(events, form))
+    one_by_one.add_events("b", packed_tuple(events, form).as_dicts())
     for sink in (columnar, one_by_one):
         sink.flush_all()
     assert [len(rows) for _, rows, _ in stores[0].inserts] == [2, 2, 2]

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pistats.store.rows.columns import EVENT_COLUMN_NAMES, EVENT_COLUMNS, REJECT_COLUMN_NAMES, REJECT_COLUMNS, Column
-from pistats.store.rows.fast_columnar import event_rows_columnar
+from pistats.store.rows.fast_columnar import event_rows_columnar, event_rows_from_columns
 from pistats.store.rows.fast_row import event_row_fast
 from pistats.store.rows.keys import dedup_token, event_key, reject_key
 from pistats.store.rows.rejects import STORE_REFUSED, STORE_STAGE, reject_for_event, reject_for_refused_row
@@ -31,7 +31,7 @@ from pistats.store.rows.rule import RowError, epoch_ms, event_row_by_field, from
 __all__ = [
     "EVENT_COLUMNS", "EVENT_COLUMN_NAMES", "REJECT_COLUMNS", "REJECT_COLUMN_NAMES", "Column",
     "RowError", "row_time", "epoch_ms", "from_epoch_ms",
-    "event_row", "event_rows_columnar", "reject_row",
+    "event_row", "event_rows_columnar", "event_rows_from_columns", "reject_row",
     "STORE_REFUSED", "STORE_STAGE", "reject_for_event", "reject_for_refused_row",
     "event_key", "reject_key", "dedup_token",
 ]

@@ -1,8 +1,9 @@
 """The fast path for a micro-batch: ``event_row_fast`` for every event at once, column by column.
 
-``event_rows_columnar`` takes the packed form the sink bolt receives (``pistats.wire.pack_rows``:
-one header and one list of values per row) and checks and converts each column as a whole, one
-function per column kind below. It returns the rows and byte estimates the row path
+``event_rows_columnar`` takes a batch of rows (``pistats.wire.pack_rows``: one header and one
+list of values per row), ``event_rows_from_columns`` the form the enrich bolt emits
+(``pistats.wire.pack_columns``: one list of values per field); both check and convert each
+column as a whole, one function per column kind below. They return the rows and byte estimates the row path
 (``pistats.store.rows.event_row``) gives, or None when any row is not the plain case; the caller
 then converts the batch row by row, with repairs and rejects. A check over a column of a hundred
 values costs about what one value's check costs in a loop, which is where the sink spent most of
@@ -48,6 +49,23 @@ def event_rows_columnar(fields: Sequence[str], values: Sequence[Sequence], max_s
     by_name = _by_name(fields, values)
     if by_name is None:
         return None
+    return _rows(by_name, max_string_chars)
+
+
+def event_rows_from_columns(fields: Sequence[str], columns: Sequence[Sequence], max_string_chars: int
+                            ) -> tuple[list[tuple], list[int]] | None:
+    """``event_rows_columnar`` of a batch given column by column (``pistats.wire.pack_columns``:
+    ``columns[i]`` holds every row's value of ``fields[i]``), with no transposing."""
+    if not columns or not columns[0]:
+        return [], []
+    names = set(fields)
+    if len(names) != len(fields) or not names.issuperset(EVENT_COLUMN_NAMES) or len(columns) != len(fields) \
+            or len(set(map(len, columns))) != 1:
+        return None
+    return _rows(dict(zip(fields, columns)), max_string_chars)
+
+
+def _rows(by_name: Columns, max_string_chars: int) -> tuple[list[tuple], list[int]] | None:
     columns: Columns = {}
     sizes = _texts(by_name, columns, max_string_chars)
     if sizes is None or not _required(by_name):
