@@ -86,6 +86,11 @@ def event_time(event: dict, received_at: datetime) -> datetime:
     (``...T...Z``) is read by datetime.fromisoformat without parse_timestamp's pattern check,
     which is what parse_timestamp itself returns for it (a third of plan()'s time went to
     matching the pattern again)."""
+    return _event_time(event, received_at + CLOCK_SKEW_FUTURE)
+
+
+def _event_time(event: dict, latest_allowed: datetime) -> datetime:
+    """event_time, with the bound computed once per request by the caller."""
     text = event["timestamp"]
     moment = None
     if text[-1] == "Z" and text[10] == "T":
@@ -95,7 +100,7 @@ def event_time(event: dict, received_at: datetime) -> datetime:
             pass
     if moment is None:
         moment = parse_timestamp(text)
-    return min(moment, received_at + CLOCK_SKEW_FUTURE)
+    return moment if moment <= latest_allowed else latest_allowed
 
 
 def token_digest(token: str) -> bytes:
@@ -161,11 +166,12 @@ def plan(client_id: str, events, received_at: datetime) -> Plan:
     subscribers: dict[tuple, list] = {}
     # key -> [token, owner, state]
     subscriptions: dict[tuple, list] = {}
+    latest_allowed = received_at + CLOCK_SKEW_FUTURE
     for event in events:
         kind = event.get("type")
         if kind not in REGISTRY_EVENT_TYPES:
             continue
-        at = event_time(event, received_at)
+        at = _event_time(event, latest_allowed)
         property_id, user_id = event["property_id"], event["user_id"]
         context = event.get("context")
         if type(context) is dict:
