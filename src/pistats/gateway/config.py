@@ -12,7 +12,7 @@ variable                                      meaning                           
 ``PISTATS_GATEWAY_CLIENT_TIMEOUT_S``          header, body and send timeouts against clients  ``10``
 ``PISTATS_GATEWAY_UPSTREAM_TIMEOUT_S``        wait for the ingest's answer                    ``30``
 ``PISTATS_GATEWAY_WORKERS``                   gunicorn worker processes                       CPU count, >= 2
-``PISTATS_GATEWAY_THREADS``                   threads per gunicorn worker                     ``8``
+``PISTATS_GATEWAY_THREADS``                   threads per gunicorn worker                     ``32``
 ``PISTATS_GATEWAY_GROUP_COMMIT``              a worker's requests share PutRecords calls      ``1`` (on)
 ``PISTATS_GATEWAY_GROUP_COMMIT_MAX_WAIT_MS``  a call waits this long for company              ``0``
 ``PISTATS_GATEWAY_GROUP_COMMIT_MAX_QUEUED``   entries queued per worker, at most              ``10000``
@@ -72,7 +72,9 @@ class GatewayConfig:
     client_timeout_s: int = 10
     upstream_timeout_s: int = 30
     workers: int = dataclasses.field(default_factory=_default_workers)
-    threads: int = 8
+    # With group commit a worker's threads mostly wait on one shared PutRecords call: the more
+    # requests a worker holds at once, the more each call carries (docs/gateway.md, Performance).
+    threads: int = 32
     group_commit: bool = True
     group_commit_max_wait_ms: int = 0
     group_commit_max_queued: int = 10_000
