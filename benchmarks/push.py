@@ -4,16 +4,19 @@ The local FCM (``python -m pistats.testing.fcm``) runs as a process of its own, 
 the server use different cores. A fresh client gets ``--tokens`` active web subscriptions in the
 local registry (PostgreSQL), written with ``Registry.write`` (subscribe events, batches of 100);
 one campaign to every one of them (no segment) is then run as ``pistats push send`` runs it,
-through the library: ledger claims, paced sends over HTTP/1.1 with ``--concurrency`` in flight,
-settles into the ledger and ``push_sends`` rows into the store. The store is a temporary chdb
+through the library: ledger claims, paced sends over HTTP/1.1 (``pistats.push.http1``) with
+``--concurrency`` in flight, settles into the ledger and ``push_sends`` rows into the store. The store is a temporary chdb
 directory (the CLI's default backend, in the sender's process, so its CPU is counted) unless
 ``--store`` names another. The registry rows and campaigns of the run's client are deleted at the
 end.
 
 Reported per run: sends per second (sent / the runner's wall time, from ``run()`` to its
 result), CPU microseconds per send of the sender process (getrusage, user + system, during the
-run) and of the FCM server process (/proc, the same interval). The best run decides the target;
-the machine is shared, so every run is printed.
+run) and of the FCM server process (/proc, the same interval), the share of a core the sender
+used (its CPU / wall time) and the load average (these two in the table only). The best run
+decides the target; the machine is shared, so every run is printed: on a loaded machine the
+sender gets a fraction of a core, and 1e6 / its CPU per send is what one core of its own would
+give.
 
 Target (issue 16): at least 2,000 sends/s with 20,000 tokens.
 
@@ -124,7 +127,10 @@ def measure(args, config: RegistryConfig, store, fcm_config: FcmConfig, server_p
                          f"{args.tokens} sent: {result.as_dict()}")
     return {"sent": result.sent, "seconds": round(elapsed, 3), "sends_per_s": round(result.sent / elapsed, 1),
             "sender_cpu_us_per_send": round(own / result.sent * 1e6, 1),
-            "server_cpu_us_per_send": round(server / result.sent * 1e6, 1)}
+            "server_cpu_us_per_send": round(server / result.sent * 1e6, 1),
+            # The share of one core the sender used: near 1, it is CPU-bound; far below with a high
+            # load average, the machine's other work held it back.
+            "sender_cores": round(own / elapsed, 2), "load_1min": round(os.getloadavg()[0], 2)}
 
 
 def main() -> None:
@@ -159,13 +165,17 @@ def main() -> None:
         print(f"{args.tokens} tokens subscribed in {time.perf_counter() - loaded:.1f} s; local FCM at {url} "
               f"(pid {server.pid}); store {store.url.redacted}; registry {config.redacted_url}")
         print(f"campaign: every token, --rate {args.rate:.0f} --concurrency {args.concurrency}; {args.runs} run(s)")
-        print(f"{'run':>4}  {'sent':>7}  {'seconds':>8}  {'sends/s':>9}  {'sender CPU/send':>16}  {'FCM CPU/send':>13}")
+        print(f"{'run':>4}  {'sent':>7}  {'seconds':>8}  {'sends/s':>9}  {'sender CPU/send':>16}  {'FCM CPU/send':>13}"
+              f"  {'sender cores':>12}  {'load':>5}")
         runs = []
         for number in range(1, args.runs + 1):
             run = measure(args, config, store, fcm_config, server.pid, client_id)
-            runs.append(run)
+            shown = dict(run)
+            runs.append({key: run.pop(key) for key in list(run) if key not in ("sender_cores", "load_1min")})
+            run = shown
             print(f"{number:>4}  {run['sent']:>7}  {run['seconds']:>8.2f}  {run['sends_per_s']:>9,.0f}  "
-                  f"{run['sender_cpu_us_per_send']:>13.0f} µs  {run['server_cpu_us_per_send']:>10.0f} µs")
+                  f"{run['sender_cpu_us_per_send']:>13.0f} µs  {run['server_cpu_us_per_send']:>10.0f} µs"
+                  f"  {run['sender_cores']:>12.2f}  {run['load_1min']:>5.1f}")
     finally:
         if store is not None:
             store.close()

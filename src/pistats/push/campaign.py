@@ -5,8 +5,9 @@ At most once per token per campaign: a target is claimed in the ledger (one stat
 before its request, and a claim is never sent twice. A run that dies leaves its claims pending;
 the next run (``pistats push resume``) turns them into ``unknown`` (the request may or may not
 have reached FCM, which has no idempotency key) and claims only what was never claimed. The
-unknowns of a crash are bounded: ``2 * concurrency`` claims in flight or queued, plus the
-outcomes of the last settle interval (``settle_interval_s``, 0.25 s, at the campaign's rate).
+unknowns of a crash are bounded: ``3 * concurrency`` claims in flight, queued, or claimed and
+waiting to be queued (a chunk is claimed whole, then queued target by target), plus the outcomes
+of the last settle interval (``settle_interval_s``, 0.25 s, at the campaign's rate).
 
 What FCM answers (``pistats.push.fcm.SendResult``) decides:
 - ``sent`` settles ``sent``; ``invalid_token`` settles ``invalid`` and marks the registry's

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import httpx
 from google.auth import exceptions as auth_exceptions
 
-from pistats.push.fcm import AccessTokens, FcmConfig, SendResult, _refresh_detail, classify, mask
+from pistats.push.fcm import AccessTokens, FcmConfig, SendResult, _refresh_detail, classify, load_credentials, mask
 from pistats.push.message import request_body
 
 KEEPALIVE_EXPIRY_S = 30.0  # a connection idle longer is closed rather than reused (httpx's default: 5 s)
@@ -69,13 +69,14 @@ class SyncFcmSender:
     def __init__(self, config: FcmConfig, *, transport: httpx.BaseTransport | None = None,
                  token_transport: httpx.BaseTransport | None = None,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time):
-        info = config.credentials_info()
+        info, credentials = load_credentials(config.credentials_path)  # the RSA key parsed once
         self.config = config
         self.project_id: str = info["project_id"]
         self.url = f"{config.endpoint.rstrip('/')}/v1/projects/{self.project_id}/messages:send"
         self._clock, self._wall = clock, wall
         self._token_http = httpx.Client(timeout=config.timeout_s, transport=token_transport)
-        self.tokens = AccessTokens(info, http=self._token_http, clock=clock, timeout_s=config.timeout_s)
+        self.tokens = AccessTokens(info, http=self._token_http, clock=clock, timeout_s=config.timeout_s,
+                                   credentials=credentials)
         limits = httpx.Limits(max_connections=config.max_connections,
                               max_keepalive_connections=config.max_connections, keepalive_expiry=KEEPALIVE_EXPIRY_S)
         self._http = httpx.Client(http2=config.http2, limits=limits, timeout=config.timeout_s, transport=transport)
