@@ -563,7 +563,8 @@ def build_consumer(config: KinesisConfig, task_index: int, task_count: int) -> C
     """The production wiring: a boto3 client and Redis checkpoints.
 
     The client makes one attempt per call (the consumer's own per-shard backoff decides) with
-    short timeouts; credentials come from the default AWS chain (see ``pistats.kinesis.client``).
+    short timeouts, and reads GetRecords answers with orjson (``pistats.kinesis.get_records``);
+    credentials come from the default AWS chain (see ``pistats.kinesis.client``).
     """
     import redis
 
@@ -571,7 +572,7 @@ def build_consumer(config: KinesisConfig, task_index: int, task_count: int) -> C
 
     client = make_kinesis_client(config.endpoint_url, config.region, retries=False,
                             connect_timeout_s=config.connect_timeout_s, read_timeout_s=config.read_timeout_s,
-                            max_pool_connections=64)
+                            max_pool_connections=64, fast_get_records=True)
     if config.fault_plan:
         from pistats.testing.faults import FaultyKinesis, parse_fault_plan
 

@@ -25,10 +25,10 @@ FAST = {"checkpoint_interval_ms": 200, "idle_poll_ms": 100, "list_shards_interva
 
 @pytest.fixture
 def kinesis(kinesis_endpoint):
-    """A client as the consumer's: botocore's retries off, the consumer's timeouts."""
+    """A client as the consumer's: botocore's retries off, the consumer's timeouts, GetRecords read by orjson."""
     defaults = KinesisConfig(stream="unused")
     return make_kinesis_client(kinesis_endpoint, retries=False, connect_timeout_s=defaults.connect_timeout_s,
-                          read_timeout_s=defaults.read_timeout_s)
+                          read_timeout_s=defaults.read_timeout_s, fast_get_records=True)
 
 
 @pytest.fixture
