@@ -33,14 +33,26 @@ from datetime import datetime
 
 import orjson
 import psycopg
+from psycopg.generators import fetch_many, send
+from psycopg.pq import ExecStatus
 
 from pistats.contract import Problem
-from pistats.registry.arrays import bytea_array, text_array, timestamptz_array
+from pistats.registry.arrays import (
+    BYTEA_ARRAY_OID,
+    TEXT_ARRAY_OID,
+    TEXT_OID,
+    TIMESTAMPTZ_ARRAY_OID,
+    bytea_array,
+    text_array,
+    timestamptz_array,
+)
 from pistats.registry.changes import Plan, plan, registry_problems, token_digest
 from pistats.registry.errors import RegistrySchemaError, RegistryUnavailable
 from pistats.registry.migrations import LATEST_VERSION, schema_version
 
 log = logging.getLogger(__name__)
+
+FATAL_ERROR, PIPELINE_SYNC = ExecStatus.FATAL_ERROR, ExecStatus.PIPELINE_SYNC
 
 LAST_ERROR_MAX = 1000
 
@@ -63,11 +75,10 @@ def _json(rows: list) -> str:
 
 # registry_write's rows, one binary array per column, written by pistats.registry.arrays (the
 # server reads each element's bytes as they are; psycopg's own list dumper cost three times as much
-# on the client); casts name each array's type. The subscriptions' arrays are NULL when a plan has
-# none.
-_WRITE = ("SELECT * FROM registry_write(%s, %b::text[], %b::text[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[], "
-          "%b::text[], %b::text[], %b::timestamptz[], %b::timestamptz[], %b::text[], %b::bytea[], %b::text[], "
-          "%b::text[], %b::text[], %b::timestamptz[], %b::text[], %b::timestamptz[], %b::text[])")
+# on the client); _WRITE_TYPES names each array's type. The subscriptions' arrays are NULL when a
+# plan has none.
+_WRITE = ("SELECT * FROM registry_write($1, " + ", ".join(f"${n}" for n in range(2, 20)) + ")").encode()
+_SET_TIMEOUT = b"SELECT set_config('statement_timeout', $1, true)"
 _NO_SUBSCRIPTIONS = (None,) * 9
 
 
@@ -96,6 +107,28 @@ def _columns(changes: Plan) -> tuple:
         timestamptz_array([o.at for o in owners]), text_array([s.status for s in states]),
         timestamptz_array([s.at for s in states]), text_array([s.last_error for s in states]),
     )
+
+
+# The parameter types of registry_write after its client id: the arrays _columns returns (NULL
+# arrays, when a plan has no subscriptions, keep their type).
+_WRITE_TYPES = ([TEXT_ARRAY_OID, TEXT_ARRAY_OID] + [TIMESTAMPTZ_ARRAY_OID] * 3 + [TEXT_ARRAY_OID, TEXT_ARRAY_OID]
+                + [TIMESTAMPTZ_ARRAY_OID] * 2 + [TEXT_ARRAY_OID, BYTEA_ARRAY_OID, TEXT_ARRAY_OID, TEXT_ARRAY_OID,
+                                                  TEXT_ARRAY_OID, TIMESTAMPTZ_ARRAY_OID, TEXT_ARRAY_OID,
+                                                  TIMESTAMPTZ_ARRAY_OID, TEXT_ARRAY_OID])
+
+
+def _exchange(pgconn, queries: int):
+    """psycopg's wait protocol: send what the pipeline holds, then read each query's results and
+    the Sync's. Returns one result per query (its error, or PIPELINE_ABORTED after an earlier
+    error, or its rows)."""
+    yield from send(pgconn)
+    results = []
+    for _ in range(queries):
+        results.append((yield from fetch_many(pgconn))[-1])
+    sync = yield from fetch_many(pgconn)
+    if [r.status for r in sync] != [PIPELINE_SYNC]:
+        raise psycopg.OperationalError("registry write: the pipeline did not end with its Sync")
+    return results
 
 
 @dataclass(frozen=True)
@@ -241,29 +274,45 @@ class Registry:
                 raise _failure(error, self.redacted_url) from None
 
     def _apply(self, conn: psycopg.Connection, changes: Plan) -> tuple[tuple[str, bytes], ...]:
-        # One implicit transaction: the pipeline's statements run before its single Sync, which
-        # commits them (or rolls them all back after a failure); set_config(..., true) holds for
-        # that transaction only and arms the timeout of the call after it.
-        try:
-            with conn.pipeline():
+        # One implicit transaction: both statements are queued in libpq's pipeline mode and sent
+        # with one Sync, all at once (libpq writes its buffer out as it passes 8 KiB: two writes
+        # for a batch of 100, where psycopg's own pipeline made five, flushing each message, and
+        # the server, waiting for the next, could be woken once per packet; its Python machinery
+        # cost as much CPU as the rest of the write). The Sync commits them, or rolls them all
+        # back after a failure; set_config(..., true) holds for that transaction only and arms
+        # the timeout of the call after it. Results come back in binary.
+        pgconn = conn.pgconn
+        queries = 0
+        with conn.lock:
+            try:
+                pgconn.enter_pipeline_mode()
                 if self._timeout:
-                    conn.execute("SELECT set_config('statement_timeout', %s, true)", (self._timeout,))
-                cursor = conn.execute(_WRITE, (changes.subscribers[0].client_id, *_columns(changes)))
-            # One row per subscription a statement changed, the last of a key counting (see
-            # registry_write in migration 4).
-            changed: dict[tuple[str, bytes], bool] = {}
-            for property_id, digest, activated in cursor.fetchall():
-                changed[(property_id, bytes(digest))] = activated
-            return tuple(key for key, activated in changed.items() if activated)
-        except BaseException:
-            # A failure normally leaves no transaction open (the Sync ended it); if one is,
-            # end it, or drop the connection if that fails too.
-            if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                try:
-                    conn.execute("ROLLBACK")
-                except psycopg.Error:
-                    conn.close()
-            raise
+                    pgconn.send_query_params(_SET_TIMEOUT, [self._timeout.encode()], [TEXT_OID])
+                    queries += 1
+                columns = _columns(changes)
+                pgconn.send_query_params(
+                    _WRITE, [changes.subscribers[0].client_id.encode(), *columns],
+                    [TEXT_OID, *_WRITE_TYPES], [0] + [1] * 18, result_format=1)
+                queries += 1
+                pgconn.pipeline_sync()
+                results = conn.wait(_exchange(pgconn, queries))
+                pgconn.exit_pipeline_mode()
+            except BaseException:
+                # Broken mid-exchange (the connection lost, an interrupt): what libpq holds is
+                # unknown, so the connection goes; the server rolls back what was not committed.
+                conn.close()
+                raise
+        for result in results:
+            if result.status == FATAL_ERROR:
+                raise psycopg.errors.error_from_result(result, encoding="utf-8")
+        # One row per subscription a statement changed, the last of a key counting (see
+        # registry_write in migration 4): property_id (text), token_digest (bytea), activated.
+        written = results[-1]
+        changed: dict[tuple[str, bytes], bool] = {}
+        for row in range(written.ntuples):
+            changed[(written.get_value(row, 0).decode(), written.get_value(row, 1))] = \
+                written.get_value(row, 2) == b"\x01"
+        return tuple(key for key, activated in changed.items() if activated)
 
     # --- the push sender -----------------------------------------------------------------
 

@@ -184,3 +184,32 @@ def test_show_reads_a_user_without_tokens(registry, client_id):
     assert subscription.token_hash == token_hash("secret-token-1")
     assert "secret-token-1" not in repr(subscription)
     assert registry.subscriber(client_id, "u-1", property_id="other") == ([], [])
+
+
+def test_a_write_the_server_refuses_changes_nothing_and_the_next_one_goes_through(registry_url, client_id, rows):
+    """An error inside the pipeline (here a CHECK the plan breaks, built by hand: the ingest
+    never sends an unknown platform) rolls the whole write back, is raised as unavailable with
+    its SQLSTATE only, and leaves the connection usable: the next write uses the same one."""
+    from dataclasses import replace
+
+    from pistats.registry.changes import plan
+    from pistats.registry.errors import RegistryUnavailable
+
+    opened = []
+
+    def connect(*args, **kwargs):
+        opened.append(psycopg.connect(*args, **kwargs))
+        return opened[-1]
+
+    registry = Registry(SingleConnection(RegistryConfig(registry_url), connect=connect))
+    good = plan(client_id, [ev("register", "u-2", second=1), ev("subscribe", "u-2", "tok-2", 2)], RECEIVED)
+    bad = replace(good, subscriptions=tuple(replace(s, owner=replace(s.owner, platform="pager"))
+                                            for s in good.subscriptions))
+    with pytest.raises(RegistryUnavailable) as refused:
+        registry.apply(bad)
+    assert "23514" in str(refused.value) and "tok-2" not in str(refused.value)
+    assert rows() == ({}, {})  # the subscriber upsert before the failing statement is rolled back too
+    assert registry.apply(good) == (("site-1", good.subscriptions[0].digest),)
+    registry.close()
+    assert len(opened) == 1
+    assert rows()[1][("site-1", "tok-2")]["status"] == "active"
