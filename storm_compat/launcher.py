@@ -8,6 +8,7 @@ the real Storm classes:
     storm jar   [-c KEY=VALUE]... JAR MAIN [ARGS...]                      (submit to Nimbus)
     storm nimbus | storm supervisor                                        (daemons, foreground)
     storm kill NAME [-w SECS] | storm list                                 (Nimbus Thrift API)
+    storm rebalance NAME [-w SECS] [-n WORKERS] [-e COMPONENT=EXECUTORS]...  (Nimbus Thrift API)
     storm classpath
 
 Layout of STORM_HOME: ``lib/`` (storm-server and its dependencies, also used by workers),
@@ -110,6 +111,15 @@ def nimbus_client(options: list[str]):
     )
 
 
+def component_executors(text: str) -> tuple[str, int]:
+    """``COMPONENT=EXECUTORS`` of ``storm rebalance -e`` (executors > 0; at most the component's
+    tasks, which Nimbus enforces)."""
+    component, _, count = text.rpartition("=")
+    if not component or not count.isdigit() or int(count) < 1:
+        raise argparse.ArgumentTypeError(f"expected COMPONENT=EXECUTORS with EXECUTORS > 0, not {text!r}")
+    return component, int(count)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="storm", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     kill.add_argument("name")
     kill.add_argument("-w", "--wait", type=int, default=None)
     kill.add_argument("-c", dest="options", action="append", default=[], metavar="KEY=VALUE")
+    rebalance = sub.add_parser("rebalance")
+    rebalance.add_argument("name")
+    rebalance.add_argument("-w", "--wait", type=int, default=None)
+    rebalance.add_argument("-n", "--num-workers", type=int, default=None)
+    rebalance.add_argument("-e", "--executors", action="append", default=[], type=component_executors,
+                           metavar="COMPONENT=EXECUTORS")
+    rebalance.add_argument("-c", dest="options", action="append", default=[], metavar="KEY=VALUE")
     listing = sub.add_parser("list")
     listing.add_argument("-c", dest="options", action="append", default=[], metavar="KEY=VALUE")
     return parser
@@ -171,6 +188,18 @@ def main(argv: list[str] | None = None) -> int:
         options = thrift.KillOptions(wait_secs=args.wait) if args.wait is not None else thrift.KillOptions()
         client.killTopologyWithOpts(args.name, options)
         print(f"Killed topology: {args.name}")
+        return 0
+    if args.command == "rebalance":
+        thrift, client = nimbus_client(args.options)
+        options = thrift.RebalanceOptions()
+        if args.wait is not None:
+            options.wait_secs = args.wait
+        if args.num_workers is not None:
+            options.num_workers = args.num_workers
+        if args.executors:
+            options.num_executors = dict(args.executors)
+        client.rebalance(args.name, options)
+        print(f"Topology {args.name} is rebalancing")
         return 0
     if args.command == "list":
         _, client = nimbus_client(args.options)

@@ -1,6 +1,6 @@
 """The ``sparse`` command: streamparse 5.0.1's CLI, adapted to Storm 2.x (see the package docstring).
 
-Three functions of streamparse are replaced, each through its module attribute and only inside
+Five functions of streamparse are replaced, each through its module attribute and only inside
 this process; nothing in site-packages is edited:
 
 * ``streamparse.cli.run.local`` (fabric's ``local``), so the Storm 1.x ``storm jar ... Flux --local``
@@ -9,7 +9,12 @@ this process; nothing in site-packages is edited:
 * ``streamparse.util.get_config``, so a relative ``virtualenv_root`` or ``log.path`` in config.json
   means a folder of the project (config.json is always read from the project directory) rather
   than one under the worker's changing working directory. Absolute paths, as production
-  clusters use, are untouched.
+  clusters use, are untouched;
+* ``get_env_config`` and ``get_topology_from_file`` of ``streamparse.cli.run`` and
+  ``streamparse.cli.submit``, so a component's ``topology.tasks`` may be given per environment
+  like its ``par`` (``{"local": 1, "cluster": 4}``): ``storm rebalance`` can raise a component's
+  executors only up to its tasks, and each task of a Python component is a process of its own,
+  so the room to rebalance into is chosen per environment.
 """
 
 from __future__ import annotations
@@ -76,6 +81,24 @@ def resolve_project_paths(config: dict, project_dir: str) -> dict:
     return config
 
 
+def resolve_tasks_per_env(topology_class, env_name: str) -> None:
+    """Replace each component's per-environment ``topology.tasks`` (a dict of environment names)
+    by its value for ``env_name``; without one, the key is dropped (Storm then makes as many tasks
+    as the parallelism hint)."""
+    import json
+
+    for spec in topology_class.specs:
+        conf = json.loads(spec.config)
+        tasks = conf.get("topology.tasks")
+        if not isinstance(tasks, dict):
+            continue
+        if tasks.get(env_name) is None:
+            del conf["topology.tasks"]
+        else:
+            conf["topology.tasks"] = tasks[env_name]
+        spec.config = spec.common.json_conf = json.dumps(conf)
+
+
 def install() -> None:
     """Apply the three adaptations of the module docstring (idempotent)."""
     from fabric.api import hide, local, settings
@@ -83,10 +106,11 @@ def install() -> None:
     import os
 
     from streamparse import util
-    from streamparse.cli import run
+    from streamparse.cli import run, submit
 
     if getattr(run, "_pistats_storm2", False):
         return
+    chosen: dict[str, str] = {}
 
     def storm2_local(command, *args, **kwargs):
         return local(storm2_local_command(command), *args, **kwargs)
@@ -104,6 +128,20 @@ def install() -> None:
         return resolve_project_paths(read_config(config_file), os.getcwd())
 
     util.get_config = get_config
+    for module in (run, submit):
+        # Both commands read the environment, then the topology: remember the one, resolve the other.
+        def env_config(*args, _read=module.get_env_config, **kwargs):
+            env_name, env_config = _read(*args, **kwargs)
+            chosen["env"] = env_name
+            return env_name, env_config
+
+        def topology_from_file(*args, _read=module.get_topology_from_file, **kwargs):
+            topology_class = _read(*args, **kwargs)
+            resolve_tasks_per_env(topology_class, chosen["env"])
+            return topology_class
+
+        module.get_env_config = env_config
+        module.get_topology_from_file = topology_from_file
     run.local = storm2_local
     run.storm_lib_version = storm_lib_version
     run._pistats_storm2 = True

@@ -48,8 +48,14 @@ class Enrichment(Topology):
     kinesis = KinesisSpout.spec(par={"local": 1, "cluster": 2, "prod": 4})
     # The whole chain: parse, validate, geo, device, bots (CPU-bound) and sessions (one task owns
     # a user: per-user order and the session state stay consistent).
+    # Tasks are fixed at submit and `storm rebalance` can give a component at most one executor
+    # per task, so the cluster environment has room to go from 2 to 4 executors. Each task is a
+    # Python process of its own, whatever the executors (threads) that drive them; the fields
+    # grouping maps a bucket to a task by the number of tasks, so a rebalance never moves a user
+    # to another task (docs/scaling.md). Without a value (local, prod) tasks = executors.
     enrich = EnrichBolt.spec(
-        inputs={kinesis: Grouping.fields("bucket")}, par={"local": 1, "cluster": 2, "prod": 8}
+        inputs={kinesis: Grouping.fields("bucket")}, par={"local": 1, "cluster": 2, "prod": 8},
+        config={"topology.tasks": {"cluster": 4}},  # per environment: storm_compat.sparse
     )
     sink = StoreSinkBolt.spec(
         inputs={

@@ -1,6 +1,6 @@
 """The same topology submitted to the single-node Storm cluster, with Python processes killed.
 
-`sparse submit -e cluster` (spout parallelism 2, bolts 2) reads a 4-shard stream into a
+`sparse submit -e cluster` (spout parallelism 2, enrich bolt 2 executors of 4 tasks) reads a 4-shard stream into a
 ClickHouse server database. Mid-run an enrich bolt subprocess and then a spout subprocess are
 killed with SIGKILL; Storm's supervisor restarts the worker, the spout tasks take their shards
 back from the checkpoints, and the de-duplicated table equals expected.json exactly.
@@ -44,7 +44,7 @@ def test_cluster_run_survives_kill_9_of_bolt_and_spout_subprocesses(pipelines, s
     try:
         wait_for(lambda: pipeline.committed()[0] >= 0.25 * pipeline.layout.total, "25% committed")
         enrich = python_component_pids("bolts.enrich.EnrichBolt")
-        assert len(enrich) == 2  # parallelism 2 in the cluster environment
+        assert len(enrich) == 4  # 2 executors of 4 tasks in the cluster environment: a process per task
         first_spouts = set(python_component_pids("spouts.kinesis.KinesisSpout"))
         assert pipeline.committed()[0] < pipeline.layout.total  # the kills land mid-run
         os.kill(enrich[0], signal.SIGKILL)
