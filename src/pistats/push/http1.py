@@ -34,14 +34,16 @@ import collections
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 HEAD_MAX_BYTES = 64 * 1024
 BODY_MAX_BYTES = 1024 * 1024
 CHUNK_LINE_MAX_BYTES = 4096
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\r\n]*)?")
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_FIELDS = re.compile(_TOKEN + rb":[^\r\n\0]*(?:\r\n" + _TOKEN + rb":[^\r\n\0]*)*")
+_DIGITS = re.compile(r"[0-9]{1,18}")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?")
 
 
@@ -70,8 +72,7 @@ class ConnectionClosed(Http1Error):
     """The connection ended before the answer did."""
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     status: int
     headers: dict[str, str]  # lower-case names; repeated fields joined with ", "
     body: bytes
@@ -208,26 +209,28 @@ class ResponseReader:
             return False
         if end + 4 > self._max_head:
             raise ProtocolError(f"the answer's head exceeds {self._max_head} bytes")
-        lines = bytes(self._buffer[:end]).split(b"\r\n")
+        head = bytes(self._buffer[:end])
         del self._buffer[:end + 4]
-        match = _STATUS_LINE.fullmatch(lines[0])
+        first = head.find(b"\r\n")
+        match = _STATUS_LINE.fullmatch(head if first < 0 else head[:first])
         if match is None:
             raise ProtocolError("not an HTTP/1.x status line")
         minor, status = match.group(1), int(match.group(2))
         headers: dict[str, str] = {}
-        lengths: set[bytes] = set()
-        for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            if not colon or not _TOKEN.fullmatch(name):  # also refuses obsolete line folding
+        lengths: set[str] = set()
+        if first >= 0:
+            # One pass checks every field line (a token, a colon, no CR, LF or NUL in the value:
+            # this also refuses obsolete line folding); then they are split as text.
+            fields = head[first + 2:]
+            if not _FIELDS.fullmatch(fields):
                 raise ProtocolError("a malformed header line")
-            value = value.strip(b" \t")
-            if b"\r" in value or b"\n" in value or b"\0" in value:
-                raise ProtocolError("a header value with CR, LF or NUL")
-            key = name.decode("ascii").lower()
-            text = value.decode("latin-1")
-            if key == "content-length":
-                lengths.update(part.strip(b" \t") for part in value.split(b","))
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+            for line in fields.decode("latin-1").split("\r\n"):
+                name, _, value = line.partition(":")
+                key = name.lower()
+                value = value.strip(" \t")
+                if key == "content-length":
+                    lengths.update(part.strip(" \t") for part in value.split(","))
+                headers[key] = f"{headers[key]}, {value}" if key in headers else value
         if 100 <= status < 200:
             if status == 101:
                 raise ProtocolError("101 Switching Protocols was not asked for")
@@ -246,7 +249,7 @@ class ResponseReader:
             if lengths:  # both: Transfer-Encoding wins, and the connection is not to be trusted again
                 keep_alive = False
         elif lengths:
-            if len(lengths) != 1 or not next(iter(lengths)).isdigit():
+            if len(lengths) != 1 or not _DIGITS.fullmatch(next(iter(lengths))):
                 raise ProtocolError("an invalid or conflicting Content-Length")
             self._remaining = int(next(iter(lengths)))
             if self._remaining > self._max_body:
