@@ -19,6 +19,7 @@ import os
 
 from streamparse import Bolt
 
+from pistats.status.tasks import SINK, publish_sink, task_publisher
 from pistats.store.sink import Settled, sink_from_topology_conf, tuple_payloads
 
 REJECTS_STREAM = "rejects"
@@ -31,6 +32,7 @@ class StoreSinkBolt(Bolt):
 
     def initialize(self, storm_conf, context):
         self.sink = sink_from_topology_conf(storm_conf, os.environ)
+        self.status = task_publisher(storm_conf, SINK, int(context["taskid"]))
 
     def process(self, tup):
         payloads = tuple_payloads(tup.values)
@@ -41,6 +43,7 @@ class StoreSinkBolt(Bolt):
 
     def process_tick(self, tup):
         self._settle(self.sink.tick())
+        publish_sink(self.status, self.sink)
         # Storm's ShellBolt keeps every tuple it sent, ticks included, until acked or failed.
         self.ack(tup)
 

@@ -18,6 +18,7 @@ from pistats.kinesis.config import KinesisConfig
 from pistats.kinesis.consumer import build_consumer
 from pistats.kinesis.microbatch import InFlight
 from pistats.kinesis.spout_tuples import REJECTS_STREAM, spout_emits, task_position
+from pistats.status.tasks import SPOUT, publish_spout, task_publisher
 from spouts.multilang import BatchWriter, start_closing_on_sigterm
 
 
@@ -35,11 +36,13 @@ class KinesisSpout(Spout):
         self.consumer = self.consumer_factory(self.config, *task_position(context))
         start_closing_on_sigterm(self.consumer)
         self.writer = BatchWriter(self)
+        self.status = task_publisher(storm_conf, SPOUT, int(context["taskid"]))
 
     def next_tuple(self):
         emits = spout_emits(self.consumer.poll(self.config.emit_batch), self.config.buckets,
                             self.config.batch_records, _utc_now)
         self.writer.emit([(e.values, self.in_flight.open(e.message_ids), e.stream) for e in emits])
+        publish_spout(self.status, self.consumer)
 
     def ack(self, tup_id):
         for message_id in self.in_flight.close(tup_id):

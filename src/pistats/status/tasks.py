@@ -18,10 +18,13 @@ SPOUT_GAUGES = ("in_flight", "uncommitted", "millis_behind_latest", "last_checkp
 
 
 def task_publisher(conf: Mapping, component: str, task: int, redis_client=None,
-                   interval_s: float = DEFAULT_INTERVAL_S) -> StatusPublisher:
-    """A publisher for one task of the topology whose conf this is (its stream, app name and Redis)."""
-    from pistats.kinesis.config import KinesisConfig
+                   interval_s: float = DEFAULT_INTERVAL_S) -> StatusPublisher | None:
+    """A publisher for one task of the topology whose conf this is (its stream, app name and
+    Redis); None when the conf names no stream (a bolt run without the spout, as in tests)."""
+    from pistats.kinesis.config import PREFIX, KinesisConfig
 
+    if PREFIX + "stream" not in conf:
+        return None
     kinesis = KinesisConfig.from_topology_conf(conf)
     if redis_client is None:
         import redis
@@ -40,8 +43,8 @@ def spout_figures(metrics: Mapping[str, object]) -> tuple[dict, dict]:
     return counters, gauges
 
 
-def publish_spout(publisher: StatusPublisher, consumer) -> None:
-    if publisher.due():
+def publish_spout(publisher: StatusPublisher | None, consumer) -> None:
+    if publisher is not None and publisher.due():
         publisher.publish(*spout_figures(consumer.metrics()))
 
 
@@ -52,3 +55,11 @@ def sink_figures(stats, pending_rows: int, inserts_in_flight: int) -> tuple[dict
     counters = {"sink": values}
     gauges = {"pending_rows": pending_rows, "inserts_in_flight": inserts_in_flight, "insert_ms_max": insert_ms_max}
     return counters, gauges
+
+
+def publish_sink(publisher: StatusPublisher | None, sink) -> None:
+    """The sink's figures (``pistats.store.sink.Sink``); the longest insert is per interval."""
+    if publisher is not None and publisher.due():
+        counters, gauges = sink_figures(sink.stats, sink.pending_rows, sink.inserts_in_flight)
+        sink.stats.insert_ms_max = 0.0
+        publisher.publish(counters, gauges)

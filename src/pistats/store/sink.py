@@ -78,6 +78,10 @@ class SinkStats:
     events_rejected_by_sink: int = 0
     rows_refused: int = 0  # rows the store refused, stored as store_refused rejects instead
     bisect_inserts: int = 0  # inserts made to find the refused rows of a batch
+    # Time from a batch's first insert to every row having an outcome (retries included), for
+    # `pistats status`: the sum, and the longest since the last publish (which resets it).
+    insert_ms_total: float = 0.0
+    insert_ms_max: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,14 @@ class Sink:
 
     def pending(self, table: str) -> int:
         return len(self._accumulators[table])
+
+    @property
+    def pending_rows(self) -> int:
+        return sum(len(accumulator) for accumulator in self._accumulators.values())
+
+    @property
+    def inserts_in_flight(self) -> int:
+        return len(self._inserts)
 
     def add_events(self, tuple_id: Hashable, events: Sequence[Mapping | None] | PackedRows | PackedColumns
                    ) -> Settled:
@@ -268,7 +280,8 @@ class _Writer:
 
     def __call__(self, job: tuple[Batch, SendInsert]) -> Written | None:
         batch, send = job
-        deadline = self._now() + self._config.retry_budget_s
+        started = self._now()
+        deadline = started + self._config.retry_budget_s
         try:
             found = self._store_rows(batch.table, batch.rows, batch.token, deadline, send)
             if found.refused:
@@ -278,6 +291,9 @@ class _Writer:
             log.error("insert of %d rows into %s failed for %g s, failing tuples: %s",
                       len(batch), batch.table, self._config.retry_budget_s, error)
             return None
+        elapsed_ms = (self._now() - started) * 1000
+        self._stats.insert_ms_total += elapsed_ms
+        self._stats.insert_ms_max = max(self._stats.insert_ms_max, elapsed_ms)
         return Written(found.stored, sum(map(len, found.refused)), found.inserts)
 
     def _store_rows(self, table: str, rows: Sequence[tuple], token: str, deadline: float,

@@ -88,3 +88,28 @@ def test_spout_figures_split_counters_from_gauges():
     counters, gauges = spout_figures({"s": ShardMetrics(read=5, failed=1, uncommitted=4, last_checkpoint="12")})
     assert counters["s"]["read"] == 5 and counters["s"]["failed"] == 1 and "uncommitted" not in counters["s"]
     assert gauges["s"] == {"in_flight": 0, "uncommitted": 4, "millis_behind_latest": None, "last_checkpoint": "12"}
+
+
+def test_a_topology_without_a_stream_publishes_nothing():
+    from pistats.status.tasks import publish_sink, task_publisher
+
+    publisher = task_publisher({"topology.name": "t"}, "sink", 7)
+    assert publisher is None
+    publish_sink(publisher, object())  # no figures asked for, nothing raised
+
+
+def test_the_sink_publishes_its_stats_and_resets_the_longest_insert():
+    from pistats.status.tasks import publish_sink
+    from pistats.store.sink import SinkStats
+
+    class Sink:
+        stats = SinkStats(rows_inserted=40, batches_inserted=2, insert_ms_total=30.0, insert_ms_max=20.0)
+        pending_rows, inserts_in_flight = 5, 1
+
+    redis = FakeRedis()
+    publisher = StatusPublisher(redis, "a", "s", "sink", 4, now=Clock())
+    publish_sink(publisher, Sink)
+    document = orjson.loads(redis.values[publisher.key])
+    assert document["counters"]["sink"]["rows_inserted"] == 40 and "insert_ms_max" not in document["counters"]["sink"]
+    assert document["gauges"] == {"pending_rows": 5, "inserts_in_flight": 1, "insert_ms_max": 20.0}
+    assert Sink.stats.insert_ms_max == 0.0
