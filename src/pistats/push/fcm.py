@@ -36,7 +36,6 @@ from google.auth import transport as auth_transport
 from google.oauth2 import service_account
 
 from pistats.errors import ConfigError
-from pistats.push import http1
 from pistats.push.message import request_body
 from pistats.push.transport import fcm_transport
 
@@ -452,9 +451,14 @@ class FcmClient:
         self.tokens = AccessTokens(info, http=self._token_http, clock=clock, timeout_s=config.timeout_s,
                                    credentials=credentials)
         self._http: httpx.AsyncClient | None = None
-        self._http1: http1.Http1Client | None = None
+        self._http1 = None  # a pistats.push.http1.Http1Client for http:// endpoints
         self._head: tuple[str | None, bytes] = (None, b"")  # (access token, the request head up to Content-Length)
         if transport is None and not self.http2:
+            # Imported here: the ingest's welcome sender (fcm_sync, on httpx) imports this module,
+            # and the Lambda zip ships only what its handler imports.
+            from pistats.push import http1
+
+            self._h1 = http1
             url = self._send_url
             self._http1 = http1.Http1Client(url.host, url.port or 80, max_connections=config.max_connections,
                                             timeout_s=config.timeout_s)
@@ -541,7 +545,9 @@ class FcmClient:
         return result
 
 
-    async def _send_http1(self, access_token: str, body: bytes, registration_token: str | None) -> "http1.Response | SendResult":
+    async def _send_http1(self, access_token: str, body: bytes, registration_token: str | None):
+        """FCM's answer (a ``pistats.push.http1.Response``), or the SendResult of a failure."""
+        http1 = self._h1
         cached_token, head = self._head
         if cached_token != access_token:
             if not _HEADER_SAFE.fullmatch(access_token):
