@@ -572,11 +572,20 @@ def storm_daemon_service(daemon: str, ports: Ports) -> Service:
 
 
 def _process_group_alive(pid_file: Path) -> bool:
+    """A process of the group still runs (a zombie, killed but not yet reaped by whoever started
+    it, does not count)."""
     try:
-        os.killpg(int(pid_file.read_text()), 0)
+        group = int(pid_file.read_text())
     except (OSError, ValueError):
         return False
-    return True
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            return True
+    return False
 
 
 # --- The gateway: nginx (Debian) in front of the ingest on gunicorn (pistats.gateway) --------
