@@ -2,7 +2,7 @@ import math
 from datetime import datetime, timezone
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.support.samples import make_event, make_reject
 
@@ -141,14 +141,14 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])  # no timing: machines are shared
 @given(st.dictionaries(st.sampled_from(REJECT_COLUMN_NAMES + ("extra",)), json_values) | json_values)
 def test_reject_row_never_raises(reject):
     row, size = reject_row(reject, LIMIT, NOW)
     assert len(row) == len(REJECT_COLUMN_NAMES) and size >= 0
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])  # no timing: machines are shared
 @given(st.dictionaries(st.sampled_from(EVENT_COLUMN_NAMES), json_values))
 def test_event_row_either_converts_or_raises_row_error(overrides):
     try:
@@ -168,7 +168,7 @@ def test_dedup_token_is_deterministic_and_content_sensitive():
     assert reject_key(reject) != reject_key(reject_row(make_reject(1), LIMIT, NOW)[0])
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])  # no timing: machines are shared
 @given(st.dictionaries(st.sampled_from(EVENT_COLUMN_NAMES), json_values))
 def test_fast_and_field_by_field_paths_agree(overrides):
     event = make_event(**overrides)
@@ -331,7 +331,7 @@ def test_columnar_path_declines_or_equals_the_row_path_for_every_edge_case(overr
     assert converted is None or converted == ([row for row, _ in expected], [size for _, size in expected])
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])  # no timing: machines are shared
 @given(st.dictionaries(st.sampled_from(EVENT_COLUMN_NAMES), json_values))
 def test_columnar_and_row_paths_agree(overrides):
     events = [make_event(1), make_event(2, **overrides)]
