@@ -163,7 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "local":
         ttl = args.local_ttl if args.local_ttl > 0 else FOREVER_SECONDS
         exec_java([
-            java(), "-Xmx1g", "-cp", classpath(args.jar, tools=True),
+            # C1 only: a local cluster (`sparse run`, the tests, the benchmarks) lives for minutes,
+            # and C2 spent 9 % of a core compiling Storm's hot paths even after a 3,000-record run,
+            # half of the idle JVM's CPU, CPU a short run never earns back. Measured on
+            # benchmarks/compare.py's topology, 3,000 records: the JVM's CPU per record 921 -> 496
+            # us. Cluster workers (worker.childopts) keep the default tiered compilation.
+            java(), "-Xmx1g", "-XX:TieredStopAtLevel=1", "-cp", classpath(args.jar, tools=True),
             *system_properties(args.options, "local.xml"),
             f"-Dstorm.local.sleeptime={ttl}",
             f"-Dstorm.jar={args.jar}",  # StormSubmitter insists on it even under LocalCluster
