@@ -82,16 +82,20 @@ _SET_TIMEOUT = b"SELECT set_config('statement_timeout', $1, true)"
 _NO_SUBSCRIPTIONS = (None,) * 9
 
 
-def _columns(changes: Plan) -> tuple:
-    """registry_write's 18 arrays, encoded: the subscribers' 9 columns, then the subscriptions' 9."""
+def _columns(changes: Plan, encoding: str = "utf-8") -> tuple:
+    """registry_write's 18 arrays, encoded (text in the connection's ``encoding``): the
+    subscribers' 9 columns, then the subscriptions' 9."""
+    def texts(values: list) -> bytes:
+        return text_array(values, encoding)
+
     subscribers = changes.subscribers
     contexts = [s.context for s in subscribers]
     columns = (
-        text_array([s.property_id for s in subscribers]), text_array([s.user_id for s in subscribers]),
+        texts([s.property_id for s in subscribers]), texts([s.user_id for s in subscribers]),
         timestamptz_array([s.registered_at for s in subscribers]),
         timestamptz_array([s.first_seen_at for s in subscribers]),
         timestamptz_array([s.last_seen_at for s in subscribers]),
-        text_array([c.locale if c else None for c in contexts]), text_array([c.timezone if c else None for c in contexts]),
+        texts([c.locale if c else None for c in contexts]), texts([c.timezone if c else None for c in contexts]),
         timestamptz_array([c.at if c else None for c in contexts]),
         timestamptz_array([s.unsubscribed_at for s in subscribers]),
     )
@@ -101,11 +105,11 @@ def _columns(changes: Plan) -> tuple:
     owners = [s.owner for s in subscriptions]
     states = [s.state for s in subscriptions]
     return columns + (
-        text_array([s.property_id for s in subscriptions]), bytea_array([s.digest for s in subscriptions]),
-        text_array([s.token for s in subscriptions]),
-        text_array([o.user_id for o in owners]), text_array([o.platform for o in owners]),
-        timestamptz_array([o.at for o in owners]), text_array([s.status for s in states]),
-        timestamptz_array([s.at for s in states]), text_array([s.last_error for s in states]),
+        texts([s.property_id for s in subscriptions]), bytea_array([s.digest for s in subscriptions]),
+        texts([s.token for s in subscriptions]),
+        texts([o.user_id for o in owners]), texts([o.platform for o in owners]),
+        timestamptz_array([o.at for o in owners]), texts([s.status for s in states]),
+        timestamptz_array([s.at for s in states]), texts([s.last_error for s in states]),
     )
 
 
@@ -289,9 +293,10 @@ class Registry:
                 if self._timeout:
                     pgconn.send_query_params(_SET_TIMEOUT, [self._timeout.encode()], [TEXT_OID])
                     queries += 1
-                columns = _columns(changes)
+                encoding = conn.info.encoding
+                columns = _columns(changes, encoding)
                 pgconn.send_query_params(
-                    _WRITE, [changes.subscribers[0].client_id.encode(), *columns],
+                    _WRITE, [changes.subscribers[0].client_id.encode(encoding), *columns],
                     [TEXT_OID, *_WRITE_TYPES], [0] + [1] * 18, result_format=1)
                 queries += 1
                 pgconn.pipeline_sync()
@@ -304,13 +309,13 @@ class Registry:
                 raise
         for result in results:
             if result.status == FATAL_ERROR:
-                raise psycopg.errors.error_from_result(result, encoding="utf-8")
+                raise psycopg.errors.error_from_result(result, encoding=encoding)
         # One row per subscription a statement changed, the last of a key counting (see
         # registry_write in migration 4): property_id (text), token_digest (bytea), activated.
         written = results[-1]
         changed: dict[tuple[str, bytes], bool] = {}
         for row in range(written.ntuples):
-            changed[(written.get_value(row, 0).decode(), written.get_value(row, 1))] = \
+            changed[(written.get_value(row, 0).decode(encoding), written.get_value(row, 1))] = \
                 written.get_value(row, 2) == b"\x01"
         return tuple(key for key, activated in changed.items() if activated)
 
