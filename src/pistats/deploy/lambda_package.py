@@ -69,6 +69,7 @@ HANDLER_MODULES = (
     "pistats.push.welcome",
     "pistats.redact",
     "pistats.registry",
+    "pistats.registry.arrays",
     "pistats.registry.changes",
     "pistats.registry.config",
     "pistats.registry.connections",
