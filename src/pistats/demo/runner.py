@@ -191,10 +191,13 @@ class Pipeline:
         admin.delete_stream(self.client, self.run.stream)
 
     def delete_redis_state(self) -> None:
-        """Removes this run's session state and checkpoints from Redis: every key is the run's own
-        (``session_prefix``, the checkpoints of its app and stream), and a local Redis would
+        """Removes this run's session state, checkpoints and status figures from Redis: every key
+        is the run's own (``session_prefix``, its app and stream), and a local Redis would
         otherwise keep some 20,000 keys per run for the state TTL."""
-        for pattern in (f"{self.run.session_prefix}:*", f"pistats:ckpt:{self.run.app_name}:{self.run.stream}:*"):
+        from pistats.status.publish import status_prefix
+
+        for pattern in (f"{self.run.session_prefix}:*", f"pistats:ckpt:{self.run.app_name}:{self.run.stream}:*",
+                        status_prefix(self.run.app_name, self.run.stream) + "*"):
             delete_matching(self.redis, pattern)
 
     def read_layout(self):
