@@ -161,11 +161,13 @@ def test_fcm_slower_than_the_deadline_leaves_the_answer_prompt_and_the_send_unkn
     welcome = ledger.set_welcome(unique_name, "site-1", "Hi", "Welcome", None, datetime.now(timezone.utc))
     service = make_ingest(fcm, timeout_s=0.5)
     assert post(service, client_key, ev(0, "register", "u-0")) == 200  # connections warm
-    fcm.set_script({"default": "slow:3000"})
+    fcm.set_script({"default": "slow:12000"})
     started = time.monotonic()
     assert post(service, client_key, ev(1, "subscribe", "u-1", f"{unique_name}-t", 1)) == 200
     elapsed = time.monotonic() - started
-    assert elapsed < 1.5, elapsed  # the 0.5 s deadline, the access token grant and the request's own work
+    # FCM answers after 12 s: only a request that gave up at its 0.5 s deadline is back well before
+    # (the margin is for a loaded machine, not a performance figure).
+    assert elapsed < 6, elapsed
     assert [(row[1], row[2]) for row in sends(registry_url, welcome.campaign_id)] == [("unknown", "TIMEOUT")]
     assert sorted(r["event"]["event_id"] for _, r in stream_records()) == ["e-0", "e-1"]
 
@@ -176,7 +178,7 @@ def test_fcm_unreachable_answers_200_and_the_send_failed(make_ingest, fcm, ledge
     service = make_ingest(fcm, endpoint=f"http://127.0.0.1:{free_port()}")  # nothing listens there
     started = time.monotonic()
     assert post(service, client_key, ev(1, "subscribe", "u-1", f"{unique_name}-t", 1)) == 200
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 8  # no retrying past the 2 s welcome deadline (margin: a loaded machine)
     assert [(row[1], row[2]) for row in sends(registry_url, welcome.campaign_id)] == [("failed", "NETWORK")]
 
     fcm.stop()  # the token endpoint gone too (a fresh service has no access token yet)
