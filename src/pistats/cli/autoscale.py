@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
 import orjson
 
 from pistats.cli._support import UserError
+from pistats.cli.status import add_topology_arguments, redis_url_of
 from pistats.kinesis.client import make_kinesis_client
 from pistats.redact import redact_url
 from pistats.scaling.autoscaler import Autoscaler, ShapeMemory, ShardResizer, Shape, StormRebalancer, open_shards
 from pistats.scaling.policy import AutoscaleConfig
 from pistats.status.view import collect
-
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -30,14 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--topology", required=True, metavar="NAME", help="the running topology (e.g. enrichment)")
-    parser.add_argument("--stream", required=True, metavar="NAME", help="the stream it reads")
-    parser.add_argument("--app", default="pistats", metavar="NAME", help="its application name (default pistats)")
+    add_topology_arguments(parser)
     parser.add_argument("--bolt", default="enrich", metavar="NAME", help="the bolt whose executors scale (default enrich)")
     parser.add_argument("--executors", type=int, required=True, metavar="N", help="the bolt's executors as submitted")
     parser.add_argument("--workers", type=int, required=True, metavar="N", help="the topology's workers as submitted")
-    parser.add_argument("--endpoint-url", metavar="URL", help="Kinesis endpoint")
-    parser.add_argument("--region", metavar="REGION", help="AWS region")
-    parser.add_argument("--redis-url", metavar="URL", help=f"the topology's Redis (default $PISTATS_REDIS_URL, else {DEFAULT_REDIS_URL})")
     parser.add_argument("--storm", default="storm", metavar="PATH", help="the storm command (default: storm on PATH)")
     parser.add_argument("--interval", type=float, default=10.0, metavar="SECONDS", help="seconds between observations (default 10)")
     parser.add_argument("--steps", type=int, metavar="N", help="stop after N observations (default: run until interrupted)")
@@ -64,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(str(error), exit_code=2) from None
     if args.interval < 1:
         raise UserError("--interval must be at least 1 second", exit_code=2)
-    redis_url = args.redis_url or os.environ.get("PISTATS_REDIS_URL") or DEFAULT_REDIS_URL
+    redis_url = redis_url_of(args)
     connection = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
     kinesis = make_kinesis_client(args.endpoint_url, args.region)
     autoscaler = Autoscaler(

@@ -16,6 +16,19 @@ from pistats.status.view import DEFAULT_COUNT_UP_TO, MAX_COUNT_UP_TO, collect, j
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
+def add_topology_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags naming a running topology's stream, application and Redis (status, autoscale)."""
+    parser.add_argument("--stream", required=True, metavar="NAME", help="the stream the topology reads (pistats.kinesis.stream)")
+    parser.add_argument("--app", default="pistats", metavar="NAME", help="the topology's application name (pistats.kinesis.app_name; default pistats)")
+    parser.add_argument("--endpoint-url", metavar="URL", help="Kinesis endpoint (e.g. http://127.0.0.1:4567 for kinesis-local)")
+    parser.add_argument("--region", metavar="REGION", help="AWS region (default: from the AWS configuration, else us-east-1)")
+    parser.add_argument("--redis-url", metavar="URL", help=f"the topology's Redis (default $PISTATS_REDIS_URL, else {DEFAULT_REDIS_URL})")
+
+
+def redis_url_of(args: argparse.Namespace) -> str:
+    return args.redis_url or os.environ.get("PISTATS_REDIS_URL") or DEFAULT_REDIS_URL
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "status",
@@ -26,11 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "stopped there). Works for local and cluster runs alike: the topology's Redis and stream are enough."
         ),
     )
-    parser.add_argument("--stream", required=True, metavar="NAME", help="the stream the topology reads (pistats.kinesis.stream)")
-    parser.add_argument("--app", default="pistats", metavar="NAME", help="the topology's application name (pistats.kinesis.app_name; default pistats)")
-    parser.add_argument("--endpoint-url", metavar="URL", help="Kinesis endpoint (e.g. http://127.0.0.1:4567 for kinesis-local)")
-    parser.add_argument("--region", metavar="REGION", help="AWS region (default: from the AWS configuration, else us-east-1)")
-    parser.add_argument("--redis-url", metavar="URL", help=f"the topology's Redis (default $PISTATS_REDIS_URL, else {DEFAULT_REDIS_URL})")
+    add_topology_arguments(parser)
     parser.add_argument("--count-up-to", type=int, default=DEFAULT_COUNT_UP_TO, metavar="N",
                         help=f"records counted per shard behind its checkpoint (1..{MAX_COUNT_UP_TO}, default {DEFAULT_COUNT_UP_TO})")
     parser.add_argument("--json", action="store_true", help="one JSON object per view")
@@ -46,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--count-up-to must be in 1..{MAX_COUNT_UP_TO}", exit_code=2)
     if args.watch is not None and args.watch < 0.5:
         raise UserError("--watch must be at least 0.5 seconds", exit_code=2)
-    redis_url = args.redis_url or os.environ.get("PISTATS_REDIS_URL") or DEFAULT_REDIS_URL
+    redis_url = redis_url_of(args)
     connection = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
     kinesis = make_kinesis_client(args.endpoint_url, args.region)
     try:
