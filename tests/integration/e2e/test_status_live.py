@@ -9,14 +9,17 @@ import time
 import pytest
 
 from pistats.status.view import collect
-from tests.support.pipeline import PACED, TIMEOUT_S, load, make_recording
+from tests.support.pipeline import TIMEOUT_S, load, make_recording
 
 pytestmark = [pytest.mark.integration, pytest.mark.storm]
 
 
 def test_status_follows_a_running_topology(pipelines, tmp_path):
-    recording = make_recording(tmp_path)
-    pipeline = pipelines(**PACED)
+    # Long enough for several of the tasks' 5 s publishes while records remain (3,000 records at
+    # 10 a call over 2 shards, at most 100 records/s): at PACED a quick machine was done before
+    # the spout had published a rate.
+    recording = make_recording(tmp_path, events=3000)
+    pipeline = pipelines(**{"pistats.kinesis.get_records_limit": 10, "pistats.kinesis.checkpoint_interval_ms": 1000})
     load(pipeline, recording)
     app, stream = pipeline.run.app_name, pipeline.run.stream
 
