@@ -26,10 +26,10 @@ import orjson
 from pistats.kinesis.admin import list_all_shards
 from pistats.kinesis.checkpoint import Checkpoint, RedisCheckpointStore
 from pistats.status.publish import status_prefix
+from pistats.status.tasks import SINK, SPOUT
 
 DEFAULT_COUNT_UP_TO = 10_000
 MAX_COUNT_UP_TO = 10_000  # GetRecords' own limit: one call per shard
-SPOUT, SINK = "spout", "sink"
 
 
 @dataclass(frozen=True)
