@@ -12,7 +12,10 @@ of the last settle interval (``settle_interval_s``, 0.25 s, at the campaign's ra
 What FCM answers (``pistats.push.fcm.SendResult``) decides:
 - ``sent`` settles ``sent``; ``invalid_token`` settles ``invalid`` and marks the registry's
   subscription invalid;
-- ``retry`` waits (``Retry-After`` or backoff, :class:`~pistats.push.pacing.RetryPolicy`) and
+- ``unknown`` (the network failed after the request may have reached FCM:
+  :func:`pistats.push.fcm.network_failure`) settles ``unknown``, never sent again, as a crash's
+  pending claims are;
+- ``retry`` (FCM certainly did not act on it) waits (``Retry-After`` or backoff, :class:`~pistats.push.pacing.RetryPolicy`) and
   tries again, slowing the whole campaign on 429 and 503; out of attempts, it settles ``failed``;
 - ``payload_error`` and ``abort`` stop the campaign: nothing more is sent, tokens are kept, the
   claims never sent are released (a resume after the fix sends them), state ``aborted``.
@@ -113,7 +116,7 @@ def count_targets(ledger: Ledger, store, campaign: Campaign, settings: CampaignS
 @dataclass
 class _Outcome:
     target: Target
-    state: str  # sent | failed | invalid
+    state: str  # sent | failed | invalid | unknown
     code: str | None
     detail: str
     attempts: int
@@ -255,6 +258,8 @@ class CampaignRunner:
                 return _Outcome(target, "sent", None, "", attempts, self._now())
             if result.kind == "invalid_token":
                 return _Outcome(target, "invalid", result.code, result.detail, attempts, self._now())
+            if result.kind == "unknown":  # FCM may have it: at most once means never again
+                return _Outcome(target, "unknown", result.code, result.detail, attempts, self._now())
             if result.kind == "retry":
                 if result.code in _SLOW_DOWN_CODES or result.http_status in _SLOW_DOWN_STATUSES:
                     self._rate.slow_down(result.retry_after_s)

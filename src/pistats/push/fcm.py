@@ -50,7 +50,7 @@ FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
 SERVICE_ACCOUNT_FIELDS = ("project_id", "private_key", "client_email", "token_uri")
 
-KINDS = ("sent", "invalid_token", "payload_error", "retry", "abort")
+KINDS = ("sent", "invalid_token", "payload_error", "retry", "unknown", "abort")
 
 
 # -- configuration ---------------------------------------------------------------------------------
@@ -238,10 +238,12 @@ class AccessTokens:
 class SendResult:
     """The outcome of one send. ``kind``: ``sent`` (``name`` is FCM's message name),
     ``invalid_token`` (drop the subscription), ``payload_error`` (our message is wrong: stop,
-    keep tokens), ``retry`` (later, after ``retry_after_s`` if FCM said), ``abort`` (our
-    credentials or project are wrong: stop, keep tokens). ``code`` is FCM's errorCode, else the
-    google.rpc status, else ``HTTP_<status>`` / ``NETWORK`` / ``AUTH``; ``detail`` is FCM's message
-    with tokens masked, at most 300 characters."""
+    keep tokens), ``retry`` (FCM certainly did not act on it: later, after ``retry_after_s`` if
+    FCM said), ``unknown`` (the request may have reached FCM, no answer came: never sent again,
+    see :func:`network_failure`), ``abort`` (our credentials or project are wrong: stop, keep
+    tokens). ``code`` is FCM's errorCode, else the google.rpc status, else ``HTTP_<status>`` /
+    ``NETWORK`` / ``TIMEOUT`` / ``AUTH``; ``detail`` is FCM's message with tokens masked, at most
+    300 characters."""
 
     kind: str
     code: str | None = None
@@ -422,6 +424,72 @@ def _classify(status: int, headers, body, token, now) -> SendResult:
     return SendResult(kind, code, mask(detail, token), status, wait)
 
 
+# -- network failures ------------------------------------------------------------------------------
+
+# httpx's errors raised before FCM could act on the request: no connection (none opened, none
+# free in the pool, the scheme refused), or the request not fully written (FCM cannot act on a
+# partial request; pistats.push.transport drops a half-written request's rest on a write timeout).
+_NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteError,
+                    httpx.WriteTimeout, httpx.UnsupportedProtocol)
+
+
+def network_failure(error: BaseException, token: str | None = None) -> SendResult:
+    """What a ``messages:send`` that failed on the network means, the one rule of both senders
+    (the campaign's :class:`FcmClient`, the welcome's :class:`~pistats.push.fcm_sync.SyncFcmSender`):
+
+    - FCM certainly did not get the request (:func:`request_may_have_arrived` is False): ``retry``,
+      code ``NETWORK``;
+    - it may have (the answer timed out, the connection broke after the request was written): an
+      ``unknown`` send, code ``TIMEOUT`` when no answer came in time, else ``NETWORK``. FCM has no
+      idempotency key and a duplicate push annoys more than a missing one: it is never sent again.
+
+    ``token`` (the registration token) is masked out of the detail."""
+    detail = f"{type(error).__name__}: {mask(str(error), token)}"[:DETAIL_MAX_CHARS]
+    if not request_may_have_arrived(error):
+        return SendResult("retry", "NETWORK", detail)
+    timed_out = isinstance(error, (httpx.TimeoutException, TimeoutError)) or getattr(error, "timed_out", False) is True
+    return SendResult("unknown", "TIMEOUT" if timed_out else "NETWORK", detail)
+
+
+def request_may_have_arrived(error: BaseException) -> bool:
+    """False only when FCM certainly did not act on the request ``error`` interrupted:
+
+    - :mod:`pistats.push.http1`'s errors say it themselves (``sent``);
+    - httpx's: connecting failed or timed out, no connection was free in time, the request was not
+      fully written (:data:`_NOT_SENT_ERRORS`);
+    - HTTP/2: the server reset our stream with ``REFUSED_STREAM``, or closed the connection with
+      ``GOAWAY`` naming no stream as processed (last stream id 0): RFC 9113 §8.7 says such a
+      request was not processed. (A ``GOAWAY`` below our stream's id never reaches us: httpcore
+      sends the request again on another connection.)
+
+    Anything else may have arrived: a read timeout, a connection reset or closed before the
+    answer, any other stream reset or ``GOAWAY``, an error this function does not know."""
+    sent = getattr(error, "sent", None)
+    if isinstance(sent, bool):
+        return sent
+    if isinstance(error, _NOT_SENT_ERRORS):
+        return False
+    if isinstance(error, httpx.RemoteProtocolError):
+        return not _h2_unprocessed(error.__cause__)
+    return True
+
+
+def _h2_unprocessed(cause: BaseException | None) -> bool:
+    """Whether httpcore's RemoteProtocolError ``cause`` carries an h2 event saying the server
+    did not process the stream (httpcore raises it with the event as its argument)."""
+    event = cause.args[0] if cause is not None and cause.args else None
+    if event is None or type(event).__module__ != "h2.events":
+        return False
+    import h2.errors  # imported by httpcore already for every HTTP/2 connection
+    import h2.events
+
+    if isinstance(event, h2.events.StreamReset):
+        return event.error_code == h2.errors.ErrorCodes.REFUSED_STREAM
+    if isinstance(event, h2.events.ConnectionTerminated):
+        return event.last_stream_id == 0
+    return False
+
+
 # -- the client ------------------------------------------------------------------------------------
 
 class FcmClient:
@@ -532,10 +600,8 @@ class FcmClient:
                         "Content-Type": "application/json; charset=UTF-8",
                     })
                     response = await self._http.send(request)
-                except httpx.TimeoutException as error:
-                    return SendResult("retry", "NETWORK", f"timed out ({type(error).__name__})")
                 except httpx.HTTPError as error:
-                    return SendResult("retry", "NETWORK", f"{type(error).__name__}: {mask(str(error), registration_token)}"[:DETAIL_MAX_CHARS])
+                    return network_failure(error, registration_token)
                 status, headers, content = response.status_code, response.headers, response.content
             result = classify(status, headers, content, token=registration_token, now=self._wall())
             if result.code == "UNAUTHENTICATED" and attempt == 0:
@@ -556,10 +622,8 @@ class FcmClient:
             self._head = (access_token, head)
         try:
             return await self._http1.exchange(b"%s%d\r\n\r\n%s" % (head, len(body), body))
-        except http1.Timeout as error:
-            return SendResult("retry", "NETWORK", f"timed out ({error})")
         except http1.Http1Error as error:
-            return SendResult("retry", "NETWORK", f"{type(error).__name__}: {mask(str(error), registration_token)}"[:DETAIL_MAX_CHARS])
+            return network_failure(error, registration_token)
 
 
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,4096}")  # an access token as a header value: visible ASCII

@@ -26,7 +26,16 @@ from dataclasses import dataclass
 import httpx
 from google.auth import exceptions as auth_exceptions
 
-from pistats.push.fcm import AccessTokens, FcmConfig, SendResult, _refresh_detail, classify, load_credentials, mask
+from pistats.push.fcm import (
+    AccessTokens,
+    FcmConfig,
+    SendResult,
+    _refresh_detail,
+    classify,
+    load_credentials,
+    mask,
+    network_failure,
+)
 from pistats.push.message import request_body
 
 KEEPALIVE_EXPIRY_S = 30.0  # a connection idle longer is closed rather than reused (httpx's default: 5 s)
@@ -46,13 +55,17 @@ class Delivery:
 
 
 def delivery_of(result: SendResult, attempts: int) -> Delivery:
-    """FCM's answer as a welcome's outcome (pure). No retry: the request waits for the welcome,
-    and a welcome that did not go is better than a slow answer. Our payload refused or our
-    credentials refused are ``failed`` too (the request answers as ever; the log says why)."""
+    """FCM's answer, or :func:`~pistats.push.fcm.network_failure`'s reading of a network error,
+    as a welcome's outcome (pure). ``unknown`` stays unknown (the request may have reached FCM);
+    every other failure is ``failed``, with no retry: the request waits for the welcome, and a
+    welcome that did not go is better than a slow answer. Our payload refused or our credentials
+    refused are ``failed`` too (the request answers as ever; the log says why)."""
     if result.kind == "sent":
         return Delivery("sent", None, "", attempts)
     if result.kind == "invalid_token":
         return Delivery("invalid", result.code, result.detail, attempts)
+    if result.kind == "unknown":
+        return Delivery("unknown", result.code, result.detail, attempts)
     return Delivery("failed", result.code or result.kind.upper(), result.detail, attempts)
 
 
@@ -110,14 +123,9 @@ class SyncFcmSender:
                     "Authorization": f"Bearer {access_token}",
                     "Content-Type": "application/json; charset=UTF-8",
                 })
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
-                # No connection, so no request: certainly not delivered.
-                return Delivery("failed", "NETWORK", type(error).__name__, attempt)
-            except httpx.TimeoutException as error:
-                return Delivery("unknown", "TIMEOUT", f"no answer in time ({type(error).__name__})", attempt)
             except httpx.HTTPError as error:
-                detail = f"{type(error).__name__}: {mask(str(error), registration_token)}"
-                return Delivery("unknown", "NETWORK", detail[:300], attempt)
+                # fcm.py's rule: not sent (failed), or may have been (unknown, never sent again).
+                return delivery_of(network_failure(error, registration_token), attempt)
             result = classify(response.status_code, response.headers, response.content,
                               token=registration_token, now=self._wall())
             delivery = delivery_of(result, attempt)

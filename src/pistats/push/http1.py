@@ -23,8 +23,8 @@ It is still a correct HTTP/1.1 client for what an answer can be (RFC 9112):
 
 Every failure is an :class:`Http1Error` whose ``sent`` says whether the request may have
 reached the server (False: connecting failed, or the connection was known closed before
-writing). The caller decides what that means; :class:`pistats.push.fcm.FcmClient` makes every one
-a ``retry`` / ``NETWORK`` outcome, as it does httpx's errors.
+writing). The caller decides what that means: :func:`pistats.push.fcm.network_failure` makes a
+request that may have arrived an ``unknown`` send (never sent again) and any other a ``retry``.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class ConnectError(Http1Error):
 
 
 class Timeout(Http1Error):
-    pass
+    timed_out = True  # read by pistats.push.fcm.network_failure (TIMEOUT rather than NETWORK)
 
 
 class ProtocolError(Http1Error):

@@ -144,7 +144,14 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if protocol.write_paused:
             self._flush()
             protocol.drain_waiter = asyncio.get_running_loop().create_future()
-            await _wait(protocol.drain_waiter, timeout, httpcore.WriteTimeout)
+            try:
+                await _wait(protocol.drain_waiter, timeout, httpcore.WriteTimeout)
+            except httpcore.WriteTimeout:
+                # The rest of this write still waits in asyncio's buffer: drop it with the
+                # connection, so that a request reported not sent (pistats.push.fcm.network_failure)
+                # never leaves later (close() would flush it; abort() discards it).
+                self._transport.abort()
+                raise
             if protocol.error is not None:
                 raise httpcore.WriteError(str(protocol.error) or type(protocol.error).__name__)
 

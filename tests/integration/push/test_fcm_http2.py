@@ -17,6 +17,7 @@ import threading
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import orjson
 import pytest
@@ -30,6 +31,9 @@ from pistats.push.message import Content, build_message
 from pistats.testing.fcm import LocalFcm
 
 pytestmark = pytest.mark.integration
+
+# Token prefix -> what the server does instead of answering (see Http2OnlyServer).
+FAILURES = {"refused-": "refused", "reset-": "reset", "goaway-none-": "goaway-none", "goaway-this-": "goaway-this"}
 
 
 def self_signed(tmp_path):
@@ -51,7 +55,11 @@ def self_signed(tmp_path):
 
 
 class Http2OnlyServer:
-    """Answers every POST with FCM's success body; records (method, path, authorization seen)."""
+    """Answers every POST with FCM's success body; records (method, path, authorization seen).
+
+    A registration token starting with one of :data:`FAILURES`' prefixes gets that failure
+    instead, once the whole request arrived: its stream reset, or the connection closed with a
+    GOAWAY."""
 
     def __init__(self, cert_path, key_path):
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -85,17 +93,33 @@ class Http2OnlyServer:
         conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
         conn.initiate_connection()
         writer.write(conn.data_to_send())
-        headers = {}
+        headers, bodies = {}, {}
         while data := await reader.read(65536):
             for event in conn.receive_data(data):
                 if isinstance(event, h2.events.RequestReceived):
                     headers[event.stream_id] = dict(event.headers)
                 elif isinstance(event, h2.events.DataReceived):
                     conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                    bodies[event.stream_id] = bodies.get(event.stream_id, b"") + event.data
                 elif isinstance(event, h2.events.StreamEnded):
                     seen = headers.pop(event.stream_id)
                     self.requests.append((seen[b":method"].decode(), seen[b":path"].decode(),
                                           seen.get(b"authorization", b"").startswith(b"Bearer ")))
+                    token = orjson.loads(bodies.pop(event.stream_id))["message"]["token"]
+                    failure = next((f for prefix, f in FAILURES.items() if token.startswith(prefix)), None)
+                    if failure == "refused":
+                        conn.reset_stream(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+                        continue
+                    if failure == "reset":
+                        conn.reset_stream(event.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+                        continue
+                    if failure in ("goaway-none", "goaway-this"):
+                        conn.close_connection(h2.errors.ErrorCodes.NO_ERROR,
+                                              last_stream_id=0 if failure == "goaway-none" else event.stream_id)
+                        writer.write(conn.data_to_send())
+                        await writer.drain()
+                        writer.close()
+                        return
                     body = orjson.dumps({"name": "projects/pistats-local/messages/0:1"})
                     conn.send_headers(event.stream_id, [(":status", "200"), ("content-type", "application/json"),
                                                         ("content-length", str(len(body)))])
@@ -123,3 +147,27 @@ def test_an_https_endpoint_is_spoken_to_in_http2_over_tls(tmp_path, monkeypatch)
     assert server.alpn and set(server.alpn) == {"h2"}
     assert len(server.alpn) == 1  # one connection carried all three requests
     assert server.requests == [("POST", "/v1/projects/pistats-local/messages:send", True)] * 3
+
+
+@pytest.mark.parametrize("prefix, kind", [
+    ("refused-", "retry"),       # RST_STREAM REFUSED_STREAM: the server says it did not process it
+    ("goaway-none-", "retry"),   # GOAWAY with last stream id 0: no stream was processed
+    ("reset-", "unknown"),       # RST_STREAM INTERNAL_ERROR after the whole request: it may have been
+    ("goaway-this-", "unknown"),  # GOAWAY naming our stream as the last processed
+])
+def test_http2_resets_and_goaways_are_retried_only_when_the_server_says_it_did_not_process_the_request(
+        tmp_path, monkeypatch, prefix, kind):
+    cert_path, key_path = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", cert_path)
+    content = Content("Hello", "Over HTTP/2", "https://example.com/", "c_0123456789abcdef0123", "c_0123")
+    with LocalFcm() as tokens, Http2OnlyServer(cert_path, key_path) as server:
+        config = FcmConfig(f"https://localhost:{server.port}", tokens.write_credentials(tmp_path / "sa.json"),
+                           timeout_s=10.0, max_connections=1)
+
+        async def send_one():
+            async with FcmClient(config) as fcm:
+                return await fcm.send(build_message(content, prefix + "t" * 40))
+
+        result = asyncio.run(send_one())
+    assert (result.kind, result.code) == (kind, "NETWORK"), result.detail
+    assert len(server.requests) == 1  # the request arrived whole each time; only the server's word differs

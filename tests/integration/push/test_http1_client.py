@@ -260,7 +260,7 @@ def test_fcm_client_over_http1_reads_every_kind_of_answer(local_fcm, tmp_path):
     assert results[0].name and results[2].retry_after_s == 2.0 and results[2].http_status == 429
 
 
-def test_fcm_client_makes_a_broken_connection_a_network_retry(local_fcm, tmp_path):
+def test_fcm_client_makes_a_connection_broken_after_the_request_unknown(local_fcm, tmp_path):
     credentials = local_fcm.write_credentials(tmp_path / "sa.json")  # the token endpoint stays the live FCM
 
     async def go():
@@ -269,6 +269,6 @@ def test_fcm_client_makes_a_broken_connection_a_network_retry(local_fcm, tmp_pat
                 return broken, await client.send(build_message(CONTENT, "a-token-that-must-not-leak-000000000000000000"))
 
     broken, result = run(go())
-    assert (result.kind, result.code) == ("retry", "NETWORK") and "ConnectionClosed" in result.detail
+    assert (result.kind, result.code) == ("unknown", "NETWORK") and "ConnectionClosed" in result.detail
     assert b"Authorization: Bearer " in broken.requests[0] and b"a-token-that-must-not-leak" in broken.requests[0]
     assert "a-token-that-must-not-leak" not in result.detail

@@ -260,3 +260,23 @@ def test_a_resume_turns_pending_claims_into_unknown_and_never_sends_them_again()
     result = run(ledger, fcm)
     assert sorted(fcm.requests) == sorted(t.token for t in targets[3:])
     assert (result.targeted, result.sent, result.unknown) == (10, 7, 3)
+
+
+def test_a_send_that_may_have_reached_fcm_is_settled_unknown_and_never_sent_again():
+    """An answer lost after the request went (network_failure's ``unknown``) is settled at once,
+    not retried; a failure before it went (``retry``, NETWORK) is tried again."""
+    targets = [target(n) for n in range(4)]
+    lost = SendResult("unknown", code="TIMEOUT", detail="ReadTimeout: timed out")
+    refused = SendResult("retry", code="NETWORK", detail="ConnectError: refused")
+    fcm = ScriptedFcm({targets[0].token: [lost, SendResult("sent")],
+                       targets[1].token: [refused, SendResult("sent")]})
+    ledger, store = MemoryLedger(targets), Store()
+    result = run(ledger, fcm, store=store)
+    assert (result.targeted, result.sent, result.unknown, result.failed) == (4, 3, 1, 0)
+    assert fcm.requests.count(targets[0].token) == 1 and fcm.requests.count(targets[1].token) == 2
+    row = ledger.rows[targets[0].token_digest]
+    assert (row.state, row.error_code, row.attempts) == ("unknown", "TIMEOUT", 1)
+    assert [(s.status, s.error_code) for s in store.sends if s.token_hash == targets[0].token_digest.hex()] == [
+        ("unknown", "TIMEOUT")]
+    again = run(ledger, fcm, store=store)  # a resume sends nothing more
+    assert fcm.requests.count(targets[0].token) == 1 and again.unknown == 1

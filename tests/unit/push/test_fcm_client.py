@@ -198,12 +198,17 @@ def test_third_party_auth_is_not_refreshed(credentials_path):
     assert (result.kind, result.code, endpoint.grants, len(seen)) == ("abort", "THIRD_PARTY_AUTH_ERROR", 1, 1)
 
 
-@pytest.mark.parametrize("error", [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"),
-                                   httpx.RemoteProtocolError("peer closed"), httpx.WriteError("broken pipe")])
-def test_network_trouble_is_a_retry(credentials_path, error):
+@pytest.mark.parametrize("error, kind, code", [
+    (httpx.ConnectError("refused"), "retry", "NETWORK"),
+    (httpx.WriteError("broken pipe"), "retry", "NETWORK"),
+    (httpx.ReadTimeout("slow"), "unknown", "TIMEOUT"),
+    (httpx.RemoteProtocolError("peer closed"), "unknown", "NETWORK"),
+])
+def test_network_trouble_is_a_retry_before_the_request_and_unknown_after(credentials_path, error, kind, code):
+    """The rule itself is tested in test_fcm_network.py; here, that send() applies it."""
     fcm, _ = client(credentials_path, [(0, error, {})], [])
     result = run(fcm.send({"token": "tok"}))
-    assert (result.kind, result.code, result.http_status) == ("retry", "NETWORK", None)
+    assert (result.kind, result.code, result.http_status) == (kind, code, None)
 
 
 def test_token_endpoint_trouble_is_a_value(credentials_path):

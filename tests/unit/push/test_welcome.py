@@ -150,6 +150,8 @@ def test_a_failure_is_logged_without_the_token(caplog):
     (SendResult("retry", "QUOTA_EXCEEDED"), Delivery("failed", "QUOTA_EXCEEDED", "", 1)),
     (SendResult("payload_error", "INVALID_ARGUMENT"), Delivery("failed", "INVALID_ARGUMENT", "", 1)),
     (SendResult("abort", None), Delivery("failed", "ABORT", "", 1)),
+    (SendResult("retry", "NETWORK", "ConnectError: refused"), Delivery("failed", "NETWORK", "ConnectError: refused", 1)),
+    (SendResult("unknown", "TIMEOUT", "ReadTimeout: x"), Delivery("unknown", "TIMEOUT", "ReadTimeout: x", 1)),
 ])
 def test_fcm_answers_as_welcome_outcomes(result, expected):
     assert delivery_of(result, 1) == expected
@@ -178,7 +180,11 @@ MESSAGE = {"token": "registration-token-1", "notification": {"title": "t", "body
 @pytest.mark.parametrize("error, expected", [
     (httpx.ConnectError("refused"), ("failed", "NETWORK")),
     (httpx.ConnectTimeout("slow"), ("failed", "NETWORK")),
+    (httpx.PoolTimeout("busy"), ("failed", "NETWORK")),
+    (httpx.WriteError("broken pipe"), ("failed", "NETWORK")),
+    (httpx.WriteTimeout("slow"), ("failed", "NETWORK")),
     (httpx.ReadTimeout("slow"), ("unknown", "TIMEOUT")),
+    (httpx.ReadError("reset"), ("unknown", "NETWORK")),
     (httpx.RemoteProtocolError("closed"), ("unknown", "NETWORK")),
 ])
 def test_network_faults_before_and_after_the_request(credentials, error, expected):
