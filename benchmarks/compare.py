@@ -233,8 +233,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="records of the classic leg (default: a tenth of --events, at least 1,000)")
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--store", default=None, help="store URL (default: a fresh chdb folder per leg)")
+    parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a topology option for the topology and classic legs (repeatable), to try a lever")
     parser.add_argument("--inprocess-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    try:
+        args.options = dict(option.split("=", 1) for option in args.option)
+    except ValueError:
+        parser.error("--option takes KEY=VALUE")
     if args.classic_events is None:
         args.classic_events = min(args.events, max(1000, args.events // 10))
     return args
@@ -263,8 +269,8 @@ def main() -> int:
         if args.store is None:
             shutil.rmtree(inprocess_run.store_url.removeprefix("chdb://").split("?")[0], ignore_errors=True)
         print(f"in process: {inprocess.records} records, {inprocess.eps:,.0f} events/s", flush=True)
-        topology = topology_leg("topology", sources, recording, args.store, {})
-        classic = topology_leg("classic", sources, classic_recording, args.store, CLASSIC)
+        topology = topology_leg("topology", sources, recording, args.store, args.options)
+        classic = topology_leg("classic", sources, classic_recording, args.store, {**args.options, **CLASSIC})
     legs = [inprocess, topology, classic]
     print()
     print(table(legs))
