@@ -68,6 +68,7 @@ HANDLER_MODULES = (
     "pistats.push.transport",
     "pistats.push.welcome",
     "pistats.redact",
+    "pistats.redisconn",
     "pistats.registry",
     "pistats.registry.arrays",
     "pistats.registry.changes",
