@@ -15,7 +15,6 @@ import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
-import redis as redis_lib
 from tqdm import tqdm
 
 from pistats.cli._support import UserError
@@ -26,6 +25,7 @@ from pistats.enrich.sessions import SessionConfig
 from pistats.errors import DataError
 from pistats.redact import redact_url
 from pistats.redis_keys import delete_matching
+from pistats.redisconn import REDIS_ERRORS, RedisTarget
 
 
 # The session scripts unpack a batch's keys onto Lua's stack, which holds about 8,000 values.
@@ -69,14 +69,15 @@ def main(args: argparse.Namespace) -> int:
             geo=GeoConfig(city_db=args.geoip_db, asn_db=args.asn_db, ip_mode=args.ip_mode),
             sessions=SessionConfig(key_prefix=prefix),
         )
-        redis = None
+        redis, wait_replicas = None, 0
         if redis_url:
-            redis = connect_redis(redis_url)
+            target = RedisTarget.parse(redis_url)
+            redis, wait_replicas = connect_redis(target), target.wait_replicas
             redis.ping()
-        chain = Chain.build(config, redis=redis)
+        chain = Chain.build(config, redis=redis, wait_replicas=wait_replicas)
     except ValueError as error:
         raise UserError(str(error), exit_code=2) from None
-    except redis_lib.RedisError as error:
+    except REDIS_ERRORS as error:
         raise UserError(f"cannot reach Redis at {redact_url(redis_url)}: {error}") from None
     if redis is None:
         print("pistats enrich: no Redis URL: session fields stay empty", file=sys.stderr)
@@ -99,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
         try:
             totals = run_chain(chain, records, write_json_line(sys.stdout), write_json_line(rejects_out),
                                batch_size=args.batch_size, progress=bar.update)
-        except redis_lib.RedisError as error:
+        except REDIS_ERRORS as error:
             raise UserError(f"Redis failed during the run: {error}") from None
         except BrokenPipeError:
             # The reader went away (`pistats enrich ... | head`): not an error of ours. Point
@@ -119,5 +120,5 @@ def _delete_prefix(redis, prefix: str) -> None:
     """Delete this run's session keys (``prefix`` is generated: no glob characters in it)."""
     try:
         delete_matching(redis, f"{prefix}:*")
-    except redis_lib.RedisError:  # best effort: the keys carry TTLs anyway
+    except REDIS_ERRORS:  # best effort: the keys carry TTLs anyway
         pass

@@ -18,6 +18,7 @@ from pistats.enrich.device import DeviceConfig, DeviceEnrichment
 from pistats.enrich.geo import GeoConfig, GeoEnrichment
 from pistats.enrich.parse import Parser, RawRecord, UndecodableTuple
 from pistats.enrich.sessions import RedisSessionStore, SessionConfig, SessionEnrichment
+from pistats.redisconn import RedisTarget, connect
 
 
 ENRICH_OPTION = "pistats.enrich"
@@ -68,20 +69,15 @@ class EnrichConfig:
         )
 
 
-def connect_redis(url: str, **options: Any) -> Any:
-    """A Redis client that retries a command a few times on a dropped connection (e.g. a Redis
-    restart), so one blip does not fail a tuple. Retrying the session script is safe: a write
-    that did land shows up as a version conflict, and the retry then finds it in the memo."""
-    import redis as redis_lib
-    from redis.backoff import ExponentialBackoff
-    from redis.retry import Retry
-
-    return redis_lib.Redis.from_url(
-        url,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
-        retry_on_error=[redis_lib.ConnectionError, redis_lib.TimeoutError],
-        **options,
-    )
+def connect_redis(url: str | RedisTarget, *, socket_connect_timeout: float | None = None,
+                  socket_timeout: float | None = None, client_name: str | None = None) -> Any:
+    """The sessions' Redis client (``pistats.redisconn.connect``, single Redis or cluster by URL):
+    it retries a command a few times on a dropped connection (e.g. a Redis restart), so one blip
+    does not fail a tuple. Retrying the session script is safe: a write that did land shows up as
+    a version conflict, and the retry then finds it in the memo. No timeouts by default: a batch
+    of thousands of users may keep Redis busy for a while."""
+    return connect(url, connect_timeout_s=socket_connect_timeout, socket_timeout_s=socket_timeout,
+                   retry_dropped=True, client_name=client_name)
 
 
 def utc_now() -> datetime:
@@ -118,15 +114,16 @@ class Chain:
     @classmethod
     def build(cls, config: EnrichConfig, *, redis: Any = None, now: Callable[[], datetime] = utc_now,
               timed: bool = False, clock: Callable[[], float] = time.perf_counter,
-              with_stages: bool = True) -> Chain:
+              with_stages: bool = True, wait_replicas: int = 0) -> Chain:
         """Open the databases and build every enrichment.
 
         ``redis`` None means no sessions; ``with_stages`` False skips geo, device and bots (to
-        compute sessions alone, as the tests' fault-free reference does).
+        compute sessions alone, as the tests' fault-free reference does); ``wait_replicas``: the
+        Redis URL's (``RedisSessionStore``).
         """
         sessions = None
         if redis is not None:
-            sessions = SessionEnrichment(RedisSessionStore(redis, config.sessions, now))
+            sessions = SessionEnrichment(RedisSessionStore(redis, config.sessions, now, wait_replicas=wait_replicas))
         stages: list[Enrichment] = []
         if with_stages:
             stages = [GeoEnrichment(config.geo), DeviceEnrichment(config.device), BotsEnrichment(config.bots)]
@@ -141,13 +138,14 @@ class Chain:
         ``pistats.redis.url``, else the ``PISTATS_REDIS_URL`` environment variable.
         """
         config = EnrichConfig.from_topology_conf(conf)
-        redis = None
+        redis, wait_replicas = None, 0
         if sessions:
             url = conf.get(REDIS_URL_OPTION) or env.get(REDIS_URL_ENV)
             if not url:
                 raise ValueError(f"sessions need {REDIS_URL_OPTION} or {REDIS_URL_ENV}")
-            redis = connect_redis(url)
-        return cls.build(config, redis=redis, with_stages=with_stages)
+            target = RedisTarget.parse(url)
+            redis, wait_replicas = connect_redis(target), target.wait_replicas
+        return cls.build(config, redis=redis, with_stages=with_stages, wait_replicas=wait_replicas)
 
     def stage(self, name: str) -> Any:
         for stage in self.stages:

@@ -34,14 +34,11 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from redis import exceptions as redis_errors
 
+from pistats.redisconn import DEFAULT_WAIT_TIMEOUT_MS, OUTAGE_ERRORS, Script, is_cluster, plan_by_node, run_on_node
 from pistats.retry import retry_within
 from pistats.wire import compact_json
 
 log = logging.getLogger(__name__)
-
-# What a Redis restart or network blip looks like to redis-py; other errors (a script error, a
-# wrong type) are not waited out.
-OUTAGE_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MS = timedelta(milliseconds=1)
@@ -262,6 +259,8 @@ class SessionConfig:
             raise ValueError("sessions.state_ttl_s must be longer than sessions.gap_s")
         if not self.key_prefix:
             raise ValueError("sessions.key_prefix must not be empty")
+        if "{" in self.key_prefix or "}" in self.key_prefix:
+            raise ValueError("sessions.key_prefix must not contain { or } (the keys' hash tags are the users)")
         if not isinstance(self.outage_budget_s, (int, float)) or self.outage_budget_s < 0:
             raise ValueError(f"sessions.outage_budget_s must be a number >= 0, not {self.outage_budget_s!r}")
 
@@ -275,9 +274,11 @@ class SessionConfig:
 
 # Both scripts take the whole batch as one JSON argument and build the key names themselves
 # (state key = prefix .. ":u:" .. user tag): redis-py packs each argument in Python, and a
-# thousand small arguments per batch cost more than the whole Lua run. The keys are therefore
-# not declared in KEYS, which only matters to Redis Cluster, where a multi-user script cannot
-# run anyway.
+# thousand small arguments per batch cost more than the whole Lua run. Only one key is declared
+# in KEYS, for Redis Cluster, which needs a declared key to check that a script runs on the
+# node serving it: there each call carries the users of one hash slot (the user tag is the hash
+# tag: a user's state and memo keys share a slot), and a single Redis takes the whole batch in
+# one call.
 #
 # The memo is one small hash per user and bucket, ``<memo prefix of the bucket><user tag>``: of
 # event id -> fields. A hash of every user's entries would grow with the whole traffic of a
@@ -369,12 +370,15 @@ return conflicts
 class _Attempt(NamedTuple):
     """A prepared read-assign-write round: the assignment, the states to cache once written
     (versions bumped), the read states it left alone, and the write script's request (None
-    when nothing changed)."""
+    when nothing changed or when it goes per hash slot)."""
 
     result: BatchResult
     writes: list[tuple[tuple[str, str], UserState]]
     unchanged: list[tuple[tuple[str, str], UserState]]
     request: bytes | None
+    # The request's parts, for one call per hash slot: its settings, and one entry per user.
+    head: list[Any]
+    payload: list[list[Any]]
 
 
 class SessionConflict(RuntimeError):
@@ -384,31 +388,51 @@ class SessionConflict(RuntimeError):
 class RedisSessionStore:
     """Sessionises batches of events against per-user state in Redis.
 
-    Layout: ``<prefix>:u:<user>`` holds a user's state (JSON, with a version for compare-and-set);
-    ``<prefix>:memo:<bucket>:<user>`` is a hash of the user's ``<event_id>`` -> fields, one per
+    Layout: ``<prefix>:u:{<user>}`` holds a user's state (JSON, with a version for compare-and-set);
+    ``<prefix>:memo:<bucket>:{<user>}`` is a hash of the user's ``<event_id>`` -> fields, one per
     ``memo_ttl_s`` of processing time, read for the current and previous bucket. A batch is one
     read script (an MGET, two HMGETs per user) and one write script (a compare-and-set per user). Users whose state
     this store wrote last are kept in a local LRU cache and not read again: for them the write
     script's version and memo checks stand in for the read, so under Storm's fields grouping
     (one task owns a user) most events cost one round trip.
 
-    ``redis`` is a ``redis.Redis`` client (injected); ``now`` returns the current time (only the
-    memo buckets depend on it). A Redis outage is retried with backoff for ``outage_budget_s``
-    (``monotonic`` and ``sleep`` injected), then its error propagates: the caller fails the
-    tuples. A user's state and memo entries are written together, so a retry finds what was
-    written in the memo and gets the same fields.
+    ``redis`` is a ``redis.Redis`` or ``redis.cluster.RedisCluster`` client (injected,
+    ``pistats.redisconn.connect``); ``now`` returns the current time (only the memo buckets
+    depend on it). A Redis outage is retried with backoff for ``outage_budget_s`` (``monotonic``
+    and ``sleep`` injected), then its error propagates: the caller fails the tuples. A user's
+    state and memo entries are written together, so a retry finds what was written in the memo
+    and gets the same fields.
+
+    ``{<user>}`` is the keys' hash tag: on a cluster a batch costs one read and one write round
+    trip per master holding its users, each a script call per hash slot; a single Redis takes
+    each in one call, and overlaps the write with the caller's work (``begin``).
+
+    ``wait_replicas`` (the URL's ``wait_replicas``): a write counts, and its fields are returned,
+    only once that many replicas acknowledged it (``WAIT`` on the write's connection), so a
+    failover to a replica keeps every answer given. Fewer acknowledgements within
+    ``wait_timeout_ms`` are an outage (retried within the budget); an answer the retry finds in
+    the memo is returned only after a write of ours on that node was acknowledged in turn.
     """
 
     def __init__(self, redis: Any, config: SessionConfig, now: Callable[[], datetime],
-                 monotonic: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 wait_replicas: int = 0, wait_timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS) -> None:
         self.redis = redis
         self.config = config
         self.now = now
         self._monotonic = monotonic
         self._sleep = sleep
+        self.wait_replicas = wait_replicas
+        self._wait_timeout_ms = wait_timeout_ms
         self.outage_retries = 0
+        # A single Redis without replicas to wait for runs the scripts through redis-py's
+        # Script objects (what the fault-injecting wrappers of the tests stand in for); a
+        # cluster, or a wait for replicas, through run_on_node: one connection per node.
+        self._per_node = is_cluster(redis) or wait_replicas > 0
         self._read = redis.register_script(READ_SCRIPT)
         self._write = redis.register_script(WRITE_SCRIPT)
+        self._read_script = Script.of(READ_SCRIPT)
+        self._write_script = Script.of(WRITE_SCRIPT)
         self._cache: OrderedDict[tuple[str, str], UserState] = OrderedDict()
         self.replays = 0
         self.conflicts = 0
@@ -416,9 +440,11 @@ class RedisSessionStore:
 
     @staticmethod
     def user_tag(user: tuple[str, str]) -> str:
-        # Length-prefixed so ("a:b", "c") and ("a", "b:c") never share a key or a memo field.
+        """The user's part of its keys, and their Redis Cluster hash tag: a user's state and memo
+        keys share a slot. Length-prefixed so ("a:b", "c") and ("a", "b:c") never share a key.
+        An id holding ``}`` ends the hash tag early: such users may share a slot, never a key."""
         client_id, user_id = user
-        return f"{len(client_id)}:{client_id}:{len(user_id)}:{user_id}:"
+        return f"{{{len(client_id)}:{client_id}:{len(user_id)}:{user_id}:}}"
 
     @property
     def state_prefix(self) -> str:
@@ -465,13 +491,13 @@ class RedisSessionStore:
         if not events:
             return lambda: []
         pool = getattr(self.redis, "connection_pool", None)
-        if pool is None:  # a client without a pool (a wrapper): no overlap
+        if pool is None or self._per_node:  # a wrapper without a pool, a cluster, a wait: no overlap
             return lambda: self.assign(events)
         try:
             attempt = self._prepare(events)
         except OUTAGE_ERRORS:
             return lambda: self.assign(events)
-        if attempt.request is None:
+        if not attempt.payload:
             return lambda: self._within_budget(events, self._settle(attempt, []))
         try:
             connection = pool.get_connection()  # connects, if it was not
@@ -523,7 +549,12 @@ class RedisSessionStore:
     def _attempt(self, events: Sequence[SessionEvent]) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
         """One read-assign-write round: (fields per event, users whose write conflicted)."""
         attempt = self._prepare(events)
-        positions = self._write(args=[attempt.request]) if attempt.request is not None else []
+        if not attempt.payload:
+            positions: Sequence[int] = []
+        elif self._per_node:
+            positions = self._write_per_node(attempt.head, attempt.payload)
+        else:
+            positions = self._write(args=[attempt.request])
         return self._settle(attempt, positions)
 
     def _prepare(self, events: Sequence[SessionEvent]) -> _Attempt:
@@ -555,14 +586,11 @@ class RedisSessionStore:
                 entries.append(encode_memo(fields))
             payload.append([tags[user], expected, state.to_json(version=expected + 1), entries, user not in read])
             writes.append((user, state._replace(version=expected + 1)))
-        request = None
-        if payload:
-            request = compact_json(
-                [self.state_prefix, self.memo_prefix(bucket), self.memo_prefix(bucket - 1),
-                 self.config.state_ttl_s, 2 * self.config.memo_ttl_s, payload]
-            )
+        head = [self.state_prefix, self.memo_prefix(bucket), self.memo_prefix(bucket - 1),
+                self.config.state_ttl_s, 2 * self.config.memo_ttl_s]
+        request = compact_json([*head, payload]) if payload and not self._per_node else None
         unchanged = [(user, states[user]) for user in unknown if user not in result.states and states[user] is not None]
-        return _Attempt(result, writes, unchanged, request)
+        return _Attempt(result, writes, unchanged, request, head, payload)
 
     def _settle(self, attempt: _Attempt, conflict_positions: Sequence[int]
                 ) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
@@ -585,19 +613,56 @@ class RedisSessionStore:
         ids: dict[tuple[str, str], dict[str, None]] = {user: {} for user in users}
         for event in events:
             ids[event.user][event.event_id] = None
-        reply = self._read(args=[compact_json(
-            [self.state_prefix, [tags[user] for user in users], self.memo_prefix(bucket),
-             self.memo_prefix(bucket - 1), [list(ids[user]) for user in users]]
-        )])
+
+        def request(group) -> bytes:
+            return compact_json([self.state_prefix, [tags[user] for user in group], self.memo_prefix(bucket),
+                                 self.memo_prefix(bucket - 1), [list(ids[user]) for user in group]])
+
+        if not self._per_node:
+            self._take_read(users, ids, self._read(args=[request(users)]), states, memo)
+            return
+        for key, groups in plan_by_node(self.redis, users, self.state_key):
+            replies = run_on_node(self.redis, key, [
+                (self._read_script, [self.state_key(group[0])], [request(group)]) for group in groups])
+            remembered = [self._take_read(group, ids, reply, states, memo) for group, reply in zip(groups, replies)]
+            replayed = [group[0] for group, found in zip(groups, remembered) if found]
+            if replayed and self.wait_replicas:
+                # An answer from the memo may come from a write whose replicas had not acknowledged
+                # it (its WAIT fell short): a write of ours on the node, then WAIT, proves they
+                # hold everything before it (replication is one ordered stream).
+                state_key = self.state_key(replayed[0])
+                run_on_node(self.redis, state_key, [], commands=[("PEXPIRE", state_key, self.config.state_ttl_s * 1000)],
+                            wait_replicas=self.wait_replicas, wait_timeout_ms=self._wait_timeout_ms)
+
+    @staticmethod
+    def _take_read(users, ids, reply, states, memo) -> bool:
+        """Put a read script's reply for ``users`` into ``states`` and ``memo``; whether it found
+        memo entries."""
         # cjson writes an empty Lua table as {}: read it as "nothing found".
         raw_states, found = (part or [] for part in json.loads(reply))
         for user, raw in zip(users, raw_states):
             states[user] = UserState.from_json(raw) if raw else None
-        if any(found):
-            asked = ((user, event_id) for user in users for event_id in ids[user])
-            for (user, event_id), raw in zip(asked, found):
-                if raw:
-                    memo.setdefault(user, {})[event_id] = decode_memo(raw)
+        if not any(found):
+            return False
+        asked = ((user, event_id) for user in users for event_id in ids[user])
+        for (user, event_id), raw in zip(asked, found):
+            if raw:
+                memo.setdefault(user, {})[event_id] = decode_memo(raw)
+        return True
+
+    def _write_per_node(self, head: list[Any], users: list[list[Any]]) -> list[int]:
+        """The write script's conflicts (1-based positions in ``users``) with one call per hash
+        slot and one round trip per node, each followed by WAIT when asked."""
+        positions = list(range(1, len(users) + 1))
+        conflicts: list[int] = []
+        for key, groups in plan_by_node(self.redis, positions, lambda n: self.state_prefix + users[n - 1][0]):
+            calls = [(self._write_script, [self.state_prefix + users[group[0] - 1][0]],
+                      [compact_json([*head, [users[n - 1] for n in group]])]) for group in groups]
+            replies = run_on_node(self.redis, key, calls, wait_replicas=self.wait_replicas,
+                                  wait_timeout_ms=self._wait_timeout_ms)
+            for group, reply in zip(groups, replies):
+                conflicts += [group[local - 1] for local in reply]
+        return sorted(conflicts)
 
     def _remember(self, user: tuple[str, str], state: UserState) -> None:
         if not self.config.state_cache_size:
