@@ -9,8 +9,9 @@ Leases are set and compared on one clock: the Redis server's (``TIME``), so task
 disagree can never both hold a shard. The ``now_ms`` the callers pass is used only by the
 in-memory store, whose callers share a process and so a clock.
 
-Keys: ``pistats:ckpt:<app>:<stream>:<shard>`` (a hash), so topologies with different
-application names read the same stream independently.
+Keys: ``pistats:ckpt:<app>:<stream>:<shard>`` (a hash holding the checkpoint and the lease), so
+topologies with different application names read the same stream independently. Every script
+touches that one key, so a Redis Cluster runs it on the shard's master as it is.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pistats.kinesis.ledger import Position
+from pistats.redisconn import DEFAULT_WAIT_TIMEOUT_MS, Script, run_on_node
 
 OK = "ok"
 STALE = "stale"          # the write would move the checkpoint backwards or past SHARD_END
@@ -162,17 +164,38 @@ return 1
 class RedisCheckpointStore:
     """Checkpoints in Redis hashes, written only through compare-and-set Lua scripts.
 
-    The redis client is injected (``redis.Redis``); connection errors propagate so the
-    consumer can keep its in-flight state and retry. Leases are on the server's clock: the
-    ``now_ms`` arguments are ignored, and ``lease_until_ms`` is server time.
+    The redis client is injected (``redis.Redis`` or ``RedisCluster``); connection errors
+    propagate so the consumer can keep its in-flight state and retry. Leases are on the server's
+    clock: the ``now_ms`` arguments are ignored, and ``lease_until_ms`` is server time.
+
+    ``wait_replicas`` (the URL's): a claim, save or release returns only once that many replicas
+    acknowledged it (``WAIT``), and raises ``pistats.redisconn.ReplicasBehind`` otherwise (the
+    consumer retries it as any Redis error), so a failover cannot take back a checkpoint or a
+    lease the consumer acted on.
     """
 
-    def __init__(self, redis_client, app_name: str, stream: str):
+    def __init__(self, redis_client, app_name: str, stream: str, *, wait_replicas: int = 0,
+                 wait_timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS):
         self._redis = redis_client
         self._prefix = f"pistats:ckpt:{app_name}:{stream}:"
-        self._save = redis_client.register_script(_LUA_SAVE)
-        self._claim = redis_client.register_script(_LUA_CLAIM)
-        self._release = redis_client.register_script(_LUA_RELEASE)
+        self._wait_replicas = wait_replicas
+        self._wait_timeout_ms = wait_timeout_ms
+        self._save = self._script(_LUA_SAVE)
+        self._claim = self._script(_LUA_CLAIM)
+        self._release = self._script(_LUA_RELEASE)
+
+    def _script(self, body: str):
+        """``run(keys=..., args=...)`` of a one-key script: redis-py's Script, or with replicas to
+        wait for, the script and WAIT on one connection to the key's master."""
+        if not self._wait_replicas:
+            return self._redis.register_script(body)
+        script = Script.of(body)
+
+        def run(keys, args):
+            return run_on_node(self._redis, keys[0], [(script, keys, args)], wait_replicas=self._wait_replicas,
+                               wait_timeout_ms=self._wait_timeout_ms)[0]
+
+        return run
 
     def key(self, shard_id: str) -> str:
         return self._prefix + shard_id

@@ -566,9 +566,8 @@ def build_consumer(config: KinesisConfig, task_index: int, task_count: int) -> C
     short timeouts, and reads GetRecords answers with orjson (``pistats.kinesis.get_records``);
     credentials come from the default AWS chain (see ``pistats.kinesis.client``).
     """
-    import redis
-
     from pistats.kinesis.checkpoint import RedisCheckpointStore
+    from pistats.redisconn import RedisTarget, connect
 
     client = make_kinesis_client(config.endpoint_url, config.region, retries=False,
                             connect_timeout_s=config.connect_timeout_s, read_timeout_s=config.read_timeout_s,
@@ -580,6 +579,7 @@ def build_consumer(config: KinesisConfig, task_index: int, task_count: int) -> C
         client = FaultyKinesis(client)
         for fault in parse_fault_plan(config.fault_plan):
             client.add(fault)
-    connection = redis.Redis.from_url(config.redis_url, socket_connect_timeout=2, socket_timeout=2)
-    store = RedisCheckpointStore(connection, config.app_name, config.stream)
+    redis_target = RedisTarget.parse(config.redis_url)
+    connection = connect(redis_target, connect_timeout_s=2, socket_timeout_s=2)
+    store = RedisCheckpointStore(connection, config.app_name, config.stream, wait_replicas=redis_target.wait_replicas)
     return Consumer(config, client, store, task_index=task_index, task_count=task_count)
