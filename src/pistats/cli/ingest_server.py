@@ -37,12 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
-    from redis.exceptions import RedisError
 
     from pistats import registry as registries
     from pistats.errors import ConfigError
     from pistats.ingest.config import IngestConfig
     from pistats.redact import redact_url
+    from pistats.redisconn import REDIS_ERRORS
     from pistats.registry.errors import RegistryUnavailable
     from pistats.ingest.service import build_service
     from pistats.ingest.wsgi import make_ingest_server
@@ -67,13 +67,13 @@ def main(args: argparse.Namespace) -> int:
         from pistats.push.welcome import welcomer_from_env
 
         welcome = welcomer_from_env(registry, announce=False)  # the banner says it
-    service = build_service(config, registry=registry, welcome=welcome)
     try:
+        service = build_service(config, registry=registry, welcome=welcome)  # a cluster client connects here
         service.check()
     except (ClientError, BotoCoreError) as error:
         raise UserError(f"Kinesis stream {config.stream!r} not usable at "
                         f"{config.endpoint_url or 'AWS'}: {error}") from None
-    except (RedisError, OSError) as error:
+    except (*REDIS_ERRORS, OSError) as error:
         raise UserError(f"Redis unavailable at {redact_url(config.redis_url)}: {error}") from None
     except RegistryUnavailable as error:
         raise UserError(f"subscriber registry unusable: {error}") from None

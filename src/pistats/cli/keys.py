@@ -33,18 +33,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import redis
-    from redis.exceptions import RedisError
-
-    from pistats.redact import redact_url
     from pistats.ingest.keys import WriteKeyStore
+    from pistats.redact import redact_url
+    from pistats.redisconn import REDIS_ERRORS, RedisTarget, connect
 
     try:
-        connection = redis.Redis.from_url(args.redis_url, socket_connect_timeout=2, socket_timeout=5)
-    except ValueError:
-        raise UserError(f"not a Redis URL: {redact_url(args.redis_url)!r}", exit_code=2) from None
-    store = WriteKeyStore(connection, args.key_prefix, cache_seconds=0)
+        target = RedisTarget.parse(args.redis_url)
+        connection = connect(target, connect_timeout_s=2, socket_timeout_s=5)
+    except ValueError as error:
+        raise UserError(str(error), exit_code=2) from None
+    except (*REDIS_ERRORS, OSError) as error:
+        raise UserError(f"Redis unavailable at {redact_url(args.redis_url)}: {error}") from None
     try:
+        store = WriteKeyStore(connection, args.key_prefix, cache_seconds=0, wait_replicas=target.wait_replicas)
         if args.action == "create":
             try:
                 key, info = store.create(args.client_id)
@@ -63,6 +64,6 @@ def main(args: argparse.Namespace) -> int:
             if info is None:
                 raise UserError(f"no write key with id {args.key_id!r} (see `pistats keys list`)")
             print(f"disabled write key {info.key_id} of client {info.client_id}")
-    except (RedisError, OSError) as error:
+    except (*REDIS_ERRORS, OSError) as error:
         raise UserError(f"Redis unavailable at {redact_url(args.redis_url)}: {error}") from None
     return 0

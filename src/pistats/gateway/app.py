@@ -57,12 +57,12 @@ def check_backends(environ=None) -> str | None:
     """One line saying why the ingest cannot serve (stream, Redis, registry unusable), or None.
     Run once by gunicorn's master before any worker starts (gunicorn_conf.on_starting)."""
     from botocore.exceptions import BotoCoreError, ClientError
-    from redis.exceptions import RedisError
 
     from pistats import registry as registries
     from pistats.errors import ConfigError
     from pistats.ingest.service import build_service
     from pistats.redact import redact_url
+    from pistats.redisconn import REDIS_ERRORS
     from pistats.registry.errors import RegistryUnavailable
 
     try:
@@ -74,7 +74,7 @@ def check_backends(environ=None) -> str | None:
         build_service(config, registry=registry).check()
     except (ClientError, BotoCoreError) as error:
         return f"Kinesis stream {config.stream!r} not usable at {config.endpoint_url or 'AWS'}: {error}"
-    except (RedisError, OSError) as error:
+    except (*REDIS_ERRORS, OSError) as error:
         return f"Redis unavailable at {redact_url(config.redis_url)}: {error}"
     except RegistryUnavailable as error:
         return f"subscriber registry unusable: {error}"

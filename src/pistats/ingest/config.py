@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from pistats.redact import redact_url
+from pistats.redisconn import CLUSTER_SCHEMES, SINGLE_SCHEMES, RedisTarget
 
 ENV_PREFIX = "PISTATS_INGEST_"
 
@@ -79,9 +80,10 @@ class IngestConfig:
     def __post_init__(self):
         if not self.stream:
             raise ValueError("the Kinesis stream name is required (PISTATS_INGEST_STREAM)")
-        if urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"the Redis URL must start with redis://, rediss:// or unix://, not "
-                             f"{redact_url(self.redis_url)!r}")
+        if urlsplit(self.redis_url).scheme not in (*SINGLE_SCHEMES, *CLUSTER_SCHEMES):
+            raise ValueError(f"the Redis URL must start with redis://, rediss://, unix://, redis+cluster:// "
+                             f"or rediss+cluster://, not {redact_url(self.redis_url)!r}")
+        RedisTarget.parse(self.redis_url)  # the rest of it (its message hides the password)
         if not self.key_prefix or any(c.isspace() for c in self.key_prefix):
             raise ValueError("key_prefix must be a non-empty word")
         if self.dedup_ttl_s < 1:

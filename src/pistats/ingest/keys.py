@@ -6,7 +6,9 @@ Redis holds only a SHA-256 digest of each key, never the key. Layout (``P`` = ke
 - ``P:writekey-ids`` hash: ``key_id`` -> digest, so keys can be listed and disabled by id
 
 A ``key_id`` (the first 12 hex digits of the digest) identifies a key in listings and logs
-without revealing it. Keys are random (192 bits), so a fast digest is enough; a stored digest is
+without revealing it. The two hashes may live on different Redis Cluster nodes, so a new key is
+written index first, record second, without a transaction: a failure between the two leaves an
+index entry without a record, which listings skip, and no key was handed out. Keys are random (192 bits), so a fast digest is enough; a stored digest is
 compared with the computed one in constant time. Lookups are cached in-process for a few seconds,
 so disabling a key takes effect within that delay.
 """
@@ -20,6 +22,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+
+from pistats.redisconn import run_on_node
 
 KEY_PREFIX = "pk_"
 CACHE_MAX_ENTRIES = 10_000
@@ -65,8 +69,11 @@ UNKNOWN = KeyLookup("unknown")
 class WriteKeyStore:
     """Write keys in Redis, with a small in-process cache of lookups.
 
-    ``redis`` is a redis-py client (bytes or decoded responses); ``clock`` a monotonic seconds
-    callable (injected for tests). Redis errors propagate: the caller answers 503.
+    ``redis`` is a redis-py client, single or cluster (bytes or decoded responses); ``clock`` a
+    monotonic seconds callable (injected for tests). Redis errors propagate: the caller answers
+    503. ``wait_replicas`` (the URL's): creating, enabling or disabling a key returns only once
+    that many replicas hold the change (``WAIT``), so a failover cannot bring back a disabled
+    key or lose one just handed out.
     """
 
     def __init__(
@@ -76,8 +83,10 @@ class WriteKeyStore:
         cache_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        wait_replicas: int = 0,
     ):
         self._redis = redis
+        self._wait_replicas = wait_replicas
         self._prefix = prefix
         self._cache_seconds = cache_seconds
         self._clock = clock
@@ -132,20 +141,17 @@ class WriteKeyStore:
             enabled=True,
             created_at=self._now().strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
-        pipe = self._redis.pipeline()
-        pipe.hset(
-            self._record_key(digest),
-            mapping={
-                "digest": digest,
-                "client_id": client_id,
-                "enabled": "1",
-                "key_id": info.key_id,
-                "created_at": info.created_at,
-            },
-        )
-        pipe.hset(self._index_key, info.key_id, digest)
-        pipe.execute()
+        self._write(self._index_key, "HSET", self._index_key, info.key_id, digest)
+        self._write(self._record_key(digest), "HSET", self._record_key(digest), "digest", digest,
+                    "client_id", client_id, "enabled", "1", "key_id", info.key_id, "created_at", info.created_at)
         return key, info
+
+    def _write(self, key: str, *command) -> None:
+        """One write command on ``key``, followed by WAIT on its connection when asked."""
+        if self._wait_replicas:
+            run_on_node(self._redis, key, [], commands=[command], wait_replicas=self._wait_replicas)
+        else:
+            self._redis.execute_command(*command)
 
     def list(self) -> list[WriteKeyInfo]:
         """Every key's info (never the key), ordered by client then creation time."""
@@ -166,7 +172,7 @@ class WriteKeyStore:
         record_key = self._record_key(_text(digest))
         if not self._redis.exists(record_key):
             return None
-        self._redis.hset(record_key, "enabled", "1" if enabled else "0")
+        self._write(record_key, "HSET", record_key, "enabled", "1" if enabled else "0")
         self._cache.pop(_text(digest), None)
         fields = {_text(k): _text(v) for k, v in self._redis.hgetall(record_key).items()}
         return WriteKeyInfo(fields["key_id"], fields["client_id"], fields["enabled"] == "1", fields["created_at"])

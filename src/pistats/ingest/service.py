@@ -9,9 +9,9 @@ Kinesis refused some events, and 200 otherwise (including duplicates).
 With a subscriber registry (pistats.registry), the request's register, subscribe and unsubscribe
 events are written to it *before* the put, and a registry failure refuses the whole request
 (503, nothing put): both writes are idempotent, so the client's retry converges either way.
-With welcome notifications (pistats.push.welcome), the subscriptions the write activated get
-their property's welcome *after* the put, if Kinesis took their subscribe; the welcome never
-changes the response.
+With welcome notifications (pistats.push.welcome), the subscriptions the write reports owed a
+welcome (activated by it, or recently by a request whose put failed) get their property's
+welcome *after* the put, if Kinesis took their subscribe; the welcome never changes the response.
 
 Redis trouble around idempotency marks is not fatal: events are put without the duplicate check
 (the topology deduplicates too) rather than refused. Redis trouble while resolving the write key
@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from redis.exceptions import RedisError
 
 from pistats.contract import (
     EVENT_ID_MAX,
@@ -50,6 +49,7 @@ from pistats.ingest.body import ParsedBody, client_ip, parse_body
 from pistats.ingest.keys import WriteKeyStore
 from pistats.ingest.marks import IdempotencyMarks
 from pistats.ingest.putter import PutEntry, RecordPutter
+from pistats.redisconn import REDIS_ERRORS
 from pistats.registry.errors import RegistryUnavailable
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class IngestService:
             return error_response(401, "missing write key (X-Pistats-Key header)")
         try:
             lookup = self._keys.resolve(key)
-        except (RedisError, OSError) as error:
+        except (*REDIS_ERRORS, OSError) as error:
             log.error("write key store unavailable: %s", type(error).__name__)
             return error_response(
                 503, "write key store unavailable", headers=[("Retry-After", str(self._retry_after_s))]
@@ -232,7 +232,7 @@ class IngestService:
         if entries:
             try:
                 already = self._marks.seen(client_id, [outcomes[i].event_id for i in entries])
-            except (RedisError, OSError) as error:
+            except (*REDIS_ERRORS, OSError) as error:
                 log.warning("idempotency marks unavailable, putting without the check: %s", type(error).__name__)
                 already = set()
             for index in [i for i in entries if outcomes[i].event_id in already]:
@@ -243,8 +243,12 @@ class IngestService:
         if entries and self._registry is not None:
             try:
                 # checked: each of these events passed self._registry.problems above.
-                written = self._registry.write(client_id, [parsed.events[i] for i in sorted(entries)], now,
-                                               checked=True)
+                events = [parsed.events[i] for i in sorted(entries)]
+                if self._welcome is None:
+                    written = self._registry.write(client_id, events, now, checked=True)
+                else:
+                    written = self._registry.write(client_id, events, now, checked=True,
+                                                   welcome_since=self._welcome.welcome_since(now))
             except RegistryUnavailable as error:
                 log.error("subscriber registry unavailable, %d events refused: %s", len(entries), error)
                 for index in entries:
@@ -260,14 +264,14 @@ class IngestService:
             put_ids = [outcomes[order[position]].event_id for position in result.accepted]
             try:
                 self._marks.mark(client_id, put_ids)
-            except (RedisError, OSError) as error:
+            except (*REDIS_ERRORS, OSError) as error:
                 log.warning("could not set %d idempotency marks: %s", len(put_ids), type(error).__name__)
             if result.failed:
                 log.warning(
                     "client %s: %d of %d events not accepted by Kinesis (%s)",
                     client_id, len(result.failed), len(order), sorted(set(result.failed.values())),
                 )
-            if self._welcome is not None and written is not None and written.activated:
+            if self._welcome is not None and written is not None and written.welcome_owed:
                 self._send_welcomes(client_id, written, [parsed.events[i] for i in order], result.failed)
         return outcomes
 
@@ -296,19 +300,17 @@ def build_service(config, *, kinesis_client=None, redis=None, now=None, registry
     request. Call once per process (Lambda container, server): clients are reused across
     requests.
     """
-    import redis as redis_lib
-
     from pistats.kinesis.client import make_kinesis_client
+    from pistats.redisconn import RedisTarget, connect
 
     if kinesis_client is None:
         # Our own loop retries failed entries; botocore's retries would multiply the latency.
         kinesis_client = make_kinesis_client(config.endpoint_url, config.region, retries=False,
                                              connect_timeout_s=config.connect_timeout_s,
                                              read_timeout_s=config.read_timeout_s)
+    redis_target = RedisTarget.parse(config.redis_url)
     if redis is None:
-        redis = redis_lib.Redis.from_url(
-            config.redis_url, socket_timeout=config.read_timeout_s, socket_connect_timeout=config.connect_timeout_s
-        )
+        redis = connect(redis_target, connect_timeout_s=config.connect_timeout_s, socket_timeout_s=config.read_timeout_s)
     put_settings = dict(attempts=config.put_attempts, base_delay_s=config.backoff_base_ms / 1000,
                         max_delay_s=config.backoff_max_ms / 1000)
     if group_commit is None:
@@ -318,7 +320,7 @@ def build_service(config, *, kinesis_client=None, redis=None, now=None, registry
 
         putter = GroupCommitPutter(kinesis_client, config.stream, **put_settings, settings=group_commit)
     return IngestService(
-        keys=WriteKeyStore(redis, config.key_prefix, config.key_cache_s),
+        keys=WriteKeyStore(redis, config.key_prefix, config.key_cache_s, wait_replicas=redis_target.wait_replicas),
         marks=IdempotencyMarks(redis, config.key_prefix, config.dedup_ttl_s),
         putter=putter,
         now=now or (lambda: datetime.now(timezone.utc)),
