@@ -21,13 +21,13 @@ Settings: topology options ``pistats.enrich`` and ``pistats.redis.url`` (see doc
 import logging
 import os
 
-import redis
 from streamparse import Bolt, Stream
 
 from pistats.enrich.chain import Chain
 from pistats.enrich.event import to_wire_batch
 from pistats.enrich.parse import records_from_batch
 from pistats.enrich.sessions import SessionConflict
+from pistats.redisconn import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class EnrichBolt(Bolt):
     def process(self, tup):
         try:
             events, rejects = self.chain.run(records_from_batch(tup.values[1]))
-        except (redis.RedisError, SessionConflict) as error:
+        except (*REDIS_ERRORS, SessionConflict) as error:
             log.warning("sessions: state not updated, failing tuple %s: %s", tup.id, error)
             self.fail(tup)
             return

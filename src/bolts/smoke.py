@@ -1,12 +1,13 @@
 """Smoke-test bolt: adds each word to a Redis set (``pistats.smoke.redis_url`` / ``.redis_key``), then acks."""
 
-import redis
 from streamparse import Bolt
+
+from pistats.redisconn import connect
 
 
 class SmokeRedisBolt(Bolt):
     def initialize(self, storm_conf, context):
-        self.redis = redis.Redis.from_url(storm_conf["pistats.smoke.redis_url"])
+        self.redis = connect(storm_conf["pistats.smoke.redis_url"])
         self.key = storm_conf["pistats.smoke.redis_key"]
 
     def process(self, tup):

@@ -81,13 +81,12 @@ def stored_session_ids(pipeline: Pipeline) -> dict[tuple[str, str], str]:
 
 
 def fault_free_session_ids(recording_dir: Path, redis_url: str) -> dict[tuple[str, str], str]:
-    import redis
-
     from pistats.enrich.chain import Chain, EnrichConfig
     from pistats.enrich.run import records_from_recording, run_chain
+    from pistats.redisconn import connect
 
     prefix = f"pistats-test:fault-free:{uuid.uuid4().hex[:12]}"
-    connection = redis.Redis.from_url(redis_url)
+    connection = connect(redis_url, connect_timeout_s=None, socket_timeout_s=None)
     chain = Chain.build(EnrichConfig.from_dict({"sessions": {"key_prefix": prefix}}), redis=connection,
                         with_stages=False)
     sessions: dict[tuple[str, str], str] = {}

@@ -167,13 +167,12 @@ def stored_order_fields(pipeline: Pipeline) -> dict[tuple[str, str], tuple]:
 def shard_order_fields(recording_dir: Path, redis_url: str) -> dict[tuple[str, str], tuple]:
     """Each event's ``ORDER_FIELDS`` when the recording runs through the chain in one process, in
     shard order, from empty session state (``pistats enrich``'s code path)."""
-    import redis
-
     from pistats.enrich.chain import Chain, EnrichConfig
     from pistats.enrich.run import records_from_recording, run_chain
+    from pistats.redisconn import connect
 
     prefix = f"pistats-test:shard-order:{uuid.uuid4().hex[:12]}"
-    connection = redis.Redis.from_url(redis_url)
+    connection = connect(redis_url, connect_timeout_s=None, socket_timeout_s=None)
     chain = Chain.build(EnrichConfig.from_dict({"sessions": {"key_prefix": prefix}}), redis=connection,
                         with_stages=False)
     fields: dict[tuple[str, str], tuple] = {}

@@ -9,7 +9,7 @@ import time
 import orjson
 
 from pistats.cli._support import UserError
-from pistats.cli.status import add_topology_arguments, redis_url_of
+from pistats.cli.status import add_topology_arguments, connect_topology_redis, redis_url_of
 from pistats.kinesis.client import make_kinesis_client
 from pistats.redact import redact_url
 from pistats.scaling.autoscaler import Autoscaler, ShapeMemory, ShardResizer, Shape, StormRebalancer, open_shards
@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import redis
+    from pistats.redisconn import REDIS_ERRORS
 
     settings = {}
     for item in args.set:
@@ -58,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
     if args.interval < 1:
         raise UserError("--interval must be at least 1 second", exit_code=2)
     redis_url = redis_url_of(args)
-    connection = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
+    connection = connect_topology_redis(redis_url)
     kinesis = make_kinesis_client(args.endpoint_url, args.region)
     autoscaler = Autoscaler(
         config,
@@ -75,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
         while args.steps is None or steps < args.steps:
             try:
                 step = autoscaler.step()
-            except redis.RedisError as error:
+            except REDIS_ERRORS as error:
                 raise UserError(f"Redis at {redact_url(redis_url)} unavailable: {error}") from None
             except Exception as error:  # botocore: the stream or the endpoint
                 code = getattr(error, "response", {}).get("Error", {}).get("Code")

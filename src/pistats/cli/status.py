@@ -29,6 +29,18 @@ def redis_url_of(args: argparse.Namespace) -> str:
     return args.redis_url or os.environ.get("PISTATS_REDIS_URL") or DEFAULT_REDIS_URL
 
 
+def connect_topology_redis(redis_url: str):
+    """A client of the topology's Redis (single or cluster); a bad URL or no answer is one line."""
+    from pistats.redisconn import REDIS_ERRORS, connect
+
+    try:
+        return connect(redis_url, connect_timeout_s=2, socket_timeout_s=5)
+    except ValueError as error:
+        raise UserError(str(error), exit_code=2) from None
+    except REDIS_ERRORS as error:
+        raise UserError(f"Redis at {redact_url(redis_url)} unavailable: {error}") from None
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "status",
@@ -49,20 +61,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import redis
+    from pistats.redisconn import REDIS_ERRORS
 
     if not 1 <= args.count_up_to <= MAX_COUNT_UP_TO:
         raise UserError(f"--count-up-to must be in 1..{MAX_COUNT_UP_TO}", exit_code=2)
     if args.watch is not None and args.watch < 0.5:
         raise UserError("--watch must be at least 0.5 seconds", exit_code=2)
     redis_url = redis_url_of(args)
-    connection = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
+    connection = connect_topology_redis(redis_url)
     kinesis = make_kinesis_client(args.endpoint_url, args.region)
     try:
         while True:
             try:
                 view = collect(kinesis, connection, args.app, args.stream, count_up_to=args.count_up_to)
-            except redis.RedisError as error:
+            except REDIS_ERRORS as error:
                 raise UserError(f"Redis at {redact_url(redis_url)} unavailable: {error}") from None
             except Exception as error:  # botocore's errors name the stream and the call
                 code = getattr(error, "response", {}).get("Error", {}).get("Code")

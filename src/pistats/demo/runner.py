@@ -149,10 +149,9 @@ class Pipeline:
 
     def __init__(self, run: DemoRun, redis_url: str, kinesis_endpoint: str,
                  extra_options: dict[str, object] | None = None):
-        import redis
-
         from pistats.kinesis.checkpoint import RedisCheckpointStore
         from pistats.kinesis.client import make_kinesis_client
+        from pistats.redisconn import connect
 
         # Emulators accept any credentials; real ones, if configured, are left alone.
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
@@ -162,7 +161,7 @@ class Pipeline:
         self.kinesis_endpoint = kinesis_endpoint
         self.extra_options = dict(extra_options or {})
         self.client = make_kinesis_client(kinesis_endpoint, "us-east-1")
-        self.redis = redis.Redis.from_url(redis_url)
+        self.redis = connect(redis_url, connect_timeout_s=None, socket_timeout_s=None)
         self.checkpoints = RedisCheckpointStore(self.redis, run.app_name, run.stream)
         self.layout = None
         self.logs = state_dir() / "demo" / run.run_id

@@ -27,9 +27,9 @@ def task_publisher(conf: Mapping, component: str, task: int, redis_client=None,
         return None
     kinesis = KinesisConfig.from_topology_conf(conf)
     if redis_client is None:
-        import redis
+        from pistats.redisconn import connect
 
-        redis_client = redis.Redis.from_url(kinesis.redis_url, socket_connect_timeout=2, socket_timeout=2)
+        redis_client = connect(kinesis.redis_url, connect_timeout_s=2, socket_timeout_s=2)
     return StatusPublisher(redis_client, kinesis.app_name, kinesis.stream, component, task, interval_s=interval_s)
 
 

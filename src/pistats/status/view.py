@@ -25,6 +25,7 @@ import orjson
 
 from pistats.kinesis.admin import list_all_shards
 from pistats.kinesis.checkpoint import Checkpoint, RedisCheckpointStore
+from pistats.redisconn import get_values
 from pistats.status.publish import status_prefix
 from pistats.status.tasks import SINK, SPOUT
 
@@ -96,7 +97,7 @@ def read_published(redis_client, app: str, stream: str) -> list[dict]:
     """Every live task's published figures (expired tasks have dropped out)."""
     keys = sorted(redis_client.scan_iter(match=status_prefix(app, stream) + "*", count=1000))
     documents = []
-    for raw in redis_client.mget(keys) if keys else []:
+    for raw in get_values(redis_client, keys):
         if raw:
             try:
                 documents.append(orjson.loads(raw))

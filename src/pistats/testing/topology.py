@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import redis
-
 from pistats.enrich.chain import Chain
 from pistats.enrich.event import to_wire_batch
 from pistats.enrich.parse import records_from_batch
@@ -25,6 +23,7 @@ from pistats.kinesis.config import KinesisConfig
 from pistats.kinesis.consumer import Consumer
 from pistats.kinesis.microbatch import InFlight
 from pistats.kinesis.spout_tuples import REJECTS_STREAM, spout_emits
+from pistats.redisconn import REDIS_ERRORS
 from pistats.store.sink import Settled, Sink, tuple_payloads
 from pistats.testing.clock import ManualClock
 
@@ -70,7 +69,7 @@ class InProcessTopology:
     def _enrich(self, spout_id: str, packed: str) -> None:
         try:
             events, rejects = self.chain.run(records_from_batch(packed))
-        except (redis.RedisError, SessionConflict):
+        except (*REDIS_ERRORS, SessionConflict):
             self._fail(spout_id)
             return
         if events:
