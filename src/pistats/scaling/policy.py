@@ -238,7 +238,9 @@ def _shards(state: ScalerState, seen: Observation, config: AutoscaleConfig, reas
     """Open shards wanted, within UpdateShardCount's rules (x2 or /2 at most per call)."""
     recent = tuple(t for t in state.shard_updates if seen.at - t < DAY_S)
     writable = seen.shards * config.shard_records_per_s
-    low = seen.incoming_per_s < writable * config.shard_low
+    # Quiet writes alone do not make fewer shards enough: a backlog is read shard by shard, and
+    # halving the shards while behind (a surge's writes just stopped) halves what drains it.
+    low = seen.incoming_per_s < writable * config.shard_low and seen.lag_ms < config.lag_low_ms
     low_streak = state.shard_low_streak + 1 if low else 0
     since = math.inf if state.last_shard_change_at is None else seen.at - state.last_shard_change_at
     allowed = len(recent) < config.max_shard_updates_per_day

@@ -98,6 +98,17 @@ def test_shards_halve_at_most_and_only_after_a_quiet_streak():
     assert [d.shards for d in decisions] == [16, 16, 8]
 
 
+def test_shards_are_not_halved_while_a_backlog_is_read():
+    # The writes fell back, but the stream is still far behind: every shard's readers are needed.
+    state = ScalerState(last_shard_change_at=-10_000.0)
+    behind = [seen(10 * i, incoming=100, shards=16, lag_ms=90_000, backlog=20_000) for i in range(6)]
+    state, decisions = run(behind, state=state)
+    assert all(d.shards == 16 for d in decisions)
+    # Caught up, the quiet streak starts from nothing.
+    _, decisions = run([seen(60 + 10 * i, incoming=100, shards=16) for i in range(3)], state=state)
+    assert [d.shards for d in decisions] == [16, 16, 8]
+
+
 def test_reshards_are_bounded_per_day():
     config = AutoscaleConfig(max_shard_updates_per_day=2, shard_up_cooldown_s=0, max_shards=1_000)
     state, shards = ScalerState(), 1
