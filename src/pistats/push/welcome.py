@@ -1,9 +1,15 @@
 """Welcome notifications: the ingest's push to each token a ``subscribe`` activates.
 
 A property may have a welcome campaign (``pistats registry property --welcome-title ...``; a
-campaign of kind ``welcome`` in the ledger, named by ``property_settings``). When a request's
-registry write makes a subscription ``active`` that was not (:class:`~pistats.registry.store.Written`)
-and the request's put succeeded, :meth:`Welcomer.welcome`:
+campaign of kind ``welcome`` in the ledger, named by ``property_settings``). A welcome is owed
+to a subscription from its activation until it is claimed: the request's registry write reports
+the subscriptions of its subscribes that are active, activated by this write or within the
+welcome window (``window_s``, ``PISTATS_INGEST_WELCOME_WINDOW_S``, default 24 h, counted back
+from the request's arrival to the activation's event time), with no send in their property's
+current welcome campaign (:class:`~pistats.registry.store.Written`, ``welcome_owed``). So a
+request whose put failed after its write activated a token leaves the welcome owed, and the
+SDK's retry, finding the token active already, sends it. After the put, for the subscribes
+Kinesis took, :meth:`Welcomer.welcome`:
 
 1. finds the welcome campaigns of the properties concerned (:class:`WelcomeCampaigns`: one
    query, remembered per container for ``cache_s``, "no welcome" too);
@@ -40,6 +46,7 @@ from pistats.registry.store import InvalidMark, Written
 log = logging.getLogger(__name__)
 
 TIMEOUT_VARIABLE = "PISTATS_INGEST_WELCOME_TIMEOUT_S"
+WINDOW_VARIABLE = "PISTATS_INGEST_WELCOME_WINDOW_S"
 CREDENTIALS_VARIABLE = "PISTATS_FCM_CREDENTIALS"  # pistats.push.fcm's, named here so as not to import it
 # A welcome send pending longer than this was claimed by a request that died before settling it
 # (the deadline is seconds): pistats push export turns it unknown.
@@ -49,32 +56,46 @@ ORPHAN_AFTER = timedelta(minutes=10)
 @dataclass(frozen=True)
 class WelcomeConfig:
     """``timeout_s``: the deadline of a request's welcome sends; ``cache_s``: how long a
-    property's welcome setting is remembered (a changed text reaches every container within it)."""
+    property's welcome setting is remembered (a changed text reaches every container within it);
+    ``window_s``: how long after its activation (event time) an active subscription is still owed
+    its welcome when a later request's write finds it so (a retry after a failed put; a welcome
+    configured since): at most once all the same, the ledger decides."""
 
     timeout_s: float = 2.0
     cache_s: float = 60.0
+    window_s: float = 86_400.0
 
     def __post_init__(self):
         if not 0 < self.timeout_s <= 30:
             raise ConfigError(TIMEOUT_VARIABLE, "must be a number of seconds in (0, 30]")
         if self.cache_s < 0:
             raise ConfigError("cache_s", "must be >= 0")
+        if not 0 <= self.window_s <= 30 * 86_400:
+            raise ConfigError(WINDOW_VARIABLE, "must be a number of seconds in [0, 2592000] (30 days)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "WelcomeConfig":
         env = os.environ if environ is None else environ
-        text = env.get(TIMEOUT_VARIABLE)
-        if not text:
-            return cls()
-        try:
-            return cls(timeout_s=float(text))
-        except ValueError:
-            raise ConfigError(TIMEOUT_VARIABLE, f"must be a number of seconds, not {text!r}") from None
+        values = {}
+        for variable, name in ((TIMEOUT_VARIABLE, "timeout_s"), (WINDOW_VARIABLE, "window_s")):
+            text = env.get(variable)
+            if text:
+                try:
+                    values[name] = float(text)
+                except ValueError:
+                    raise ConfigError(variable, f"must be a number of seconds, not {text!r}") from None
+        return cls(**values)
+
+    def welcome_since(self, received_at: datetime) -> datetime:
+        """The start of the welcome window of a request received at ``received_at``: what
+        :meth:`pistats.registry.store.Registry.write` takes as ``welcome_since``."""
+        return received_at - timedelta(seconds=self.window_s)
 
 
 @dataclass(frozen=True)
 class Activation:
-    """A subscription a request made active: what its welcome needs. The token is a secret."""
+    """A subscription a request's write found owed a welcome (activated by it, or within the
+    window): what its welcome needs. The token is a secret."""
 
     property_id: str
     token_digest: bytes
@@ -87,24 +108,26 @@ class Activation:
 
 
 def activations(written: Written, put_tokens: Collection[tuple[str, str]] | None = None) -> list[Activation]:
-    """The subscriptions ``written`` activated, with their token, owner and platform from its
-    plan, in the plan's order; only those whose (property_id, token) is in ``put_tokens`` when
-    given (the ingest passes the subscribes Kinesis took: an event refused gets no welcome).
+    """The subscriptions ``written`` found owed a welcome (``welcome_owed``), with their token,
+    owner and platform from its plan, in the plan's order; only those whose (property_id, token)
+    is in ``put_tokens`` when given (the ingest passes the subscribes Kinesis took: an event
+    refused gets no welcome now, and its retry finds it still owed).
 
     >>> from datetime import datetime, timezone
     >>> from pistats.registry.changes import plan
     >>> event = {"event_id": "e1", "type": "subscribe", "property_id": "web", "user_id": "u1",
     ...          "push_token": "tok-1", "timestamp": "2026-11-26T10:00:00.000Z"}
     >>> changes = plan("acme", [event], datetime(2026, 11, 26, 11, tzinfo=timezone.utc))
-    >>> written = Written(changes, (("web", changes.subscriptions[0].digest),))
+    >>> owed = (("web", changes.subscriptions[0].digest),)
+    >>> written = Written(changes, activated=owed, welcome_owed=owed)
     >>> [(a.property_id, a.user_id, a.platform) for a in activations(written)]
     [('web', 'u1', 'unknown')]
     >>> activations(written, put_tokens=set())
     []
     """
-    if not written.activated:
+    if not written.welcome_owed:
         return []
-    wanted = set(written.activated)
+    wanted = set(written.welcome_owed)
     found = []
     for change in written.plan.subscriptions:
         key = (change.property_id, change.digest)
@@ -179,6 +202,11 @@ class Welcomer:
         self._config, self._clock, self._now = config, clock, now
         self.campaigns = WelcomeCampaigns(ledger, config.cache_s, clock)
 
+    def welcome_since(self, received_at: datetime) -> datetime:
+        """The welcome window's start for a request received at ``received_at``
+        (:meth:`WelcomeConfig.welcome_since`)."""
+        return self._config.welcome_since(received_at)
+
     def close(self) -> None:
         close = getattr(self._sender, "close", None)
         if close is not None:
@@ -186,7 +214,7 @@ class Welcomer:
 
     def after_write(self, client_id: str, written: Written,
                     put_tokens: Collection[tuple[str, str]] | None = None) -> WelcomeOutcome:
-        """The welcomes of what ``written`` activated, of the (property_id, token) pairs in
+        """The welcomes ``written`` found owed, of the (property_id, token) pairs in
         ``put_tokens`` only when given (:func:`activations`); never raises."""
         try:
             found = activations(written, put_tokens)

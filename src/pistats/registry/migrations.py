@@ -497,6 +497,180 @@ BEGIN
 END $$;
 """
 
+# Migration 5: a welcome is owed until it is claimed (pistats.push.welcome). With migration 4 the
+# write reported only the subscriptions it activated: if the request's put then failed (503), the
+# SDK's retry found the token active already and the welcome was lost. Now:
+# - push_subscriptions.activated_at: event time of the change that last made the subscription
+#   active (its status_changed_at then), set by registry_write; NULL for rows activated before
+#   this migration (they are owed nothing on a later subscribe unless activated again);
+# - registry_write gains p_welcome_since and returns, for each subscribe of the call whose
+#   subscription is active afterwards, `activated` (this call made it active, as in migration 4)
+#   and `welcome_owed`: its property has a welcome campaign with no send to this token, and this
+#   call activated it or it was activated at or after p_welcome_since (NULL: welcomes off, no
+#   owed rows and no lookups for them). The ledger's claim (ON CONFLICT DO NOTHING) still decides
+#   at most once; this is what lets a retry find the welcome still owed, in the same round trip.
+# A new signature, so a new function beside migration 4's (code of migration 4 still calling it
+# during a deployment keeps working; its activations get no activated_at).
+_WELCOME_OWED = """
+ALTER TABLE push_subscriptions ADD COLUMN IF NOT EXISTS activated_at timestamptz;
+
+CREATE OR REPLACE FUNCTION registry_write(
+    p_client_id text,
+    s_property_id text[], s_user_id text[], s_registered_at timestamptz[], s_first_seen_at timestamptz[],
+    s_last_seen_at timestamptz[], s_locale text[], s_timezone text[], s_context_at timestamptz[],
+    s_unsubscribed_at timestamptz[],
+    t_property_id text[], t_token_digest bytea[], t_token text[], t_user_id text[], t_platform text[],
+    t_owner_changed_at timestamptz[], t_token_status text[], t_token_status_at timestamptz[], t_last_error text[],
+    p_welcome_since timestamptz)
+RETURNS TABLE (changed_property_id text, changed_token_digest bytea, activated boolean, welcome_owed boolean)
+LANGUAGE plpgsql
+-- As migration 4's: generic plans, index scans only (every row is found by key).
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_bitmapscan = off
+AS $$
+DECLARE
+    a_property_id text[];   -- the subscriptions statement 2 made active that were not
+    a_token_digest bytea[];
+BEGIN
+    -- 1. Subscribers (s_*: one element per subscriber, in key order). Row locks in key order.
+    INSERT INTO subscribers AS s (client_id, property_id, user_id, registered_at, first_seen_at, last_seen_at,
+                                  locale, timezone, context_at, unsubscribed_at)
+    SELECT p_client_id, c.property_id, c.user_id, c.registered_at, c.first_seen_at, c.last_seen_at,
+           c.locale, c.timezone, c.context_at, c.unsubscribed_at
+    FROM unnest(s_property_id, s_user_id, s_registered_at, s_first_seen_at, s_last_seen_at, s_locale, s_timezone,
+                s_context_at, s_unsubscribed_at) WITH ORDINALITY
+         AS c(property_id, user_id, registered_at, first_seen_at, last_seen_at, locale, timezone, context_at,
+              unsubscribed_at, ordinality)
+    ORDER BY c.ordinality
+    ON CONFLICT (client_id, property_id, user_id) DO UPDATE SET
+        (registered_at, first_seen_at, last_seen_at, unsubscribed_at, locale, timezone, context_at) = (
+            SELECT LEAST(s.registered_at, EXCLUDED.registered_at),
+                   LEAST(s.first_seen_at, EXCLUDED.first_seen_at),
+                   GREATEST(s.last_seen_at, EXCLUDED.last_seen_at),
+                   GREATEST(s.unsubscribed_at, EXCLUDED.unsubscribed_at),
+                   CASE WHEN newer THEN EXCLUDED.locale ELSE s.locale END,
+                   CASE WHEN newer THEN EXCLUDED.timezone ELSE s.timezone END,
+                   CASE WHEN newer THEN EXCLUDED.context_at ELSE s.context_at END
+            FROM (SELECT EXCLUDED.context_at IS NOT NULL AND (s.context_at IS NULL OR
+                         (EXCLUDED.context_at, COALESCE(EXCLUDED.locale, '') COLLATE "C",
+                          COALESCE(EXCLUDED.timezone, '') COLLATE "C")
+                         > (s.context_at, COALESCE(s.locale, '') COLLATE "C", COALESCE(s.timezone, '') COLLATE "C"))
+                  AS newer) context),
+        updated_at = now()
+    WHERE EXCLUDED.registered_at < s.registered_at OR (s.registered_at IS NULL AND EXCLUDED.registered_at IS NOT NULL)
+       OR EXCLUDED.first_seen_at < s.first_seen_at OR EXCLUDED.last_seen_at > s.last_seen_at
+       OR EXCLUDED.unsubscribed_at > s.unsubscribed_at
+       OR (s.unsubscribed_at IS NULL AND EXCLUDED.unsubscribed_at IS NOT NULL)
+       OR (EXCLUDED.context_at IS NOT NULL AND (s.context_at IS NULL OR
+           (EXCLUDED.context_at, COALESCE(EXCLUDED.locale, '') COLLATE "C", COALESCE(EXCLUDED.timezone, '') COLLATE "C")
+           > (s.context_at, COALESCE(s.locale, '') COLLATE "C", COALESCE(s.timezone, '') COLLATE "C")));
+
+    -- 2. Subscriptions (t_*, NULL when none), each taking its owner's unsubscribe-all time
+    --    from statement 1; then the ones it made active that were not (inserted: no row in the
+    --    statement's snapshot; updated: its old version there) get their activated_at.
+    IF t_token IS NOT NULL THEN
+        WITH changed AS (
+            INSERT INTO push_subscriptions AS p (client_id, property_id, token_digest, token, user_id, platform,
+                                                 owner_changed_at, token_status, token_status_at, last_error,
+                                                 owner_unsubscribed_at)
+            SELECT p_client_id, c.property_id, c.token_digest, c.token, c.user_id, c.platform,
+                   c.owner_changed_at, c.token_status, c.token_status_at, c.last_error,
+                   (SELECT s.unsubscribed_at FROM subscribers s
+                    WHERE s.client_id = p_client_id AND s.property_id = c.property_id AND s.user_id = c.user_id)
+            FROM unnest(t_property_id, t_token_digest, t_token, t_user_id, t_platform, t_owner_changed_at, t_token_status,
+                        t_token_status_at, t_last_error) WITH ORDINALITY
+                 AS c(property_id, token_digest, token, user_id, platform, owner_changed_at, token_status, token_status_at,
+                      last_error, ordinality)
+            ORDER BY c.ordinality
+            ON CONFLICT (client_id, property_id, token_digest) DO UPDATE SET
+                (user_id, platform, owner_changed_at, owner_unsubscribed_at, token_status, token_status_at, last_error) = (
+                    SELECT CASE WHEN owner_newer THEN EXCLUDED.user_id ELSE p.user_id END,
+                           CASE WHEN owner_newer THEN EXCLUDED.platform ELSE p.platform END,
+                           CASE WHEN owner_newer THEN EXCLUDED.owner_changed_at ELSE p.owner_changed_at END,
+                           CASE WHEN owner_newer THEN EXCLUDED.owner_unsubscribed_at ELSE p.owner_unsubscribed_at END,
+                           CASE WHEN state_newer THEN EXCLUDED.token_status ELSE p.token_status END,
+                           CASE WHEN state_newer THEN EXCLUDED.token_status_at ELSE p.token_status_at END,
+                           CASE WHEN state_newer THEN EXCLUDED.last_error ELSE p.last_error END
+                    FROM (SELECT
+                            (EXCLUDED.owner_changed_at IS NOT NULL, COALESCE(EXCLUDED.owner_changed_at, '-infinity'),
+                             EXCLUDED.user_id COLLATE "C", EXCLUDED.platform COLLATE "C")
+                            > (p.owner_changed_at IS NOT NULL, COALESCE(p.owner_changed_at, '-infinity'),
+                               p.user_id COLLATE "C", p.platform COLLATE "C") AS owner_newer,
+                            (EXCLUDED.token_status_at, registry_status_rank(EXCLUDED.token_status),
+                             COALESCE(EXCLUDED.last_error, '') COLLATE "C")
+                            > (p.token_status_at, registry_status_rank(p.token_status),
+                               COALESCE(p.last_error, '') COLLATE "C") AS state_newer) newer),
+                updated_at = now()
+            WHERE (EXCLUDED.owner_changed_at IS NOT NULL, COALESCE(EXCLUDED.owner_changed_at, '-infinity'),
+                   EXCLUDED.user_id COLLATE "C", EXCLUDED.platform COLLATE "C")
+                  > (p.owner_changed_at IS NOT NULL, COALESCE(p.owner_changed_at, '-infinity'),
+                     p.user_id COLLATE "C", p.platform COLLATE "C")
+               OR (EXCLUDED.token_status_at, registry_status_rank(EXCLUDED.token_status),
+                   COALESCE(EXCLUDED.last_error, '') COLLATE "C")
+                  > (p.token_status_at, registry_status_rank(p.token_status), COALESCE(p.last_error, '') COLLATE "C")
+            RETURNING p.property_id, p.token_digest,
+                      p.status = 'active' AND (p.xmax = 0 OR (SELECT o.status FROM push_subscriptions o
+                                                              WHERE o.client_id = p_client_id
+                                                                AND o.property_id = p.property_id
+                                                                AND o.token_digest = p.token_digest) <> 'active')
+                      AS activated)
+        SELECT array_agg(changed.property_id), array_agg(changed.token_digest) INTO a_property_id, a_token_digest
+        FROM changed WHERE changed.activated;
+
+        IF a_property_id IS NOT NULL THEN
+            UPDATE push_subscriptions p SET activated_at = p.status_changed_at
+            FROM unnest(a_property_id, a_token_digest) AS a(property_id, token_digest)
+            WHERE p.client_id = p_client_id AND p.property_id = a.property_id AND p.token_digest = a.token_digest;
+        END IF;
+    END IF;
+
+    -- 3. Subscribers with an unsubscribe-all in this call: their time onto every subscription
+    --    they own.
+    IF array_remove(s_unsubscribed_at, NULL) <> '{}' THEN
+        UPDATE push_subscriptions p SET owner_unsubscribed_at = s.unsubscribed_at, updated_at = now()
+        FROM unnest(s_property_id, s_user_id, s_unsubscribed_at) AS u(property_id, user_id, unsubscribed_at),
+             LATERAL (SELECT unsubscribed_at FROM subscribers s
+                      WHERE s.client_id = p_client_id AND s.property_id = u.property_id AND s.user_id = u.user_id) s
+        WHERE u.unsubscribed_at IS NOT NULL
+          AND p.client_id = p_client_id AND p.property_id = u.property_id AND p.user_id = u.user_id
+          AND p.owner_unsubscribed_at IS DISTINCT FROM s.unsubscribed_at;
+    END IF;
+
+    -- 4. What comes back, read after statement 3 (an unsubscribe-all may have undone an
+    --    activation): without welcomes, the activated subscriptions still active; with them,
+    --    every subscribe's subscription that is active and activated or owed a welcome.
+    IF t_token IS NULL THEN
+        RETURN;
+    END IF;
+    IF p_welcome_since IS NULL THEN
+        RETURN QUERY
+        SELECT p.property_id, p.token_digest, true, false
+        FROM unnest(a_property_id, a_token_digest) AS a(property_id, token_digest)
+        JOIN push_subscriptions p
+          ON p.client_id = p_client_id AND p.property_id = a.property_id AND p.token_digest = a.token_digest
+        WHERE p.status = 'active';
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT r.property_id, r.token_digest, r.activated, r.owed
+    FROM (SELECT p.property_id, p.token_digest, (p.property_id, p.token_digest) IN (
+                     SELECT * FROM unnest(a_property_id, a_token_digest)) AS activated,
+                 p.activated_at >= p_welcome_since AS recent
+          FROM unnest(t_property_id, t_token_digest, t_token_status) AS t(property_id, token_digest, token_status)
+          JOIN push_subscriptions p
+            ON p.client_id = p_client_id AND p.property_id = t.property_id AND p.token_digest = t.token_digest
+          WHERE t.token_status = 'active' AND p.status = 'active') a,
+         LATERAL (SELECT a.property_id, a.token_digest, a.activated,
+                         (a.activated OR COALESCE(a.recent, false))
+                         AND EXISTS (SELECT 1 FROM property_settings ps
+                                     WHERE ps.client_id = p_client_id AND ps.property_id = a.property_id
+                                       AND ps.welcome_campaign_id IS NOT NULL
+                                       AND NOT EXISTS (SELECT 1 FROM campaign_sends cs
+                                                       WHERE cs.campaign_id = ps.welcome_campaign_id
+                                                         AND cs.token_digest = a.token_digest)) AS owed) r
+    WHERE r.activated OR r.owed;
+END $$;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "subscribers and push_subscriptions, and the functions writing them",
               _SUBSCRIBERS_AND_SUBSCRIPTIONS + _WRITE_FUNCTIONS),
@@ -504,6 +678,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "registry_write: rows as binary arrays, generic plans", _WRITE_WITH_ARRAYS),
     Migration(4, "welcome notifications: campaigns.kind, property_settings; registry_write returns activations",
               _WELCOME),
+    Migration(5, "welcomes owed until claimed: push_subscriptions.activated_at; registry_write reports them",
+              _WELCOME_OWED),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -42,6 +42,7 @@ from pistats.registry.arrays import (
     TEXT_ARRAY_OID,
     TEXT_OID,
     TIMESTAMPTZ_ARRAY_OID,
+    TIMESTAMPTZ_OID,
     bytea_array,
     text_array,
     timestamptz_array,
@@ -76,8 +77,8 @@ def _json(rows: list) -> str:
 # registry_write's rows, one binary array per column, written by pistats.registry.arrays (the
 # server reads each element's bytes as they are; psycopg's own list dumper cost three times as much
 # on the client); _WRITE_TYPES names each array's type. The subscriptions' arrays are NULL when a
-# plan has none.
-_WRITE = ("SELECT * FROM registry_write($1, " + ", ".join(f"${n}" for n in range(2, 20)) + ")").encode()
+# plan has none. The last parameter is the welcome window's start (text; NULL: welcomes off).
+_WRITE = ("SELECT * FROM registry_write($1, " + ", ".join(f"${n}" for n in range(2, 21)) + ")").encode()
 _SET_TIMEOUT = b"SELECT set_config('statement_timeout', $1, true)"
 _NO_SUBSCRIPTIONS = (None,) * 9
 
@@ -114,11 +115,12 @@ def _columns(changes: Plan, encoding: str = "utf-8") -> tuple:
 
 
 # The parameter types of registry_write after its client id: the arrays _columns returns (NULL
-# arrays, when a plan has no subscriptions, keep their type).
+# arrays, when a plan has no subscriptions, keep their type), then the welcome window's start.
 _WRITE_TYPES = ([TEXT_ARRAY_OID, TEXT_ARRAY_OID] + [TIMESTAMPTZ_ARRAY_OID] * 3 + [TEXT_ARRAY_OID, TEXT_ARRAY_OID]
                 + [TIMESTAMPTZ_ARRAY_OID] * 2 + [TEXT_ARRAY_OID, BYTEA_ARRAY_OID, TEXT_ARRAY_OID, TEXT_ARRAY_OID,
                                                   TEXT_ARRAY_OID, TIMESTAMPTZ_ARRAY_OID, TEXT_ARRAY_OID,
-                                                  TIMESTAMPTZ_ARRAY_OID, TEXT_ARRAY_OID])
+                                                  TIMESTAMPTZ_ARRAY_OID, TEXT_ARRAY_OID, TIMESTAMPTZ_OID])
+_WRITE_FORMATS = [0] + [1] * 18 + [0]  # the client id and the window's start as text, the arrays binary
 
 
 def _exchange(pgconn, queries: int):
@@ -137,14 +139,20 @@ def _exchange(pgconn, queries: int):
 
 @dataclass(frozen=True)
 class Written:
-    """What :meth:`Registry.write` wrote: the request's ``plan`` and the subscriptions the write
-    made ``active`` that were not active before (a new token, or one a newer subscribe brought
-    back from unsubscribed or invalid), as (property_id, token_digest) in the plan's order. A
-    replay, or a subscribe refreshing an active token, activates nothing. Two writers racing on one
-    token may both report it: the welcome's ledger sends at most once per token anyway."""
+    """What :meth:`Registry.write` wrote: the request's ``plan``; ``activated``, the subscriptions
+    the write made ``active`` that were not active before (a new token, or one a newer subscribe
+    brought back from unsubscribed or invalid); ``welcome_owed``, the subscriptions of its
+    subscribes that are active and owed their property's welcome (asked for with
+    ``welcome_since``): the property has a welcome campaign with no send to the token yet, and
+    the write activated it or it was activated at or after ``welcome_since`` (a retry whose first
+    attempt activated the token but failed before its welcome was claimed). Both as
+    (property_id, token_digest) pairs. A replay, or a subscribe refreshing an active token,
+    activates nothing. Two writers racing on one token may both report it: the welcome's ledger
+    claims at most once per token anyway."""
 
     plan: Plan
     activated: tuple[tuple[str, bytes], ...] = ()
+    welcome_owed: tuple[tuple[str, bytes], ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.plan)
@@ -245,31 +253,36 @@ class Registry:
         return self._connections
 
     def write(self, client_id: str, events: Iterable[dict], received_at: datetime, *,
-              checked: bool = False) -> Written:
+              checked: bool = False, welcome_since: datetime | None = None) -> Written:
         """Write the registry events among ``events`` (valid, checked by :meth:`problems`:
         ValueError for one that was not, unless ``checked`` says the caller asked
-        :meth:`problems` of each already, as the ingest does); returns the plan written and the
-        subscriptions it activated (:class:`Written`, false when nothing was a registry event).
-        Nothing is sent when none of them is a registry event."""
+        :meth:`problems` of each already, as the ingest does); returns the plan written, the
+        subscriptions it activated and, with ``welcome_since`` (the welcome window's start, an
+        aware datetime; None: no welcomes), those owed a welcome (:class:`Written`, false when
+        nothing was a registry event). Nothing is sent when none of them is a registry event."""
         events = list(events)
         if not checked:
             for event in events:
                 if problems := registry_problems(client_id, event):
                     raise ValueError(f"event {event.get('event_id')!r} cannot be stored: {problems[0].field} "
                                      f"{problems[0].problem}")
+        if welcome_since is not None and welcome_since.tzinfo is None:
+            raise ValueError("welcome_since must be timezone-aware")
         changes = plan(client_id, events, received_at)
         if not changes:
             return Written(changes)
-        return Written(changes, self.apply(changes))
+        activated, welcome_owed = self.apply(changes, welcome_since)
+        return Written(changes, activated, welcome_owed)
 
-    def apply(self, changes: Plan) -> tuple[tuple[str, bytes], ...]:
+    def apply(self, changes: Plan, welcome_since: datetime | None = None
+              ) -> tuple[tuple[tuple[str, bytes], ...], tuple[tuple[str, bytes], ...]]:
         """Write one plan in one transaction and one round trip; returns the subscriptions it
-        activated (see :class:`Written`). RegistryUnavailable on failure (a deadlock between
-        writers is retried here first: it resolves by itself)."""
+        activated and those owed a welcome (see :class:`Written`). RegistryUnavailable on failure
+        (a deadlock between writers is retried here first: it resolves by itself)."""
         for attempt in range(1, self._attempts + 1):
             try:
                 with self._connections.connection() as conn:
-                    return self._apply(conn, changes)
+                    return self._apply(conn, changes, welcome_since)
             except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as error:
                 if attempt == self._attempts:
                     raise _failure(error, self.redacted_url) from None
@@ -277,7 +290,7 @@ class Registry:
             except (psycopg.Error, OSError) as error:
                 raise _failure(error, self.redacted_url) from None
 
-    def _apply(self, conn: psycopg.Connection, changes: Plan) -> tuple[tuple[str, bytes], ...]:
+    def _apply(self, conn: psycopg.Connection, changes: Plan, welcome_since: datetime | None):
         # One implicit transaction: both statements are queued in libpq's pipeline mode and sent
         # with one Sync, all at once (libpq writes its buffer out as it passes 8 KiB: two writes
         # for a batch of 100, where psycopg's own pipeline made five, flushing each message, and
@@ -295,9 +308,10 @@ class Registry:
                     queries += 1
                 encoding = conn.info.encoding
                 columns = _columns(changes, encoding)
+                since = welcome_since.isoformat().encode("ascii") if welcome_since is not None else None
                 pgconn.send_query_params(
-                    _WRITE, [changes.subscribers[0].client_id.encode(encoding), *columns],
-                    [TEXT_OID, *_WRITE_TYPES], [0] + [1] * 18, result_format=1)
+                    _WRITE, [changes.subscribers[0].client_id.encode(encoding), *columns, since],
+                    [TEXT_OID, *_WRITE_TYPES], _WRITE_FORMATS, result_format=1)
                 queries += 1
                 pgconn.pipeline_sync()
                 results = conn.wait(_exchange(pgconn, queries))
@@ -310,14 +324,17 @@ class Registry:
         for result in results:
             if result.status == FATAL_ERROR:
                 raise psycopg.errors.error_from_result(result, encoding=encoding)
-        # One row per subscription a statement changed, the last of a key counting (see
-        # registry_write in migration 4): property_id (text), token_digest (bytea), activated.
+        # At most one row per subscription (see registry_write in migration 5): property_id
+        # (text), token_digest (bytea), activated, welcome_owed (booleans).
         written = results[-1]
-        changed: dict[tuple[str, bytes], bool] = {}
+        activated, owed = [], []
         for row in range(written.ntuples):
-            changed[(written.get_value(row, 0).decode(encoding), written.get_value(row, 1))] = \
-                written.get_value(row, 2) == b"\x01"
-        return tuple(key for key, activated in changed.items() if activated)
+            key = (written.get_value(row, 0).decode(encoding), written.get_value(row, 1))
+            if written.get_value(row, 2) == b"\x01":
+                activated.append(key)
+            if written.get_value(row, 3) == b"\x01":
+                owed.append(key)
+        return tuple(activated), tuple(owed)
 
     # --- the push sender -----------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 A subscribe that activates a token sends its property's welcome once (at most once per token per
 welcome campaign), after the put; whatever FCM does (refuses the token, answers too late, is not
 there) the request answers as it would without a welcome, and the outcome is settled in the
-ledger.
+ledger. A welcome is owed until claimed: a put failing after the registry write leaves it owed,
+and the retry sends it; a token activated before the welcome window gets none.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
+from botocore.exceptions import ClientError
 
 from pistats.ingest.api import IngestRequest
 from pistats.ingest.service import build_service
@@ -73,21 +75,37 @@ def ledger(registry_url):
     ledger.close()
 
 
+class RefusingPuts:
+    """The Kinesis client, every PutRecords refused (ServiceUnavailable) while ``refusing``."""
+
+    def __init__(self, client):
+        self._client, self.refusing = client, True
+
+    def put_records(self, **kwargs):
+        if self.refusing:
+            raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "injected"}}, "PutRecords")
+        return self._client.put_records(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
 @pytest.fixture
 def make_ingest(ingest_config, kinesis_client, redis_client, registry_url, tmp_path):
-    """``make(fcm, timeout_s=2.0, endpoint=None)``: an ingest service with the registry and
-    welcome notifications through ``fcm`` (its endpoint replaced by ``endpoint`` when given)."""
+    """``make(fcm, timeout_s=2.0, endpoint=None, kinesis=None)``: an ingest service with the
+    registry and welcome notifications through ``fcm`` (its endpoint replaced by ``endpoint`` when
+    given), putting through ``kinesis`` when given."""
     made = []
 
-    def make(fcm, timeout_s=2.0, endpoint=None):
+    def make(fcm, timeout_s=2.0, endpoint=None, kinesis=None):
         registry = Registry.for_lambda(RegistryConfig(registry_url))
         credentials = fcm.write_credentials(tmp_path / "service-account.json")
         sender = SyncFcmSender(FcmConfig(endpoint or fcm.url, credentials, timeout_s=timeout_s))
         welcome = Welcomer(ledger=Ledger(registry.connections, redacted_url=registry.redacted_url),
                            registry=registry, sender=sender, config=WelcomeConfig(timeout_s=timeout_s, cache_s=0))
         made.append((registry, welcome))
-        return build_service(ingest_config, kinesis_client=kinesis_client, redis=redis_client, registry=registry,
-                             welcome=welcome)
+        return build_service(ingest_config, kinesis_client=kinesis or kinesis_client, redis=redis_client,
+                             registry=registry, welcome=welcome)
 
     yield make
     for registry, welcome in made:
@@ -210,6 +228,46 @@ def test_a_token_activated_again_gets_no_second_welcome_unless_the_text_changed(
     assert ledger.get(first.campaign_id).state == "done" and ledger.get(second.campaign_id).state == "running"
 
 
+def test_a_put_failing_after_the_registry_write_leaves_the_welcome_owed_and_the_retry_sends_it_once(
+        make_ingest, fcm, ledger, client_key, unique_name, registry_url, kinesis_client):
+    welcome = ledger.set_welcome(unique_name, "site-1", "Hi", "Welcome", None, datetime.now(timezone.utc))
+    kinesis = RefusingPuts(kinesis_client)
+    service = make_ingest(fcm, kinesis=kinesis)
+    token = f"{unique_name}-t"
+    request = [ev(1, "register", "u-1"), ev(2, "subscribe", "u-1", token, 1)]
+    assert post(service, client_key, *request) == 503  # the registry holds the token active, Kinesis refused
+    with psycopg.connect(registry_url) as conn:
+        assert read_rows(conn, unique_name)[1][("site-1", token)]["status"] == "active"
+    assert fcm.calls() == [] and sends(registry_url, welcome.campaign_id) == []
+
+    kinesis.refusing = False
+    assert post(service, client_key, *request) == 200  # the SDK's retry: the token is active already
+    assert [(c["token_sha256"], c["status"]) for c in fcm.calls()] == [(sha(token), 200)]
+    assert sends(registry_url, welcome.campaign_id) == [(sha(token), "sent", None, 1)]
+
+    # The retry again, and a later subscribe of the token: claimed already, nothing more.
+    assert post(service, client_key, *request) == 200
+    assert post(service, client_key, ev(3, "subscribe", "u-1", token, 60)) == 200
+    assert len(fcm.calls()) == 1 and ledger.counts(welcome.campaign_id)["targeted"] == 1
+
+
+def test_a_token_active_before_the_welcome_is_welcomed_on_its_next_subscribe_only_if_activated_in_the_window(
+        make_ingest, fcm, ledger, client_key, unique_name, registry_url):
+    service = make_ingest(fcm)  # the property has no welcome yet
+    recent, old = f"{unique_name}-recent", f"{unique_name}-old"
+    two_days = -2 * 86_400
+    assert post(service, client_key, ev(1, "subscribe", "u-1", recent, 1),
+                ev(2, "subscribe", "u-2", old, two_days)) == 200
+    assert fcm.calls() == []
+    welcome = ledger.set_welcome(unique_name, "site-1", "Hi", "Welcome", None, datetime.now(timezone.utc))
+    # Their next subscribes (refreshes of active tokens): the one activated an hour ago is within
+    # the 24 h window and owed its welcome; the one activated two days ago is not.
+    assert post(service, client_key, ev(3, "subscribe", "u-1", recent, 120),
+                ev(4, "subscribe", "u-2", old, 120)) == 200
+    assert [(c["token_sha256"], c["status"]) for c in fcm.calls()] == [(sha(recent), 200)]
+    assert sends(registry_url, welcome.campaign_id) == [(sha(recent), "sent", None, 1)]
+
+
 def test_welcomer_from_env_reads_fcm_and_the_deadline(fcm, registry_url, tmp_path, caplog):
     registry = Registry.for_lambda(RegistryConfig(registry_url))
     try:
@@ -219,8 +277,9 @@ def test_welcomer_from_env_reads_fcm_and_the_deadline(fcm, registry_url, tmp_pat
         assert "welcome notifications off: PISTATS_FCM_CREDENTIALS cannot be read" in caplog.text
         welcome = welcomer_from_env(registry, {"PISTATS_FCM_CREDENTIALS": fcm.write_credentials(tmp_path / "sa.json"),
                                                "PISTATS_FCM_ENDPOINT": fcm.url,
-                                               "PISTATS_INGEST_WELCOME_TIMEOUT_S": "0.75"})
-        assert welcome is not None and welcome._config.timeout_s == 0.75
+                                               "PISTATS_INGEST_WELCOME_TIMEOUT_S": "0.75",
+                                               "PISTATS_INGEST_WELCOME_WINDOW_S": "600"})
+        assert welcome is not None and (welcome._config.timeout_s, welcome._config.window_s) == (0.75, 600)
         welcome.close()
     finally:
         registry.close()

@@ -107,7 +107,8 @@ def test_welcome_sends_reach_the_store_by_push_export_then_show_in_push_stats(en
             events = [{"event_id": f"e{n}", "type": "subscribe", "property_id": "web", "user_id": f"u{n}",
                        "push_token": token, "timestamp": (NOW - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z")}
                       for n, token in enumerate(tokens)]
-            outcome = welcome.after_write(client_id, registry.write(client_id, events, NOW))
+            outcome = welcome.after_write(client_id, registry.write(client_id, events, NOW,
+                                                                    welcome_since=welcome.welcome_since(NOW)))
             assert (outcome.sent, outcome.invalid) == (2, 1)
         finally:
             welcome.close()

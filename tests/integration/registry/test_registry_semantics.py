@@ -209,7 +209,7 @@ def test_a_write_the_server_refuses_changes_nothing_and_the_next_one_goes_throug
         registry.apply(bad)
     assert "23514" in str(refused.value) and "tok-2" not in str(refused.value)
     assert rows() == ({}, {})  # the subscriber upsert before the failing statement is rolled back too
-    assert registry.apply(good) == (("site-1", good.subscriptions[0].digest),)
+    assert registry.apply(good) == ((("site-1", good.subscriptions[0].digest),), ())
     registry.close()
     assert len(opened) == 1
     assert rows()[1][("site-1", "tok-2")]["status"] == "active"

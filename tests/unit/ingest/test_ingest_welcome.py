@@ -3,23 +3,34 @@ tokens whose subscribes Kinesis took, and nothing it does changes the response."
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pistats.registry.changes import plan, registry_problems
 from pistats.registry.store import Written
 
 
 class ActivatingRegistry:
-    """Reports every subscription of a write as activated."""
+    """Reports every subscription of a write as activated and owed a welcome; records the
+    welcome window's start it was given."""
 
     problems = staticmethod(registry_problems)
 
-    def write(self, client_id, events, received_at, *, checked=False):
+    def __init__(self):
+        self.welcome_since = []
+
+    def write(self, client_id, events, received_at, *, checked=False, welcome_since=None):
+        self.welcome_since.append(welcome_since)
         changes = plan(client_id, list(events), received_at)
-        return Written(changes, tuple((c.property_id, c.digest) for c in changes.subscriptions))
+        keys = tuple((c.property_id, c.digest) for c in changes.subscriptions)
+        return Written(changes, keys, keys)
 
 
 class FakeWelcome:
     def __init__(self, kinesis=None, fail=False):
         self.calls, self.kinesis, self.fail = [], kinesis, fail
+
+    def welcome_since(self, received_at):
+        return received_at - timedelta(hours=24)
 
     def after_write(self, client_id, written, put_tokens):
         self.calls.append((client_id, sorted(put_tokens), len(self.kinesis.calls) if self.kinesis else None))
@@ -55,3 +66,14 @@ def test_without_activations_the_welcome_is_not_called(make_harness):
     h.post({"batch": [{"event_id": "e-1", "type": "register", "property_id": "site-1", "user_id": "u-1",
                        "timestamp": "2026-11-26T11:59:00Z"}]})
     assert welcome.calls == []
+
+
+def test_the_write_is_asked_for_owed_welcomes_from_the_window_start(make_harness):
+    registry, welcome = ActivatingRegistry(), FakeWelcome()
+    h = make_harness(registry=registry, welcome=welcome)
+    h.post({"batch": [subscribe(1)]})
+    (since,) = registry.welcome_since
+    assert since is not None and since.tzinfo is not None
+    without = ActivatingRegistry()
+    make_harness(registry=without).post({"batch": [subscribe(1)]})
+    assert without.welcome_since == [None]  # no welcomes: nothing owed is asked for

@@ -29,10 +29,11 @@ def subscribe(n, prop="web"):
             "context": {"sdk": {"name": "pistats-android"}}}
 
 
-def written(*events, activated=None):
+def written(*events, owed=None):
+    """The write of ``events``, every subscription (or those at the indexes ``owed``) owed a welcome."""
     changes = plan("acme", list(events), NOW)
     keys = [(c.property_id, c.digest) for c in changes.subscriptions]
-    return Written(changes, tuple(keys if activated is None else [keys[i] for i in activated]))
+    return Written(changes, welcome_owed=tuple(keys if owed is None else [keys[i] for i in owed]))
 
 
 def campaign(property_id="web", campaign_id="c_00000000000000000001", title="Hi"):
@@ -40,22 +41,29 @@ def campaign(property_id="web", campaign_id="c_00000000000000000001", title="Hi"
                     "welcome")
 
 
-def test_activations_are_what_the_write_activated_and_kinesis_took():
-    w = written(subscribe(1), subscribe(2), subscribe(3, "app"), activated=[0, 2])
+def test_activations_are_what_the_write_found_owed_and_kinesis_took():
+    w = written(subscribe(1), subscribe(2), subscribe(3, "app"), owed=[0, 2])
     found = activations(w)
     assert [(a.property_id, a.user_id, a.platform, a.token) for a in found] == [
         ("app", "u3", "android", "token-3"), ("web", "u1", "android", "token-1")]
     assert "token-1" not in repr(found)
     assert [a.token for a in activations(w, {("web", "token-1"), ("web", "token-2")})] == ["token-1"]
     assert activations(Written(plan("acme", [], NOW))) == []
+    activated_only = Written(w.plan, activated=w.welcome_owed)  # activated, but owed nothing (welcomed before)
+    assert activations(activated_only) == []
 
 
 def test_config_from_env():
-    assert WelcomeConfig.from_env({}) == WelcomeConfig(2.0, 60.0)
+    assert WelcomeConfig.from_env({}) == WelcomeConfig(2.0, 60.0, 86_400.0)
     assert WelcomeConfig.from_env({"PISTATS_INGEST_WELCOME_TIMEOUT_S": "0.5"}).timeout_s == 0.5
+    assert WelcomeConfig.from_env({"PISTATS_INGEST_WELCOME_WINDOW_S": "3600"}).window_s == 3600
     for bad in ("soon", "0", "-1", "31"):
         with pytest.raises(ConfigError, match="PISTATS_INGEST_WELCOME_TIMEOUT_S"):
             WelcomeConfig.from_env({"PISTATS_INGEST_WELCOME_TIMEOUT_S": bad})
+    for bad in ("a day", "-1", str(31 * 86_400)):
+        with pytest.raises(ConfigError, match="PISTATS_INGEST_WELCOME_WINDOW_S"):
+            WelcomeConfig.from_env({"PISTATS_INGEST_WELCOME_WINDOW_S": bad})
+    assert WelcomeConfig(window_s=3600).welcome_since(NOW) == datetime(2026, 11, 26, 11, tzinfo=timezone.utc)
 
 
 class FakeLedger:
