@@ -12,9 +12,18 @@ from pistats.cli._support import UserError
 from pistats.cli.status import add_topology_arguments, connect_topology_redis, redis_url_of
 from pistats.kinesis.client import make_kinesis_client
 from pistats.redact import redact_url
-from pistats.scaling.autoscaler import Autoscaler, ShapeMemory, ShardResizer, Shape, StormRebalancer, open_shards
+from pistats.scaling.autoscaler import (
+    PROBE_RECORDS,
+    Autoscaler,
+    ShapeMemory,
+    ShardResizer,
+    Shape,
+    StormRebalancer,
+    open_shards,
+)
 from pistats.scaling.policy import AutoscaleConfig
-from pistats.status.view import collect
+from pistats.status.view import MAX_COUNT_UP_TO, collect
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -33,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, required=True, metavar="N", help="the topology's workers as submitted")
     parser.add_argument("--storm", default="storm", metavar="PATH", help="the storm command (default: storm on PATH)")
     parser.add_argument("--interval", type=float, default=10.0, metavar="SECONDS", help="seconds between observations (default 10)")
+    parser.add_argument("--count-up-to", type=int, default=PROBE_RECORDS, metavar="N",
+                        help=f"records behind a checkpoint counted per shard and observation, at most (one GetRecords "
+                             f"each; default {PROBE_RECORDS}); a larger backlog counts as this many")
     parser.add_argument("--steps", type=int, metavar="N", help="stop after N observations (default: run until interrupted)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an autoscale setting")
     parser.add_argument("--dry-run", action="store_true", help="print decisions, change nothing")
@@ -57,12 +69,14 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(str(error), exit_code=2) from None
     if args.interval < 1:
         raise UserError("--interval must be at least 1 second", exit_code=2)
+    if not 1 <= args.count_up_to <= MAX_COUNT_UP_TO:
+        raise UserError(f"--count-up-to must be in 1..{MAX_COUNT_UP_TO}", exit_code=2)
     redis_url = redis_url_of(args)
     connection = connect_topology_redis(redis_url)
     kinesis = make_kinesis_client(args.endpoint_url, args.region)
     autoscaler = Autoscaler(
         config,
-        view=lambda: collect(kinesis, connection, args.app, args.stream),
+        view=lambda: collect(kinesis, connection, args.app, args.stream, count_up_to=args.count_up_to),
         shards=lambda: open_shards(kinesis, args.stream),
         rebalancer=StormRebalancer(args.storm, args.topology, args.bolt),
         resizer=ShardResizer(kinesis, args.stream),
@@ -73,6 +87,8 @@ def main(args: argparse.Namespace) -> int:
     steps = 0
     try:
         while args.steps is None or steps < args.steps:
+            # Observations --interval apart, start to start, however long a probe or a rebalance took.
+            next_at = time.monotonic() + args.interval
             try:
                 step = autoscaler.step()
             except REDIS_ERRORS as error:
@@ -91,7 +107,7 @@ def main(args: argparse.Namespace) -> int:
             sys.stdout.flush()
             steps += 1
             if args.steps is None or steps < args.steps:
-                time.sleep(args.interval)
+                time.sleep(max(0.0, next_at - time.monotonic()))
     except KeyboardInterrupt:
         return 0
     return 0

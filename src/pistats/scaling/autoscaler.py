@@ -29,6 +29,15 @@ from pistats.status.view import StatusView
 
 log = logging.getLogger(__name__)
 
+# Records counted behind each shard's checkpoint per observation (one GetRecords from it). The
+# probe reads what it counts, and on Kinesis those reads share each shard's limits (2 MiB/s, 5
+# calls/s) with the spout, the more the further behind it is: `pistats status`'s 10,000 can take
+# 10 MiB a shard every interval. On the local cluster, 3,000 records behind made 10,000-record
+# probes stretch 3 s intervals to 14-23 s (kinesis-local serves such reads at under 1,000 records/s)
+# and slowed the emulator the spout reads from. A deeper backlog counts as this many a shard: the
+# lag (the oldest record's age) stays exact, so scaling up still follows it.
+PROBE_RECORDS = 1_000
+
 
 @dataclass(frozen=True)
 class Shape:

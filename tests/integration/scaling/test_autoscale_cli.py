@@ -40,10 +40,21 @@ def test_a_dry_run_prints_one_decision_per_observation_and_changes_nothing(strea
     assert (lines[-1]["decision"]["executors"], lines[-1]["decision"]["workers"]) == (2, 1)
 
 
+def test_each_observation_counts_at_most_count_up_to_records_per_shard(stream, kinesis_endpoint, redis_url):
+    # The probe reads what it counts, from the reads the spout needs: it stops at --count-up-to.
+    client, name = stream
+    client.put_records(StreamName=name, Records=[{"Data": b"{}", "PartitionKey": str(i)} for i in range(30)])
+    done = autoscale(kinesis_endpoint, redis_url, "--topology", name, "--stream", name, "--app", name,
+                     "--executors", "2", "--workers", "1", "--steps", "1", "--count-up-to", "10", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["backlog_records"] == 10
+
+
 @pytest.mark.parametrize("args, message", [
     (["--set", "max_executors"], "--set takes NAME=VALUE, got 'max_executors'"),
     (["--set", "bogus=1"], "unknown autoscale settings: bogus"),
     (["--set", "min_executors=9", "--set", "max_executors=4"], "min_executors must be <= max_executors"),
+    (["--count-up-to", "0"], "--count-up-to must be in 1..10000"),
 ])
 def test_bad_settings_are_one_line_usage_errors(kinesis_endpoint, redis_url, args, message):
     done = autoscale(kinesis_endpoint, redis_url, "--topology", "t", "--stream", "s", "--executors", "1",
