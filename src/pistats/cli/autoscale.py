@@ -74,14 +74,17 @@ def main(args: argparse.Namespace) -> int:
     redis_url = redis_url_of(args)
     connection = connect_topology_redis(redis_url)
     kinesis = make_kinesis_client(args.endpoint_url, args.region)
+    rebalancer = StormRebalancer(args.storm, args.topology, args.bolt)
+    uptime_s = rebalancer.uptime_s()
     autoscaler = Autoscaler(
         config,
         view=lambda: collect(kinesis, connection, args.app, args.stream, count_up_to=args.count_up_to),
         shards=lambda: open_shards(kinesis, args.stream),
-        rebalancer=StormRebalancer(args.storm, args.topology, args.bolt),
+        rebalancer=rebalancer,
         resizer=ShardResizer(kinesis, args.stream),
         memory=ShapeMemory(connection, args.topology),
         submitted=submitted,
+        topology_started_at=None if uptime_s is None else time.time() - uptime_s,
         dry_run=args.dry_run,
     )
     steps = 0

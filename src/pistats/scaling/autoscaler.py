@@ -10,7 +10,9 @@
 
 The shape in force (executors, workers) is what the autoscaler last applied, kept in Redis under
 ``pistats:autoscale:<topology>`` so a restarted autoscaler carries on; before its first action it
-is the shape the operator says was submitted.
+is the shape the operator says was submitted. A remembered shape counts only for the run of the
+topology it was applied to: one saved before the running topology was submitted (a redeploy under
+the same name starts from its submitted shape) is ignored (``starting_shape``).
 """
 
 from __future__ import annotations
@@ -66,14 +68,35 @@ class Observer:
         return Observation(at, incoming, finished, backlog, view.behind_ms, shape.executors, shape.workers, shards)
 
 
+def listed_uptime_s(listing: str, topology: str) -> int | None:
+    """``Uptime_secs`` of ``topology`` in ``storm list``'s table (name, status, tasks, workers,
+    uptime); None when it is not listed."""
+    for line in listing.splitlines():
+        fields = line.split()
+        if len(fields) == 5 and fields[0] == topology and fields[4].isdigit():
+            return int(fields[4])
+    return None
+
+
 class StormRebalancer:
-    """``storm rebalance NAME -w WAIT -n WORKERS -e BOLT=EXECUTORS`` through an injected runner."""
+    """``storm rebalance NAME -w WAIT -n WORKERS -e BOLT=EXECUTORS`` and ``storm list`` through an
+    injected runner."""
 
     def __init__(self, storm: str, topology: str, bolt: str, wait_s: int = 5,
                  run: Callable[[Sequence[str]], subprocess.CompletedProcess] | None = None):
+        self._storm, self._topology = storm, topology
         self._command = [storm, "rebalance", topology, "-w", str(wait_s)]
         self._bolt = bolt
         self._run = run or (lambda argv: subprocess.run(argv, capture_output=True, text=True, timeout=120))
+
+    def uptime_s(self) -> int | None:
+        """How long the topology has run since it was submitted (a rebalance does not reset it);
+        None when Storm cannot say (not running, Nimbus unreachable, no storm command)."""
+        try:
+            done = self._run([self._storm, "list"])
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return listed_uptime_s(done.stdout or "", self._topology) if done.returncode == 0 else None
 
     def apply(self, shape: Shape) -> str | None:
         """None when Storm took it, else the error in one line."""
@@ -97,21 +120,40 @@ class ShardResizer:
             return getattr(error, "response", {}).get("Error", {}).get("Code") or type(error).__name__
 
 
+@dataclass(frozen=True)
+class Remembered:
+    shape: Shape
+    saved_at: float  # epoch seconds on the autoscaler's clock; 0 when not recorded
+
+
 class ShapeMemory:
-    """The shape last applied, in Redis, so a restarted autoscaler knows it."""
+    """The shape last applied and when, in Redis, so a restarted autoscaler knows it."""
 
-    def __init__(self, redis_client, topology: str):
-        self._redis, self._key = redis_client, f"pistats:autoscale:{topology}"
+    def __init__(self, redis_client, topology: str, wall: Callable[[], float] = time.time):
+        self._redis, self._key, self._wall = redis_client, f"pistats:autoscale:{topology}", wall
 
-    def load(self) -> Shape | None:
+    def load(self) -> Remembered | None:
         raw = self._redis.get(self._key)
         if not raw:
             return None
         values = orjson.loads(raw)
-        return Shape(int(values["executors"]), int(values["workers"]))
+        return Remembered(Shape(int(values["executors"]), int(values["workers"])), float(values.get("saved_at", 0.0)))
 
     def save(self, shape: Shape) -> None:
-        self._redis.set(self._key, orjson.dumps({"executors": shape.executors, "workers": shape.workers}))
+        self._redis.set(self._key, orjson.dumps({"executors": shape.executors, "workers": shape.workers,
+                                                 "saved_at": self._wall()}))
+
+
+def starting_shape(remembered: Remembered | None, submitted: Shape, topology_started_at: float | None) -> Shape:
+    """The shape in force when the autoscaler starts: the one it last applied if it applied it to
+    the running topology (saved after that was submitted), else the submitted one. Unknown start
+    (Storm cannot say): the remembered shape. ``topology_started_at`` comes from an uptime in whole
+    seconds, hence the second of slack."""
+    if remembered is None:
+        return submitted
+    if topology_started_at is not None and remembered.saved_at < topology_started_at - 1.0:
+        return submitted  # applied to an earlier run of the topology
+    return remembered.shape
 
 
 @dataclass(frozen=True)
@@ -127,7 +169,8 @@ class Autoscaler:
 
     def __init__(self, config: AutoscaleConfig, view: Callable[[], StatusView], shards: Callable[[], int],
                  rebalancer: StormRebalancer, resizer: ShardResizer, memory: ShapeMemory, submitted: Shape,
-                 *, dry_run: bool = False, now: Callable[[], float] = time.monotonic):
+                 *, topology_started_at: float | None = None, dry_run: bool = False,
+                 now: Callable[[], float] = time.monotonic):
         self._config = config
         self._view, self._shards = view, shards
         self._rebalancer, self._resizer, self._memory = rebalancer, resizer, memory
@@ -135,7 +178,7 @@ class Autoscaler:
         self._now = now
         self._observer = Observer()
         self._state = ScalerState()
-        self.shape = memory.load() or submitted
+        self.shape = starting_shape(memory.load(), submitted, topology_started_at)
 
     def step(self) -> Step:
         observation = self._observer.observe(self._view(), self._now(), self.shape, self._shards())

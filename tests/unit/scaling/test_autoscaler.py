@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import subprocess
 
-from pistats.scaling.autoscaler import Autoscaler, Observer, ShapeMemory, ShardResizer, Shape, StormRebalancer
+from pistats.scaling.autoscaler import (
+    Autoscaler,
+    Observer,
+    Remembered,
+    ShapeMemory,
+    ShardResizer,
+    Shape,
+    StormRebalancer,
+    listed_uptime_s,
+    starting_shape,
+)
 from pistats.scaling.policy import AutoscaleConfig
 from pistats.status.view import ShardStatus, StatusView
 
@@ -42,14 +52,15 @@ def test_incoming_is_finished_plus_the_backlogs_growth():
     assert second.incoming_per_s == 1_000.0 and second.backlog_records == 6_000
 
 
-def make(views, *, dry_run=False, rebalance_error=None, memory=None):
+def make(views, *, dry_run=False, rebalance_error=None, memory=None, started_at=None):
     config = AutoscaleConfig(records_per_executor_s=100, up_after=2, up_cooldown_s=0)
     clock = iter(range(0, 10_000, 10))
     feed = iter(views)
     rebalancer, resizer = Recorder(rebalance_error), Recorder()
     memory = memory or ShapeMemory(FakeRedis(), "enrichment")
     scaler = Autoscaler(config, view=lambda: next(feed), shards=lambda: 4, rebalancer=rebalancer, resizer=resizer,
-                        memory=memory, submitted=Shape(2, 1), dry_run=dry_run, now=lambda: float(next(clock)))
+                        memory=memory, submitted=Shape(2, 1), topology_started_at=started_at, dry_run=dry_run,
+                        now=lambda: float(next(clock)))
     return scaler, rebalancer, resizer, memory
 
 
@@ -60,7 +71,7 @@ def test_a_lagging_topology_is_rebalanced_and_the_shape_remembered():
     step = scaler.step()
     assert step.applied and rebalancer.calls == [Shape(step.decision.executors, step.decision.workers)]
     assert step.decision.executors > 2
-    assert memory.load() == scaler.shape == rebalancer.calls[0]
+    assert memory.load().shape == scaler.shape == rebalancer.calls[0]
     assert resizer.calls == []
 
 
@@ -82,10 +93,47 @@ def test_a_refused_rebalance_keeps_the_shape_and_says_why():
 
 
 def test_a_restarted_autoscaler_starts_from_the_remembered_shape():
-    memory = ShapeMemory(FakeRedis(), "enrichment")
+    memory = ShapeMemory(FakeRedis(), "enrichment", wall=lambda: 1_000.0)
     memory.save(Shape(6, 2))
-    scaler, *_ = make([], memory=memory)
+    scaler, *_ = make([], memory=memory, started_at=900.0)
     assert scaler.shape == Shape(6, 2)
+
+
+def test_a_shape_remembered_from_an_earlier_run_of_the_topology_is_ignored():
+    # Applied at 1,000 s; the topology was submitted again at 2,000 s with its own shape.
+    memory = ShapeMemory(FakeRedis(), "enrichment", wall=lambda: 1_000.0)
+    memory.save(Shape(6, 2))
+    scaler, *_ = make([], memory=memory, started_at=2_000.0)
+    assert scaler.shape == Shape(2, 1)
+
+
+def test_the_starting_shape():
+    submitted, applied = Shape(2, 1), Shape(4, 2)
+    assert starting_shape(None, submitted, 100.0) == submitted
+    assert starting_shape(Remembered(applied, 150.0), submitted, 100.0) == applied
+    assert starting_shape(Remembered(applied, 50.0), submitted, 100.0) == submitted
+    # Storm could not say when the topology started: the remembered shape stands.
+    assert starting_shape(Remembered(applied, 50.0), submitted, None) == applied
+    # Saved by an autoscaler older than the saved_at field: from before any known start.
+    assert starting_shape(Remembered(applied, 0.0), submitted, 100.0) == submitted
+
+
+def test_storm_list_gives_the_topologys_uptime():
+    listing = ("Topology_name                  Status     Num_tasks Num_workers Uptime_secs\n" + "-" * 75 + "\n"
+               "enrichment-old                 ACTIVE            12           1        9000\n"
+               "enrichment                     REBALANCING        12           2          42\n")
+    assert listed_uptime_s(listing, "enrichment") == 42
+    assert listed_uptime_s(listing, "other") is None
+
+    def run(argv):
+        assert list(argv) == ["storm", "list"]
+        return subprocess.CompletedProcess(argv, 0, listing, "")
+
+    assert StormRebalancer("storm", "enrichment", "enrich", run=run).uptime_s() == 42
+    refused = StormRebalancer("storm", "enrichment", "enrich",
+                              run=lambda argv: subprocess.CompletedProcess(argv, 1, "", "Nimbus unreachable"))
+    assert refused.uptime_s() is None
+    assert StormRebalancer("/nonexistent/storm", "enrichment", "enrich").uptime_s() is None
 
 
 def test_the_rebalance_command_names_workers_and_executors():
