@@ -7,8 +7,10 @@ Configure the function's handler as one of
 
 The service (boto3 client, Redis connection, and the subscriber registry's PostgreSQL connection
 when ``PISTATS_REGISTRY_URL`` is set, with welcome notifications through FCM when
-``PISTATS_FCM_CREDENTIALS`` is set too) is built from environment variables on the first
-invocation and reused by every later invocation of the same container.
+``PISTATS_FCM_CREDENTIALS_SECRET_ARN`` names the Secrets Manager secret holding the service
+account, as deploy/template.yaml sets it, or ``PISTATS_FCM_CREDENTIALS`` a file) is built from
+environment variables on the first invocation (the secret fetched then, once) and reused by
+every later invocation of the same container.
 """
 
 from __future__ import annotations

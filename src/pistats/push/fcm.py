@@ -8,9 +8,13 @@ variable                        meaning                                         
 ==============================  ==================================================  ==============================
 ``PISTATS_FCM_ENDPOINT``        base URL of the FCM v1 API (http:// for the local    ``https://fcm.googleapis.com``
                                 FCM of :mod:`pistats.testing.fcm`)
-``PISTATS_FCM_CREDENTIALS``     path of a service-account JSON; its ``project_id``   (required)
-                                and ``token_uri`` are used
+``PISTATS_FCM_CREDENTIALS``     path of a service-account JSON; its ``project_id``   (required, unless the secret
+                                and ``token_uri`` are used                          below is set)
 ==============================  ==================================================  ==============================
+
+Instead of the file, ``PISTATS_FCM_CREDENTIALS_SECRET_ARN`` may name a Secrets Manager secret
+holding that JSON (its SecretString), read once with boto3 (:func:`fetch_secret`): the Lambda's
+way, deploy/template.yaml granting ``secretsmanager:GetSecretValue`` on that secret alone.
 
 Secrets (the private key, access tokens, registration tokens) never appear in a repr, an
 exception or a :class:`SendResult`: FCM's messages are masked (:func:`classify`) before they are kept.
@@ -26,7 +30,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import httpx
@@ -41,6 +45,8 @@ from pistats.push.transport import fcm_transport
 
 ENDPOINT_VARIABLE = "PISTATS_FCM_ENDPOINT"
 CREDENTIALS_VARIABLE = "PISTATS_FCM_CREDENTIALS"
+SECRET_VARIABLE = "PISTATS_FCM_CREDENTIALS_SECRET_ARN"
+SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+")
 DEFAULT_ENDPOINT = "https://fcm.googleapis.com"
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 REFRESH_MARGIN_S = 300.0
@@ -58,12 +64,16 @@ KINDS = ("sent", "invalid_token", "payload_error", "retry", "unknown", "abort")
 @dataclass(frozen=True)
 class FcmConfig:
     """Where FCM is and how hard to push it. ``max_connections`` bounds the connection pool (over
-    HTTP/2 one connection carries many requests at once; over HTTP/1.1 one request each)."""
+    HTTP/2 one connection carries many requests at once; over HTTP/1.1 one request each). The
+    service account is the file at ``credentials_path``, or ``credentials_json`` when given (the
+    secret's value, kept in memory, out of the repr; ``credentials_path`` then says where it came
+    from)."""
 
     endpoint: str
     credentials_path: str
     timeout_s: float = 10.0
     max_connections: int = 100
+    credentials_json: bytes | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         try:
@@ -84,23 +94,68 @@ class FcmConfig:
         return self.endpoint.lower().startswith("https://")
 
     def credentials_info(self) -> dict:
-        """The service-account JSON, checked; :class:`ConfigError` naming ``PISTATS_FCM_CREDENTIALS``
-        (never quoting the file's content) when it cannot be used."""
-        return read_credentials(self.credentials_path)
+        """The service-account JSON, checked; :class:`ConfigError` naming where it came from
+        (never quoting its content) when it cannot be used."""
+        return self.load_credentials()[0]
+
+    def load_credentials(self) -> tuple[dict, service_account.Credentials]:
+        """:func:`load_credentials` of the file, or of ``credentials_json``."""
+        if self.credentials_json is not None:
+            return parse_credentials(self.credentials_json, "the secret's value", SECRET_VARIABLE)
+        return load_credentials(self.credentials_path)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, endpoint: str | None = None,
-                 credentials: str | None = None, **overrides) -> "FcmConfig":
-        """The config from the arguments, else the environment; the credentials file is read once
-        here so that a bad one is reported before any campaign starts."""
+                 credentials: str | None = None, secrets_client=None, **overrides) -> "FcmConfig":
+        """The config from the arguments, else the environment: the service account from the file
+        ``credentials`` or ``PISTATS_FCM_CREDENTIALS``, else from the Secrets Manager secret
+        ``PISTATS_FCM_CREDENTIALS_SECRET_ARN`` (fetched here, once: :func:`fetch_secret`, with
+        ``secrets_client`` when given). Either is read and checked here so that a bad one is
+        reported before anything is sent."""
         env = os.environ if environ is None else environ
         path = credentials or env.get(CREDENTIALS_VARIABLE)
-        if not path:
-            raise ConfigError(CREDENTIALS_VARIABLE, "is not set: the path of the service-account JSON")
-        read_credentials(path)
+        arn = env.get(SECRET_VARIABLE)
         values = {k: v for k, v in overrides.items() if v is not None}
-        return cls(endpoint=(endpoint or env.get(ENDPOINT_VARIABLE) or DEFAULT_ENDPOINT).rstrip("/"),
-                   credentials_path=path, **values)
+        endpoint = (endpoint or env.get(ENDPOINT_VARIABLE) or DEFAULT_ENDPOINT).rstrip("/")
+        if path and arn and not credentials:
+            raise ConfigError(SECRET_VARIABLE, f"and {CREDENTIALS_VARIABLE} are both set: set one")
+        if path:
+            read_credentials(path)
+            return cls(endpoint=endpoint, credentials_path=path, **values)
+        if arn:
+            raw = fetch_secret(arn, secrets_client)
+            parse_credentials(raw, "the secret's value", SECRET_VARIABLE)
+            return cls(endpoint=endpoint, credentials_path=f"secret {arn}", credentials_json=raw, **values)
+        raise ConfigError(CREDENTIALS_VARIABLE, "is not set: the path of the service-account JSON (or set "
+                                                f"{SECRET_VARIABLE}: a Secrets Manager secret holding it)")
+
+
+def fetch_secret(arn: str, client=None) -> bytes:
+    """The value of the Secrets Manager secret ``arn`` (its SecretString, else SecretBinary): one
+    ``GetSecretValue`` call. ``client`` is a boto3 ``secretsmanager`` client; by default one for
+    the ARN's region, with the default credential chain (a Lambda's role). :class:`ConfigError`
+    naming ``PISTATS_FCM_CREDENTIALS_SECRET_ARN`` and AWS's error code, never the value."""
+    if not SECRET_ARN.fullmatch(arn):
+        raise ConfigError(SECRET_VARIABLE, "must be a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:"
+                                           "ACCOUNT:secret:NAME)")
+    from botocore.exceptions import BotoCoreError, ClientError  # boto3: the Lambda runtime's, this venv's
+
+    try:
+        if client is None:
+            import boto3
+
+            client = boto3.client("secretsmanager", region_name=arn.split(":")[3])
+        answer = client.get_secret_value(SecretId=arn)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code") or "ClientError"
+        raise ConfigError(SECRET_VARIABLE, f"could not be read from Secrets Manager ({code})") from None
+    except BotoCoreError as error:
+        raise ConfigError(SECRET_VARIABLE, f"could not be read from Secrets Manager ({type(error).__name__})") from None
+    value = answer.get("SecretString")
+    value = value.encode("utf-8") if isinstance(value, str) else answer.get("SecretBinary")
+    if not value:
+        raise ConfigError(SECRET_VARIABLE, "names a secret without a value")
+    return bytes(value)
 
 
 def read_credentials(path: str) -> dict:
@@ -116,20 +171,27 @@ def load_credentials(path: str) -> tuple[dict, service_account.Credentials]:
             raw = handle.read()
     except OSError as error:
         raise ConfigError(CREDENTIALS_VARIABLE, f"cannot be read ({path}: {error.strerror})") from None
+    return parse_credentials(raw, path)
+
+
+def parse_credentials(raw: bytes, where: str, variable: str = CREDENTIALS_VARIABLE
+                      ) -> tuple[dict, service_account.Credentials]:
+    """A service-account JSON's fields and google-auth's credentials from its bytes; ConfigError
+    naming ``variable`` and ``where`` it came from (never quoting the content) when unusable."""
     try:
         info = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise ConfigError(CREDENTIALS_VARIABLE, f"is not JSON ({path})") from None
+        raise ConfigError(variable, f"is not JSON ({where})") from None
     if not isinstance(info, dict) or info.get("type") != "service_account":
-        raise ConfigError(CREDENTIALS_VARIABLE, f"is not a service-account JSON (\"type\": \"service_account\") ({path})")
+        raise ConfigError(variable, f"is not a service-account JSON (\"type\": \"service_account\") ({where})")
     missing = [name for name in SERVICE_ACCOUNT_FIELDS if not isinstance(info.get(name), str) or not info[name]]
     if missing:
-        raise ConfigError(CREDENTIALS_VARIABLE, f"lacks {', '.join(missing)} ({path})")
+        raise ConfigError(variable, f"lacks {', '.join(missing)} ({where})")
     try:
         credentials = service_account.Credentials.from_service_account_info(info, scopes=[SCOPE])
     except (ValueError, TypeError):
         # google-auth's message may quote the key material: say what, not how.
-        raise ConfigError(CREDENTIALS_VARIABLE, f"holds a private_key that cannot be read ({path})") from None
+        raise ConfigError(variable, f"holds a private_key that cannot be read ({where})") from None
     return info, credentials
 
 
@@ -508,7 +570,7 @@ class FcmClient:
     def __init__(self, config: FcmConfig, *, transport: httpx.AsyncBaseTransport | None = None,
                  token_transport: httpx.BaseTransport | None = None,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time):
-        info, credentials = load_credentials(config.credentials_path)
+        info, credentials = config.load_credentials()
         self.config = config
         self.project_id: str = info["project_id"]
         self.url = f"{config.endpoint.rstrip('/')}/v1/projects/{self.project_id}/messages:send"

@@ -32,7 +32,6 @@ from pistats.push.fcm import (
     SendResult,
     _refresh_detail,
     classify,
-    load_credentials,
     mask,
     network_failure,
 )
@@ -82,7 +81,7 @@ class SyncFcmSender:
     def __init__(self, config: FcmConfig, *, transport: httpx.BaseTransport | None = None,
                  token_transport: httpx.BaseTransport | None = None,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time):
-        info, credentials = load_credentials(config.credentials_path)  # the RSA key parsed once
+        info, credentials = config.load_credentials()  # the RSA key parsed once
         self.config = config
         self.project_id: str = info["project_id"]
         self.url = f"{config.endpoint.rstrip('/')}/v1/projects/{self.project_id}/messages:send"

@@ -47,7 +47,9 @@ log = logging.getLogger(__name__)
 
 TIMEOUT_VARIABLE = "PISTATS_INGEST_WELCOME_TIMEOUT_S"
 WINDOW_VARIABLE = "PISTATS_INGEST_WELCOME_WINDOW_S"
-CREDENTIALS_VARIABLE = "PISTATS_FCM_CREDENTIALS"  # pistats.push.fcm's, named here so as not to import it
+# pistats.push.fcm's, named here so as not to import it (an ingest without FCM imports no httpx).
+CREDENTIALS_VARIABLE = "PISTATS_FCM_CREDENTIALS"
+SECRET_VARIABLE = "PISTATS_FCM_CREDENTIALS_SECRET_ARN"
 # A welcome send pending longer than this was claimed by a request that died before settling it
 # (the deadline is seconds): pistats push export turns it unknown.
 ORPHAN_AFTER = timedelta(minutes=10)
@@ -299,18 +301,22 @@ def _described(error: BaseException) -> str:
 
 
 def welcomer_from_env(registry, environ: Mapping[str, str] | None = None, *, ledger_timeout_ms: int | None = None,
-                      announce: bool = True) -> Welcomer | None:
+                      announce: bool = True, secrets_client=None) -> Welcomer | None:
     """The ingest's Welcomer on ``registry``'s connections, with FCM from ``PISTATS_FCM_CREDENTIALS``
-    and ``PISTATS_FCM_ENDPOINT``; None (and a log line saying why) without FCM credentials or
-    with a configuration that cannot be used: the ingest then runs without welcomes. ``announce``
-    False leaves out the lines saying welcomes are on or off (a caller whose banner says it);
-    an unusable configuration is logged all the same."""
+    (a file) or ``PISTATS_FCM_CREDENTIALS_SECRET_ARN`` (a Secrets Manager secret, fetched here:
+    once per container, at its cold start) and ``PISTATS_FCM_ENDPOINT``; None (and a log line
+    saying why, never the credentials) without FCM credentials or with a configuration that
+    cannot be used, the secret unreadable included: the ingest then runs without welcomes.
+    ``announce`` False leaves out the lines saying welcomes are on or off (a caller whose banner
+    says it); an unusable configuration is logged all the same. ``secrets_client``: a boto3
+    secretsmanager client (tests)."""
     env = os.environ if environ is None else environ
     if registry is None:
         return None
-    if not env.get(CREDENTIALS_VARIABLE):
+    if not env.get(CREDENTIALS_VARIABLE) and not env.get(SECRET_VARIABLE):
         if announce:
-            log.warning("welcome notifications off (no %s): subscribes send no welcome", CREDENTIALS_VARIABLE)
+            log.warning("welcome notifications off (no %s nor %s): subscribes send no welcome",
+                        CREDENTIALS_VARIABLE, SECRET_VARIABLE)
         return None
     try:
         config = WelcomeConfig.from_env(env)
@@ -318,7 +324,7 @@ def welcomer_from_env(registry, environ: Mapping[str, str] | None = None, *, led
         from pistats.push.fcm import FcmConfig
         from pistats.push.fcm_sync import SyncFcmSender
 
-        fcm = FcmConfig.from_env(env, timeout_s=config.timeout_s, max_connections=10)
+        fcm = FcmConfig.from_env(env, timeout_s=config.timeout_s, max_connections=10, secrets_client=secrets_client)
         sender = SyncFcmSender(fcm)
     except ConfigError as error:
         log.error("welcome notifications off: %s", error)

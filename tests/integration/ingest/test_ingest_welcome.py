@@ -272,7 +272,8 @@ def test_welcomer_from_env_reads_fcm_and_the_deadline(fcm, registry_url, tmp_pat
     registry = Registry.for_lambda(RegistryConfig(registry_url))
     try:
         assert welcomer_from_env(registry, {}) is None
-        assert "welcome notifications off (no PISTATS_FCM_CREDENTIALS)" in caplog.text
+        assert "welcome notifications off (no PISTATS_FCM_CREDENTIALS nor PISTATS_FCM_CREDENTIALS_SECRET_ARN)" \
+            in caplog.text
         assert welcomer_from_env(registry, {"PISTATS_FCM_CREDENTIALS": str(tmp_path / "missing.json")}) is None
         assert "welcome notifications off: PISTATS_FCM_CREDENTIALS cannot be read" in caplog.text
         welcome = welcomer_from_env(registry, {"PISTATS_FCM_CREDENTIALS": fcm.write_credentials(tmp_path / "sa.json"),

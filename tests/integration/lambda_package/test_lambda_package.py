@@ -165,10 +165,15 @@ def test_without_a_registry_the_unpacked_handler_puts_to_kinesis_only(task_dir, 
     assert outside(loaded, task_dir, runtime_dir) == []
 
 
+@pytest.mark.parametrize("credentials", ["secret", "file"])
 def test_the_unpacked_handler_sends_a_welcome_through_fcm(task_dir, runtime_dir, environment, registry_url, client_key,
-                                                          unique_name, tmp_path):
+                                                          unique_name, tmp_path, request, credentials):
     """FCM configured: the zip carries httpx, h2, google-auth and cryptography, and a subscribe
-    that activates a token sends the property's welcome from the unpacked handler."""
+    that activates a token sends the property's welcome from the unpacked handler. ``secret``:
+    the service account from a Secrets Manager secret (moto's server), as deploy/template.yaml
+    configures the function (only the ARN in its environment); ``file``: from a file's path."""
+    import boto3
+
     from pistats.push.ledger import Ledger
     from pistats.registry.config import RegistryConfig
     from pistats.testing.fcm import LocalFcm
@@ -177,10 +182,18 @@ def test_the_unpacked_handler_sends_a_welcome_through_fcm(task_dir, runtime_dir,
     try:
         welcome = ledger.set_welcome(unique_name, "site-1", "Hi", "Welcome", None, datetime.now(timezone.utc))
         with LocalFcm() as fcm:
+            path = fcm.write_credentials(tmp_path / "service-account.json")
+            if credentials == "file":
+                fcm_environment = {"PISTATS_FCM_CREDENTIALS": path}
+            else:
+                moto = request.getfixturevalue("moto_endpoint")
+                secrets = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=moto)
+                arn = secrets.create_secret(Name=f"{unique_name}/fcm", SecretString=open(path).read())["ARN"]
+                fcm_environment = {"PISTATS_FCM_CREDENTIALS_SECRET_ARN": arn, "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto}
             token = f"{unique_name}-welcome-token"
             results, loaded = invoke(task_dir, runtime_dir, {
                 **environment, "PISTATS_REGISTRY_URL": registry_url, "PISTATS_FCM_ENDPOINT": fcm.url,
-                "PISTATS_FCM_CREDENTIALS": fcm.write_credentials(tmp_path / "service-account.json"),
+                **fcm_environment,
             }, [apigw_v2(client_key, {"batch": [ev("w1", "subscribe", f"{unique_name}-u", token, 1)]})])
             calls = fcm.calls()
         assert results[0]["statusCode"] == 200, results[0]
