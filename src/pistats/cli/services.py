@@ -14,7 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start, stop or show the local services (127.0.0.1 only, data under .pistats/)",
         description=(
             "Manage the local services. NAME is a service (redis, clickhouse, kinesis, postgres, zookeeper, "
-            "storm-nimbus, storm-supervisor or storm-supervisor-N, gateway-ingest, gateway) or a group: test (redis, "
+            "storm-nimbus, storm-supervisor or storm-supervisor-N, gateway-ingest, gateway, redis-cluster: six "
+            "nodes, three masters and their replicas, from PISTATS_REDIS_CLUSTER_PORT, 7001) or a group: test (redis, "
             "clickhouse, kinesis, postgres; the default), storm (zookeeper, nimbus, the supervisors), gateway (nginx "
             "on 127.0.0.1:PISTATS_GATEWAY_PORT in front of the ingest on gunicorn; needs PISTATS_INGEST_STREAM), all."
         ),

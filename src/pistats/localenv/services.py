@@ -1,5 +1,5 @@
 """Start, stop and inspect the local services: Redis, ClickHouse, kinesis-local, PostgreSQL, ZooKeeper, Storm,
-and the gateway (nginx in front of the ingest on gunicorn).
+the gateway (nginx in front of the ingest on gunicorn), and a Redis Cluster (``redis_cluster.py``).
 
 Each service is a process started in the background with its data, logs and pid file under
 ``.pistats/<service>/``, listening on 127.0.0.1 only, on a port taken from the environment
@@ -29,6 +29,7 @@ class Ports:
     """Ports of the local services, overridable with ``PISTATS_<NAME>_PORT`` variables."""
 
     redis: int = 6379
+    redis_cluster: int = 7001  # the first of its six nodes' ports
     clickhouse: int = 9000
     clickhouse_http: int = 8123
     kinesis: int = 4567
@@ -51,6 +52,7 @@ class Ports:
 
         return cls(
             redis=port("redis"),
+            redis_cluster=port("redis_cluster"),
             clickhouse=port("clickhouse"),
             clickhouse_http=port("clickhouse_http"),
             kinesis=port("kinesis"),
@@ -694,11 +696,12 @@ def service_groups(supervisors: int | None = None) -> dict[str, list[str]]:
     storm = storm_group(supervisors)
     return {
         "redis": ["redis"],
+        "redis-cluster": ["redis-cluster"],
         "clickhouse": ["clickhouse"],
         "kinesis": ["kinesis"],
         "storm": storm,
         "gateway": ["gateway-ingest", "gateway"],
-        "all": ["redis", "clickhouse", "kinesis", "postgres", *storm, "gateway-ingest", "gateway"],
+        "all": ["redis", "clickhouse", "kinesis", "postgres", *storm, "gateway-ingest", "gateway", "redis-cluster"],
         "test": ["redis", "clickhouse", "kinesis", "postgres"],
     }
 
@@ -728,9 +731,12 @@ def supervisor_services(ports: Ports, supervisors: int | None = None) -> dict[st
 
 
 def services(ports: Ports | None = None, supervisors: int | None = None) -> dict[str, Service]:
+    from pistats.localenv.redis_cluster import LocalRedisCluster
+
     ports = ports or Ports.from_env()
     return {
         "redis": redis_service(ports),
+        "redis-cluster": LocalRedisCluster(state_dir() / "redis-cluster", ports.redis_cluster),  # type: ignore[dict-item]
         "clickhouse": clickhouse_service(ports),
         "kinesis": kinesis_service(ports),
         "postgres": postgres_service(ports),
