@@ -20,6 +20,7 @@ carry a hash tag where they share an owner (docs/scaling.md lists them).
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 from urllib.parse import parse_qsl, unquote, urlencode
@@ -32,6 +33,7 @@ CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}  # scheme -> 
 SINGLE_SCHEMES = ("redis", "rediss", "unix")
 WAIT_OPTION = "wait_replicas"
 DEFAULT_WAIT_TIMEOUT_MS = 2_000
+SLOTS = 16_384
 
 # Every error a Redis or Redis Cluster client raises for trouble: redis-py's cluster client
 # raises RedisClusterException, which is not a RedisError, when no node answers while it reads
@@ -155,10 +157,15 @@ def is_cluster(client: Any) -> bool:
 
 
 def key_slot(key: str | bytes) -> int:
-    """The hash slot of ``key`` (its hash tag's, if it has one), as Redis Cluster computes it."""
-    from redis.crc import key_slot as crc_key_slot
-
-    return crc_key_slot(key.encode("utf-8", "surrogatepass") if isinstance(key, str) else key)
+    """The hash slot of ``key`` (its hash tag's, if it has one), as Redis Cluster computes it:
+    CRC16-CCITT (XMODEM), which ``binascii.crc_hqx`` computes in C, modulo 16,384."""
+    data = key.encode("utf-8", "surrogatepass") if isinstance(key, str) else key
+    start = data.find(b"{")
+    if start >= 0:
+        end = data.find(b"}", start + 1)
+        if end > start + 1:
+            data = data[start + 1:end]
+    return binascii.crc_hqx(data, 0) & (SLOTS - 1)
 
 
 def get_values(client: Any, keys: Sequence[str | bytes]) -> list[Any]:
@@ -198,16 +205,13 @@ def run_on_node(client: Any, key: str, calls: Sequence[tuple[Script, Sequence[An
     before the error is raised: the caller's retry then goes to the new master.
     """
     node = _node_client(client, key)
+    sent = [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls]
+    sent += [tuple(command) for command in commands]
+    if wait_replicas:
+        sent.append(("WAIT", wait_replicas, wait_timeout_ms))
     for _attempt in range(2):
-        pipe = node.pipeline(transaction=False)
-        for script, keys, args in calls:
-            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-        for command in commands:
-            pipe.execute_command(*command)
-        if wait_replicas:
-            pipe.execute_command("WAIT", wait_replicas, wait_timeout_ms)
         try:
-            replies = pipe.execute(raise_on_error=False)
+            replies = _exchange(node, sent)
         except OUTAGE_ERRORS:
             _refresh_layout(client)
             raise
@@ -227,6 +231,38 @@ def run_on_node(client: Any, key: str, calls: Sequence[tuple[Script, Sequence[An
                                  f"{wait_timeout_ms} ms")
         return answers
     raise redis_errors.NoScriptError("script still unknown after loading it")
+
+
+def _exchange(node: Any, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    """Send ``commands`` on one pooled connection of ``node`` (a ``redis.Redis``) in one write and
+    read their replies, an error reply as its exception. What redis-py's pipeline does, packed
+    here: its packing cost about 20 µs per command, and a batch of sessions on a cluster sends a
+    script call per user's slot."""
+    pool = node.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_packed_command([b"".join(_resp(command) for command in commands)])
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(connection.read_response())
+            except redis_errors.ResponseError as error:
+                replies.append(error)
+        return replies
+    except BaseException:
+        connection.disconnect()  # replies may be left unread
+        raise
+    finally:
+        pool.release(connection)
+
+
+def _resp(command: Sequence[Any]) -> bytes:
+    """One command in the Redis protocol (RESP): an array of bulk strings."""
+    parts = [b"*%d\r\n" % len(command)]
+    for arg in command:
+        data = arg if isinstance(arg, bytes) else str(arg).encode("utf-8", "surrogatepass")
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
 
 
 def _node_client(client: Any, key: str) -> Any:
@@ -262,12 +298,11 @@ def plan_by_node(client: Any, items: Sequence[Any], key_of: Callable[[Any], str]
     for item in items:
         slots.setdefault(key_slot(key_of(item)), []).append(item)
     nodes: dict[str, tuple[str, list[list[Any]]]] = {}
-    for group in slots.values():
-        key = key_of(group[0])
+    for slot, group in slots.items():
         try:
-            name = client.get_node_from_key(key).name
+            name = client.nodes_manager.get_node_from_slot(slot).name
         except redis_errors.RedisClusterException:
             _refresh_layout(client)
             raise
-        nodes.setdefault(name, (key, []))[1].append(group)
+        nodes.setdefault(name, (key_of(group[0]), []))[1].append(group)
     return list(nodes.values())
