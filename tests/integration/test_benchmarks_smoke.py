@@ -76,3 +76,11 @@ def test_push(registry_url):
     (run,) = last["runs"]
     assert run["sent"] == 300
     assert set(run) == {"sent", "seconds", "sends_per_s", "sender_cpu_us_per_send", "server_cpu_us_per_send"}
+
+
+def test_sessions_cluster(redis_url):
+    output = run_script("sessions_cluster.py", "--users", "50", "--events-per-user", "4", "--batch", "50",
+                        "--repeat", "1", "--redis-url", redis_url)
+    for label in ("single Redis", "cluster ", "cluster, wait_replicas=1"):
+        assert label in output
+    assert output.count("µs/event client CPU") == 3
