@@ -216,6 +216,14 @@ class LocalRedisCluster:
     def replicas(self) -> list[int]:
         return self._ports_with_flag("slave")
 
+    def master_of(self, replica_port: int) -> int | None:
+        """The port of the master the replica on ``replica_port`` follows (None if it answers not)."""
+        for line in _redis_cli(replica_port, "info", "replication").splitlines():
+            name, _, value = line.strip().partition(":")
+            if name == "master_port" and value.isdigit():
+                return int(value)
+        return None
+
     def _ports_with_flag(self, flag: str) -> list[int]:
         for port in self.ports:
             listing = _redis_cli(port, "cluster", "nodes")

@@ -90,8 +90,7 @@ def test_a_master_killed_mid_run_loses_nothing_that_was_answered(cluster, redis_
         port = client.get_node_from_key(store.state_key(("acme", f"user-{u}"))).port
         masters[port] = masters.get(port, 0) + 1
     victim = max(masters, key=masters.get)
-    replica_of_victim = [port for port in cluster.replicas()
-                         if redis_lib.Redis(port=port).info("replication")["master_port"] == victim]
+    replica_of_victim = [port for port in cluster.replicas() if cluster.master_of(port) == victim]
     assert len(replica_of_victim) == 1
 
     checkpoints = RedisCheckpointStore(connect(url), "failover", prefix, wait_replicas=1)
