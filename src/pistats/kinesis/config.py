@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 from pistats.kinesis.ledger import RetryPolicy
 from pistats.redact import redact_url
+from pistats.redisconn import RedisTarget
 
 PREFIX = "pistats.kinesis."
 START_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
@@ -71,6 +72,7 @@ class KinesisConfig:
         if self.lease_ms <= self.checkpoint_interval_ms:
             raise ValueError("lease_ms must exceed checkpoint_interval_ms (checkpoints renew the lease)")
         self.retry_policy()  # validates
+        RedisTarget.parse(self.redis_url)  # validates: a single Redis or a cluster URL, password hidden
         if self.fault_plan:
             from pistats.testing.faults import parse_fault_plan
 

@@ -181,6 +181,13 @@ def test_config_repr_hides_the_redis_password():
     assert redact_url("redis://host:6379/0") == "redis://host:6379/0"
 
 
+def test_config_takes_a_cluster_url_and_refuses_what_is_no_redis_url():
+    cluster = KinesisConfig(stream="s", redis_url="redis+cluster://:s3cret@10.0.0.1:7001,10.0.0.2:7002/?wait_replicas=1")
+    assert "s3cret" not in repr(cluster)
+    with pytest.raises(ValueError, match="not a Redis URL: 'http://:\\*\\*\\*@h:1'"):
+        KinesisConfig(stream="s", redis_url="http://:s3cret@h:1")
+
+
 def test_config_accepts_numbers_as_text_from_command_line_options():
     config = KinesisConfig.from_topology_conf({"pistats.kinesis.stream": "s", "pistats.kinesis.max_uncommitted": "500",
                                                "pistats.kinesis.read_timeout_s": "2.5",
