@@ -221,5 +221,6 @@ def drain(pipeline, topology, redis: int | None, emulator: bool = True, timeout_
         if committed >= low * total and (committed < high * total or not result.rss):
             result.rss.append(topology_rss(session))
 
-    pipeline.wait_until_committed(topology, timeout_s, sample)
+    # Every 100 ms: the rate's span is a few seconds (compare.py's MEASURING).
+    pipeline.wait_until_committed(topology, timeout_s, sample, poll_s=0.1)
     return result

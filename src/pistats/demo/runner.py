@@ -227,8 +227,8 @@ class Pipeline:
         if result.returncode != 0:
             raise ServiceError(f"sparse submit failed (log: {self.logs / 'submit.log'})")
 
-    def wait_until_committed(self, topology, timeout_s: float, on_progress=None) -> float:
-        """Blocks until every record is committed; returns the seconds it took."""
+    def wait_until_committed(self, topology, timeout_s: float, on_progress=None, poll_s: float = 0.5) -> float:
+        """Blocks until every record is committed, looking every ``poll_s``; returns the seconds it took."""
         started = time.monotonic()
         deadline = started + timeout_s
         while True:
@@ -243,7 +243,7 @@ class Pipeline:
                 raise ServiceError(
                     f"{committed} of {self.layout.total} records committed after {timeout_s:.0f} s (logs: {self.logs})"
                 )
-            time.sleep(0.5)
+            time.sleep(poll_s)
 
     def summary(self, records_in: int | None = None) -> dict[str, Any]:
         from pistats.demo.summary import summarise
