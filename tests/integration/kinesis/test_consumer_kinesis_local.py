@@ -11,24 +11,18 @@ import time
 import pytest
 
 from pistats.kinesis.checkpoint import RedisCheckpointStore
-from pistats.kinesis.client import make_kinesis_client
 from pistats.kinesis.config import KinesisConfig
 from pistats.kinesis.consumer import Consumer
 from pistats.kinesis.ledger import Position
 from pistats.testing.faults import FaultyCheckpointStore, FaultyKinesis
+from tests.support.kinesis_consumer import FAST, collect, consumer_client, wait_active, wait_for
 
 pytestmark = pytest.mark.integration
-
-FAST = {"checkpoint_interval_ms": 200, "idle_poll_ms": 100, "list_shards_interval_ms": 500, "lease_ms": 2000,
-        "retry_base_delay_ms": 50, "retry_max_delay_ms": 200}
 
 
 @pytest.fixture
 def kinesis(kinesis_endpoint):
-    """A client as the consumer's: botocore's retries off, the consumer's timeouts, GetRecords read by orjson."""
-    defaults = KinesisConfig(stream="unused")
-    return make_kinesis_client(kinesis_endpoint, retries=False, connect_timeout_s=defaults.connect_timeout_s,
-                          read_timeout_s=defaults.read_timeout_s, fast_get_records=True)
+    return consumer_client(kinesis_endpoint)
 
 
 @pytest.fixture
@@ -68,13 +62,6 @@ def consumers(kinesis, kinesis_endpoint, redis_client, unique_name):
         consumer.close()
 
 
-def wait_active(client, stream):
-    deadline = time.time() + 10
-    while client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
-        assert time.time() < deadline, f"{stream} not ACTIVE"
-        time.sleep(0.05)
-
-
 def put(client, stream, items):
     """Put ``(partition_key, data)`` pairs in order; returns the sequence numbers."""
     response = client.put_records(StreamName=stream, Records=[{"PartitionKey": k, "Data": d} for k, d in items])
@@ -82,32 +69,9 @@ def put(client, stream, items):
     return [int(r["SequenceNumber"]) for r in response["Records"]]
 
 
-def collect(consumer, count, *, timeout=10.0, verdict=lambda d: "ack"):
-    """Poll until ``count`` deliveries arrived; each is acked, failed or held per ``verdict``."""
-    seen = []
-    deadline = time.time() + timeout
-    while len(seen) < count and time.time() < deadline:
-        for delivery in consumer.poll(100):
-            seen.append(delivery)
-            outcome = verdict(delivery)
-            if outcome == "ack":
-                consumer.ack(delivery.message_id)
-            elif outcome == "fail":
-                consumer.fail(delivery.message_id)
-        time.sleep(0.01)
-    return seen
-
-
 def quiet(consumer, seconds):
     """Deliveries during ``seconds`` (expected: none)."""
     return collect(consumer, 10**9, timeout=seconds)
-
-
-def wait_for(condition, timeout=10.0):
-    deadline = time.time() + timeout
-    while not condition():
-        assert time.time() < deadline, "condition not reached"
-        time.sleep(0.05)
 
 
 def data(deliveries):

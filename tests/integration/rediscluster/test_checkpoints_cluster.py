@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from pistats.kinesis.checkpoint import RedisCheckpointStore
-from pistats.kinesis.client import make_kinesis_client
 from pistats.kinesis.config import KinesisConfig
 from pistats.kinesis.consumer import Consumer
 from pistats.kinesis.ledger import Position
 from pistats.testing.faults import FaultyCheckpointStore
+from tests.support.kinesis_consumer import FAST, collect, consumer_client, wait_active, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -23,10 +23,6 @@ _spec = importlib.util.spec_from_file_location(
     "checkpoint_contract", Path(__file__).resolve().parents[2] / "unit" / "kinesis" / "test_checkpoint.py")
 contract = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(contract)
-
-FAST = {"checkpoint_interval_ms": 200, "idle_poll_ms": 100, "list_shards_interval_ms": 500, "lease_ms": 2000,
-        "retry_base_delay_ms": 50, "retry_max_delay_ms": 200}
-
 
 @pytest.fixture
 def app(cluster_client, unique_name):
@@ -68,39 +64,15 @@ def test_shards_of_one_stream_spread_over_the_masters(cluster_client, app, redis
 
 @pytest.fixture
 def kinesis(kinesis_endpoint):
-    defaults = KinesisConfig(stream="unused")
-    return make_kinesis_client(kinesis_endpoint, retries=False, connect_timeout_s=defaults.connect_timeout_s,
-                               read_timeout_s=defaults.read_timeout_s, fast_get_records=True)
+    return consumer_client(kinesis_endpoint)
 
 
 @pytest.fixture
 def stream(kinesis, unique_name):
     kinesis.create_stream(StreamName=unique_name, ShardCount=2)
-    deadline = time.time() + 30
-    while kinesis.describe_stream_summary(StreamName=unique_name)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
-        assert time.time() < deadline, f"{unique_name} not ACTIVE"
-        time.sleep(0.05)
+    wait_active(kinesis, unique_name, timeout=30)
     yield unique_name
     kinesis.delete_stream(StreamName=unique_name, EnforceConsumerDeletion=True)
-
-
-def collect(consumer, count, *, timeout=10.0, acked=lambda delivery: True):
-    seen = []
-    deadline = time.time() + timeout
-    while len(seen) < count and time.time() < deadline:
-        for delivery in consumer.poll(100):
-            seen.append(delivery)
-            if acked(delivery):
-                consumer.ack(delivery.message_id)
-        time.sleep(0.01)
-    return seen
-
-
-def wait_for(condition, timeout=15.0):
-    deadline = time.time() + timeout
-    while not condition():
-        assert time.time() < deadline, "condition not reached"
-        time.sleep(0.05)
 
 
 def test_a_second_consumer_takes_over_after_the_first_ones_lease_lapsed(
@@ -124,11 +96,11 @@ def test_a_second_consumer_takes_over_after_the_first_ones_lease_lapsed(
     try:
         # The first consumer acks the first three records of each shard and holds the rest.
         held = {shard: set(seqs[3:]) for shard, seqs in by_shard.items()}
-        seen = collect(first, 20, acked=lambda d: d.record.seq not in held[d.record.shard_id])
+        seen = collect(first, 20, verdict=lambda d: "hold" if d.record.seq in held[d.record.shard_id] else "ack")
         assert sorted(d.record.data for d in seen) == sorted(d for _, d in records)
         reader = RedisCheckpointStore(connect(cluster_url), app, stream)
         for shard, seqs in by_shard.items():
-            wait_for(lambda: getattr(reader.load(shard), "position", None) == Position(seqs[2]))
+            wait_for(lambda: getattr(reader.load(shard), "position", None) == Position(seqs[2]), timeout=15.0)
 
         first_store.down()  # cut off from Redis: it can neither renew its leases nor release them
         second = Consumer(config, kinesis, RedisCheckpointStore(connect(cluster_url), app, stream, wait_replicas=1),
@@ -143,10 +115,10 @@ def test_a_second_consumer_takes_over_after_the_first_ones_lease_lapsed(
             numbers = [d.record.seq for d in taken_over if d.record.shard_id == shard]
             assert numbers == sorted(numbers)
         wait_for(lambda: all(reader.load(shard).position == Position(seqs[-1]) and reader.load(shard).owner
-                             == "second" for shard, seqs in by_shard.items()))
+                             == "second" for shard, seqs in by_shard.items()), timeout=15.0)
 
         first_store.up()  # back: its writes meet the second one's leases, and it lets the shards go
-        wait_for(lambda: all(state != "reading" for state in first.shard_states().values()))
+        wait_for(lambda: all(state != "reading" for state in first.shard_states().values()), timeout=15.0)
         for shard, seqs in by_shard.items():
             assert (reader.load(shard).position, reader.load(shard).owner) == (Position(seqs[-1]), "second")
     finally:
