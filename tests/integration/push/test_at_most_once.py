@@ -29,7 +29,6 @@ from pistats.store.backends import open_store
 from pistats.store.schema import migrate
 from pistats.testing.fcm import LocalFcm
 from pistats.testing.proxy import TcpProxy
-from tests.integration.registry.conftest import delete_client
 from tests.support import stores
 
 pytestmark = pytest.mark.integration
@@ -45,12 +44,6 @@ def sha(token: str) -> str:
 
 def token_of(n: int, prefix: str = "tok") -> str:
     return f"{prefix}-{n:04d}-" + "k" * 120
-
-
-@pytest.fixture
-def client_id(unique_name, registry_url):
-    yield unique_name
-    delete_client(registry_url, unique_name)
 
 
 @pytest.fixture

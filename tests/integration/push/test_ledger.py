@@ -12,7 +12,6 @@ import pytest
 from pistats.push.ledger import CampaignSpec, Ledger, Settled, Target
 from pistats.registry.config import RegistryConfig
 from pistats.registry.store import Registry
-from tests.integration.registry.conftest import delete_client
 
 pytestmark = pytest.mark.integration
 
@@ -36,13 +35,6 @@ def digest(token: str) -> bytes:
 def target(n: int, user: str | None = None) -> Target:
     token = f"fcm-token-{n}"
     return Target(digest(token), token, user or f"u-{n}", "web")
-
-
-@pytest.fixture
-def client_id(unique_name, registry_url):
-    """This test's client; its campaigns, sends and registry rows are deleted afterwards."""
-    yield unique_name
-    delete_client(registry_url, unique_name)
 
 
 @pytest.fixture

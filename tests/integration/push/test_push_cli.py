@@ -23,7 +23,6 @@ from pistats.store.backends import open_store
 from pistats.store.schema import migrate
 from pistats.testing.fcm import LocalFcm
 from tests.support import stores
-from tests.integration.registry.conftest import delete_client
 
 pytestmark = pytest.mark.integration
 
@@ -37,12 +36,6 @@ def sha(token: str) -> str:
 
 def token_of(n: int, prefix: str = "tok") -> str:
     return f"{prefix}-{n:06d}-" + "k" * 120  # FCM tokens are long; the tests' are recognisable
-
-
-@pytest.fixture
-def client_id(unique_name, registry_url):
-    yield unique_name
-    delete_client(registry_url, unique_name)
 
 
 def subscribe(registry_url: str, client_id: str, tokens: list[str], property_id: str = "site") -> None:

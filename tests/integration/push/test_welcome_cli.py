@@ -24,19 +24,12 @@ from pistats.store.backends import open_store
 from pistats.store.schema import migrate
 from pistats.testing.fcm import LocalFcm
 from tests.support import stores
-from tests.integration.registry.conftest import delete_client
 
 pytestmark = pytest.mark.integration
 
 PISTATS = str(Path(sys.executable).parent / "pistats")
 server_store_url = stores.server_store_url
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
-
-
-@pytest.fixture
-def client_id(unique_name, registry_url):
-    yield unique_name
-    delete_client(registry_url, unique_name)
 
 
 @pytest.fixture
