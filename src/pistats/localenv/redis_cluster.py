@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from pistats.errors import ServiceError
+from pistats.localenv.services import await_ready
 
 NODES = 6
 REPLICAS_PER_MASTER = 1
@@ -146,14 +147,8 @@ class LocalRedisCluster:
             process = subprocess.Popen(self.command(port), cwd=str(folder), stdin=subprocess.DEVNULL,
                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.pid_file(port).write_text(str(process.pid))
-        deadline = time.monotonic() + self.start_timeout_s
-        while not self.node_running(port):
-            if process.poll() is not None:
-                raise ServiceError(f"redis-cluster node {port} exited with code {process.returncode} "
-                                   f"(see {folder / 'redis.log'})")
-            if time.monotonic() > deadline:
-                raise ServiceError(f"redis-cluster node {port} did not answer within {self.start_timeout_s:.0f} s")
-            time.sleep(0.1)
+        await_ready(process, lambda: self.node_running(port), name=f"redis-cluster node {port}",
+                    log_file=folder / "redis.log", timeout_s=self.start_timeout_s, poll_s=0.1)
 
     def _create(self) -> None:
         addresses = [f"127.0.0.1:{port}" for port in self.ports]

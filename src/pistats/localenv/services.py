@@ -72,6 +72,28 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:
         return False
 
 
+def await_ready(process: subprocess.Popen, ready: Callable[[], bool], *, name: str, log_file: Path,
+                timeout_s: float, poll_s: float = 0.2) -> None:
+    """Wait until ``ready()`` says a process just started serves; a ServiceError naming its log
+    (and the log's last line) when the process exits first or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if process.poll() is not None:
+            raise ServiceError(f"{name} exited with code {process.returncode}{_last_log_line(log_file)} "
+                               f"(see {log_file})")
+        if time.monotonic() > deadline:
+            raise ServiceError(f"{name} did not become ready within {timeout_s:.0f} s (see {log_file})")
+        time.sleep(poll_s)
+
+
+def _last_log_line(log_file: Path) -> str:
+    try:
+        lines = log_file.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return f": {lines[-1][:300]}" if lines else ""
+
+
 @dataclass
 class Service:
     """One background process with a pid file, a log and a readiness port."""
@@ -133,22 +155,8 @@ class Service:
             )
         self._process = process
         self.pid_file.write_text(str(process.pid))
-        deadline = time.monotonic() + self.start_timeout
-        while not self.running():
-            if process.poll() is not None:
-                raise ServiceError(f"{self.name} exited with code {process.returncode}{self._last_log_line()} "
-                                   f"(see {self.log_file})")
-            if time.monotonic() > deadline:
-                raise ServiceError(f"{self.name} did not become ready within {self.start_timeout:.0f} s (see {self.log_file})")
-            time.sleep(0.2)
+        await_ready(process, self.running, name=self.name, log_file=self.log_file, timeout_s=self.start_timeout)
         return True
-
-    def _last_log_line(self) -> str:
-        try:
-            lines = self.log_file.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return ""
-        return f": {lines[-1][:300]}" if lines else ""
 
     def stop(self, timeout: float = 20.0) -> bool:
         """Stop a service this project started (by pid file); returns True if one was stopped."""
