@@ -1,6 +1,7 @@
 """The topology against the same work in one process and against one record per tuple, side by side.
 
     .venv/bin/python benchmarks/compare.py [--events 30000] [--classic-events 3000] [--shards 4] [--store URL]
+                                           [--stock-moto] [-o KEY=VALUE ...]
 
 Absolute rates drift with the shared machine; the ratios of three legs run one after another in
 one process tree, on the same recording, do not (issue 18). The legs:
@@ -10,9 +11,10 @@ one process tree, on the same recording, do not (issue 18). The legs:
    sink's ``Sink`` (the rows handed over as ``PackedRows``, nothing serialised), in a child
    process pinned to one core; its rate and CPU time (chdb's threads included) plus Redis's
    between 10 % and 90 % of the records, as for the topology (the whole run's are printed too).
-2. topology: the recording pre-loaded into a fresh stream in moto (served from this process), the
-   shipped topology on local Storm with acking (``sparse run``); the sustained rate between 10 %
-   and 90 % of the records committed (stored and acked end to end) and each process's CPU per
+2. topology: the recording pre-loaded into a fresh stream in moto (served from this process, its
+   GetRecords answers written by ``moto_direct``: moto's own bytes for a third of its CPU; moto's
+   serializer with ``--stock-moto``), the shipped topology on local Storm with acking (``sparse
+   run``); the sustained rate between 10 % and 90 % of the records committed (stored and acked end to end) and each process's CPU per
    record over the same span: spout, enrich, sink, the JVM and Redis, and moto apart.
 3. classic: the same with one record per tuple (``-o pistats.kinesis.batch_records=1``), on a
    smaller recording (``--classic-events``) from the same generator.
@@ -239,6 +241,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--store", default=None, help="store URL (default: a fresh chdb folder per leg)")
     parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a topology option for the topology and classic legs (repeatable), to try a lever")
+    parser.add_argument("--stock-moto", action="store_true",
+                        help="moto writes GetRecords answers with its own serializer (about three times the "
+                             "emulator's CPU per record; see benchmarks/moto_direct.py)")
     parser.add_argument("--inprocess-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
@@ -261,8 +266,9 @@ def main() -> int:
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, load {os.getloadavg()[0]:.1f}, CPU probe {probe:.2f} s")
     print(f"settings: events={args.events} classic-events={args.classic_events} shards={args.shards} "
-          f"store={(args.store or 'chdb, one fresh folder per leg').split('?')[0]}", flush=True)
-    with Sources("moto") as sources, tempfile.TemporaryDirectory() as tmp:
+          f"store={(args.store or 'chdb, one fresh folder per leg').split('?')[0]} "
+          f"moto={'stock' if args.stock_moto else 'GetRecords written directly'}", flush=True)
+    with Sources("moto", stock_moto=args.stock_moto) as sources, tempfile.TemporaryDirectory() as tmp:
         if sources.redis_pid is None:
             print("warning: no pid file of the services' redis-server: Redis's CPU is not counted")
         recording = make_recording(Path(tmp) / "recording", args.events, args.shards)
