@@ -9,7 +9,6 @@ and the retry sends it; a token activated before the welcome window gets none.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import socket
 import time
@@ -30,14 +29,11 @@ from pistats.registry.store import Registry
 from pistats.testing.fcm import LocalFcm
 from tests.integration.registry.conftest import read_rows
 from tests.integration.registry.conftest import delete_client
+from tests.support.push_tokens import sha
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
-
-
-def sha(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def ev(n, kind, user, token=None, second=0, prop="site-1"):

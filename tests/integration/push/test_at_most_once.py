@@ -11,7 +11,6 @@ that is down (connections refused) or brought up mid-campaign.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -30,20 +29,13 @@ from pistats.store.schema import migrate
 from pistats.testing.fcm import LocalFcm
 from pistats.testing.proxy import TcpProxy
 from tests.support import stores
+from tests.support.push_tokens import sha, token_of
 
 pytestmark = pytest.mark.integration
 
 server_store_url = stores.server_store_url
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
-
-
-def sha(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def token_of(n: int, prefix: str = "tok") -> str:
-    return f"{prefix}-{n:04d}-" + "k" * 120
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import signal
 import socket
@@ -18,6 +17,7 @@ import pytest
 from pistats.push.fcm import FcmClient, FcmConfig, SendResult
 from pistats.push.message import MESSAGE_MAX_BYTES, Content, build_message, message_size
 from pistats.testing.fcm import LocalFcm
+from tests.support.push_tokens import sha
 
 pytestmark = pytest.mark.integration
 
@@ -51,10 +51,6 @@ def fcm(local_fcm):
 @pytest.fixture
 def config(fcm, tmp_path):
     return FcmConfig(fcm.url, fcm.write_credentials(tmp_path / "sa.json"), timeout_s=5.0)
-
-
-def sha(token):
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def send_all(config, tokens, content=CONTENT, **client_options):

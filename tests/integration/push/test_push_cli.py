@@ -4,7 +4,6 @@ ClickHouse server and the local FCM v1 server, including a sender killed with SI
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -23,19 +22,12 @@ from pistats.store.backends import open_store
 from pistats.store.schema import migrate
 from pistats.testing.fcm import LocalFcm
 from tests.support import stores
+from tests.support.push_tokens import sha, token_of
 
 pytestmark = pytest.mark.integration
 
 server_store_url = stores.server_store_url
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
-
-
-def sha(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def token_of(n: int, prefix: str = "tok") -> str:
-    return f"{prefix}-{n:06d}-" + "k" * 120  # FCM tokens are long; the tests' are recognisable
 
 
 def subscribe(registry_url: str, client_id: str, tokens: list[str], property_id: str = "site") -> None:
