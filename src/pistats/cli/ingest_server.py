@@ -83,10 +83,16 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
     print(f"pistats ingest-server: listening on http://{args.host}:{server.server_port}/v1/events "
           f"(stream {config.stream}, registry {registry.redacted_url if registry else 'off'}, "
-          f"welcome notifications {'on' if welcome else 'off'})",
+          f"welcome notifications {_welcome_state(welcome)})",
           file=sys.stderr, flush=True)
     try:
         server.serve_forever()
     finally:
         server.server_close()
     return 0
+
+
+def _welcome_state(welcome) -> str:
+    if welcome is None:
+        return "off"
+    return "on" if welcome.ready else "waiting for the FCM secret"

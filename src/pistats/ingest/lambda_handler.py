@@ -9,8 +9,9 @@ The service (boto3 client, Redis connection, and the subscriber registry's Postg
 when ``PISTATS_REGISTRY_URL`` is set, with welcome notifications through FCM when
 ``PISTATS_FCM_CREDENTIALS_SECRET_ARN`` names the Secrets Manager secret holding the service
 account, as deploy/template.yaml sets it, or ``PISTATS_FCM_CREDENTIALS`` a file) is built from
-environment variables on the first invocation (the secret fetched then, once) and reused by
-every later invocation of the same container.
+environment variables on the first invocation (the secret fetched then, once; again every 60 s
+while Secrets Manager refuses it or cannot be reached) and reused by every later invocation of
+the same container.
 """
 
 from __future__ import annotations

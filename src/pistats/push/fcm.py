@@ -130,11 +130,18 @@ class FcmConfig:
                                                 f"{SECRET_VARIABLE}: a Secrets Manager secret holding it)")
 
 
+class SecretUnreadable(ConfigError):
+    """The secret could not be read from Secrets Manager (refused, throttled, unreachable), as
+    opposed to a configuration that can never work (a malformed ARN, an unusable value)."""
+
+
 def fetch_secret(arn: str, client=None) -> bytes:
     """The value of the Secrets Manager secret ``arn`` (its SecretString, else SecretBinary): one
     ``GetSecretValue`` call. ``client`` is a boto3 ``secretsmanager`` client; by default one for
     the ARN's region, with the default credential chain (a Lambda's role). :class:`ConfigError`
-    naming ``PISTATS_FCM_CREDENTIALS_SECRET_ARN`` and AWS's error code, never the value."""
+    naming ``PISTATS_FCM_CREDENTIALS_SECRET_ARN`` and AWS's error code, never the value;
+    :class:`SecretUnreadable` (one) when Secrets Manager refused or could not be reached, which
+    an operator or time may mend (a role's policy, throttling, a network outage)."""
     if not SECRET_ARN.fullmatch(arn):
         raise ConfigError(SECRET_VARIABLE, "must be a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:"
                                            "ACCOUNT:secret:NAME)")
@@ -148,9 +155,10 @@ def fetch_secret(arn: str, client=None) -> bytes:
         answer = client.get_secret_value(SecretId=arn)
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code") or "ClientError"
-        raise ConfigError(SECRET_VARIABLE, f"could not be read from Secrets Manager ({code})") from None
+        raise SecretUnreadable(SECRET_VARIABLE, f"could not be read from Secrets Manager ({code})") from None
     except BotoCoreError as error:
-        raise ConfigError(SECRET_VARIABLE, f"could not be read from Secrets Manager ({type(error).__name__})") from None
+        raise SecretUnreadable(SECRET_VARIABLE,
+                               f"could not be read from Secrets Manager ({type(error).__name__})") from None
     value = answer.get("SecretString")
     value = value.encode("utf-8") if isinstance(value, str) else answer.get("SecretBinary")
     if not value:

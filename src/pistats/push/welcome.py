@@ -204,6 +204,8 @@ class Welcomer:
         self._config, self._clock, self._now = config, clock, now
         self.campaigns = WelcomeCampaigns(ledger, config.cache_s, clock)
 
+    ready = True  # as PendingWelcomer.ready: sends welcomes
+
     def welcome_since(self, received_at: datetime) -> datetime:
         """The welcome window's start for a request received at ``received_at``
         (:meth:`WelcomeConfig.welcome_since`)."""
@@ -300,13 +302,19 @@ def _described(error: BaseException) -> str:
     return type(error).__name__
 
 
+SECRET_RETRY_S = 60.0  # how often a container whose FCM secret was unreadable tries it again
+
+
 def welcomer_from_env(registry, environ: Mapping[str, str] | None = None, *, ledger_timeout_ms: int | None = None,
-                      announce: bool = True, secrets_client=None) -> Welcomer | None:
+                      announce: bool = True, secrets_client=None, clock: Callable[[], float] = time.monotonic,
+                      secret_retry_s: float = SECRET_RETRY_S) -> "Welcomer | PendingWelcomer | None":
     """The ingest's Welcomer on ``registry``'s connections, with FCM from ``PISTATS_FCM_CREDENTIALS``
     (a file) or ``PISTATS_FCM_CREDENTIALS_SECRET_ARN`` (a Secrets Manager secret, fetched here:
     once per container, at its cold start) and ``PISTATS_FCM_ENDPOINT``; None (and a log line
     saying why, never the credentials) without FCM credentials or with a configuration that
-    cannot be used, the secret unreadable included: the ingest then runs without welcomes.
+    cannot be used: the ingest then runs without welcomes. A secret Secrets Manager refused or
+    could not serve (:class:`~pistats.push.fcm.SecretUnreadable`) gives a :class:`PendingWelcomer`,
+    which reads it again every ``secret_retry_s`` seconds of ``clock`` until it can.
     ``announce`` False leaves out the lines saying welcomes are on or off (a caller whose banner
     says it); an unusable configuration is logged all the same. ``secrets_client``: a boto3
     secretsmanager client (tests)."""
@@ -318,19 +326,91 @@ def welcomer_from_env(registry, environ: Mapping[str, str] | None = None, *, led
             log.warning("welcome notifications off (no %s nor %s): subscribes send no welcome",
                         CREDENTIALS_VARIABLE, SECRET_VARIABLE)
         return None
-    try:
-        config = WelcomeConfig.from_env(env)
-        # Imported here: an ingest without FCM imports neither httpx nor google-auth.
-        from pistats.push.fcm import FcmConfig
-        from pistats.push.fcm_sync import SyncFcmSender
 
-        fcm = FcmConfig.from_env(env, timeout_s=config.timeout_s, max_connections=10, secrets_client=secrets_client)
-        sender = SyncFcmSender(fcm)
+    def build() -> Welcomer:
+        return _welcomer(registry, env, ledger_timeout_ms, announce, secrets_client)
+
+    # Imported here: an ingest without FCM imports neither httpx nor google-auth.
+    from pistats.push.fcm import SecretUnreadable
+
+    try:
+        return build()
+    except SecretUnreadable as error:
+        log.error("welcome notifications off until the secret can be read (again in %.0f s): %s",
+                  secret_retry_s, error)
+        return PendingWelcomer(build, secret_retry_s, clock)
     except ConfigError as error:
         log.error("welcome notifications off: %s", error)
         return None
+
+
+def _welcomer(registry, env: Mapping[str, str], ledger_timeout_ms: int | None, announce: bool,
+              secrets_client) -> Welcomer:
+    """welcomer_from_env's Welcomer; ConfigError when the configuration cannot be used."""
+    config = WelcomeConfig.from_env(env)
+    from pistats.push.fcm import FcmConfig
+    from pistats.push.fcm_sync import SyncFcmSender
+
+    fcm = FcmConfig.from_env(env, timeout_s=config.timeout_s, max_connections=10, secrets_client=secrets_client)
+    sender = SyncFcmSender(fcm)
     timeout_ms = ledger_timeout_ms if ledger_timeout_ms is not None else int(config.timeout_s * 1000)
     ledger = Ledger(registry.connections, statement_timeout_ms=timeout_ms, redacted_url=registry.redacted_url)
     if announce:
         log.info("welcome notifications on: FCM at %s, deadline %.1f s", fcm.endpoint, config.timeout_s)
     return Welcomer(ledger=ledger, registry=registry, sender=sender, config=config)
+
+
+class PendingWelcomer:
+    """Welcomes whose FCM secret could not be read yet: the ingest's welcomer while it cannot
+    build one. A request asking for the welcome window (:meth:`welcome_since`) at least
+    ``retry_s`` seconds of ``clock`` after the last attempt tries ``build`` again, one request
+    at a time (the others go on without welcomes); from the first success on, every call goes to
+    the Welcomer it built. Until then no write reports a welcome owed, so :meth:`after_write`
+    sends nothing. A configuration that turns out unusable (ConfigError other than an unreadable
+    secret) is logged and not tried again."""
+
+    def __init__(self, build: Callable[[], Welcomer], retry_s: float, clock: Callable[[], float] = time.monotonic):
+        self._build, self._retry_s, self._clock = build, retry_s, clock
+        self._next_try: float | None = clock() + retry_s
+        self._welcomer: Welcomer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self._welcomer is not None
+
+    def _current(self) -> Welcomer | None:
+        if self._welcomer is None and self._next_try is not None and self._clock() >= self._next_try:
+            if self._lock.acquire(blocking=False):
+                try:
+                    self._attempt()
+                finally:
+                    self._lock.release()
+        return self._welcomer
+
+    def _attempt(self) -> None:
+        from pistats.push.fcm import SecretUnreadable
+
+        try:
+            self._welcomer = self._build()
+        except SecretUnreadable as error:
+            self._next_try = self._clock() + self._retry_s
+            log.error("welcome notifications still off (again in %.0f s): %s", self._retry_s, error)
+        except ConfigError as error:
+            self._next_try = None
+            log.error("welcome notifications off: %s", error)
+
+    def welcome_since(self, received_at: datetime) -> datetime | None:
+        """The Welcomer's window start, or None while there is none: the write then reports no
+        welcome owed."""
+        welcomer = self._current()
+        return None if welcomer is None else welcomer.welcome_since(received_at)
+
+    def after_write(self, client_id: str, written: Written,
+                    put_tokens: Collection[tuple[str, str]] | None = None) -> WelcomeOutcome:
+        welcomer = self._welcomer
+        return WelcomeOutcome() if welcomer is None else welcomer.after_write(client_id, written, put_tokens)
+
+    def close(self) -> None:
+        if self._welcomer is not None:
+            self._welcomer.close()

@@ -77,3 +77,30 @@ def test_the_write_is_asked_for_owed_welcomes_from_the_window_start(make_harness
     without = ActivatingRegistry()
     make_harness(registry=without).post({"batch": [subscribe(1)]})
     assert without.welcome_since == [None]  # no welcomes: nothing owed is asked for
+
+
+def test_while_the_fcm_secret_is_unreadable_nothing_is_owed_then_welcomes_start(make_harness):
+    from pistats.push.fcm import SECRET_VARIABLE, SecretUnreadable
+    from pistats.push.welcome import PendingWelcomer
+
+    welcome, attempts, clock = FakeWelcome(), [], [0.0]
+
+    def build():
+        attempts.append(clock[0])
+        if len(attempts) == 1:
+            raise SecretUnreadable(SECRET_VARIABLE, "could not be read from Secrets Manager (ThrottlingException)")
+        return welcome
+
+    pending = PendingWelcomer(build, 60, lambda: clock[0])
+    registry = ActivatingRegistry()
+    h = make_harness(registry=registry, welcome=pending)
+    clock[0] = 60.0
+    status, _, _ = h.post({"batch": [subscribe(1)]})  # refused again: no window asked, nothing sent
+    assert status == 200 and registry.welcome_since == [None] and welcome.calls == [] and attempts == [60.0]
+    clock[0] = 119.0
+    h.post({"batch": [subscribe(2)]})
+    assert registry.welcome_since == [None, None] and attempts == [60.0]
+    clock[0] = 120.0
+    h.post({"batch": [subscribe(3)]})
+    assert registry.welcome_since[-1] is not None and attempts == [60.0, 120.0]
+    assert welcome.calls == [("client-1", [("site-1", "token-3")], None)]

@@ -6,6 +6,7 @@ variable; the file path (PISTATS_FCM_CREDENTIALS) working as before."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import boto3
@@ -15,9 +16,10 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
 from pistats.errors import ConfigError
-from pistats.push.fcm import SECRET_VARIABLE, FcmClient, FcmConfig, fetch_secret
+from pistats.push.fcm import SECRET_VARIABLE, FcmClient, FcmConfig, SecretUnreadable, fetch_secret
 from pistats.push.fcm_sync import SyncFcmSender
-from pistats.push.welcome import welcomer_from_env
+from pistats.push.welcome import PendingWelcomer, WelcomeConfig, WelcomeOutcome, welcomer_from_env
+from pistats.registry.store import Written
 from pistats.testing.fcm import FcmServer
 
 REGION = "eu-west-1"
@@ -156,7 +158,86 @@ def test_the_ingest_fetches_the_secret_once_at_its_start_and_logs_no_credential(
     welcome.close()
 
     missing = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:gone-AbCdEf"
-    assert welcomer_from_env(REGISTRY, {SECRET_VARIABLE: missing}, secrets_client=counting) is None
-    assert (f"welcome notifications off: {SECRET_VARIABLE} could not be read from Secrets Manager "
-            "(ResourceNotFoundException)") in caplog.text
+    pending = welcomer_from_env(REGISTRY, {SECRET_VARIABLE: missing}, secrets_client=counting)
+    assert isinstance(pending, PendingWelcomer) and not pending.ready
+    assert ("welcome notifications off until the secret can be read (again in 60 s): "
+            f"{SECRET_VARIABLE} could not be read from Secrets Manager (ResourceNotFoundException)") in caplog.text
     assert key_material(service_account) not in caplog.text and "PRIVATE KEY" not in caplog.text
+
+
+class Flaky:
+    """A secretsmanager client refusing its first ``failures`` GetSecretValue calls, then asking
+    ``client``; counts its calls."""
+
+    def __init__(self, client, failures: int, error=None):
+        self._client, self._failures, self.calls = client, failures, 0
+        self._error = error or ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}},
+                                           "GetSecretValue")
+
+    def get_secret_value(self, **kwargs):
+        self.calls += 1
+        if self.calls <= self._failures:
+            raise self._error
+        return self._client.get_secret_value(**kwargs)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+
+
+def test_an_unreadable_secret_is_read_again_until_it_can_be_then_welcomes_start(secrets, service_account, caplog):
+    client, create = secrets
+    arn = create("fcm-flaky", orjson.dumps(service_account).decode())
+    flaky, clock = Flaky(client, failures=2), Clock()
+    caplog.set_level(logging.INFO)
+    welcome = welcomer_from_env(REGISTRY, {SECRET_VARIABLE: arn, "PISTATS_FCM_ENDPOINT": "http://127.0.0.1:9"},
+                                secrets_client=flaky, clock=clock, secret_retry_s=60)
+    assert isinstance(welcome, PendingWelcomer) and not welcome.ready and flaky.calls == 1
+    assert "welcome notifications off until the secret can be read (again in 60 s)" in caplog.text
+    # Before the interval: no call, no window (the write reports no welcome owed), nothing sent.
+    clock.now += 59
+    assert welcome.welcome_since(NOW) is None and flaky.calls == 1
+    assert welcome.after_write("cl", Written(None)) == WelcomeOutcome()
+    clock.now += 1
+    assert welcome.welcome_since(NOW) is None and flaky.calls == 2  # refused again
+    assert "welcome notifications still off (again in 60 s)" in caplog.text
+    clock.now += 30
+    assert welcome.welcome_since(NOW) is None and flaky.calls == 2
+    clock.now += 30
+    assert welcome.welcome_since(NOW) == WelcomeConfig().welcome_since(NOW) and welcome.ready and flaky.calls == 3
+    assert "welcome notifications on" in caplog.text
+    clock.now += 3600
+    assert welcome.welcome_since(NOW) is not None and flaky.calls == 3  # read once, kept
+    welcome.close()
+    assert key_material(service_account) not in caplog.text and "PRIVATE KEY" not in caplog.text
+
+
+def test_a_secret_readable_but_unusable_is_not_tried_again(secrets, caplog):
+    client, create = secrets
+    arn = create("fcm-unusable", "not a service account")
+    flaky, clock = Flaky(client, failures=1, error=EndpointConnectionError(endpoint_url="https://sm.test")), Clock()
+    welcome = welcomer_from_env(REGISTRY, {SECRET_VARIABLE: arn}, secrets_client=flaky, clock=clock, secret_retry_s=5)
+    assert isinstance(welcome, PendingWelcomer)
+    clock.now += 5
+    assert welcome.welcome_since(NOW) is None and flaky.calls == 2
+    assert f"welcome notifications off: {SECRET_VARIABLE}" in caplog.text
+    clock.now += 500
+    assert welcome.welcome_since(NOW) is None and flaky.calls == 2 and not welcome.ready
+
+
+def test_only_a_refused_or_unreachable_secret_is_unreadable():
+    arn = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:fcm-AbCdEf"
+    refused = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetSecretValue")
+    with pytest.raises(SecretUnreadable):
+        fetch_secret(arn, Refusing(refused))
+    with pytest.raises(ConfigError) as caught:
+        fetch_secret("arn:aws:secretsmanager:nowhere", Refusing(refused))
+    assert not isinstance(caught.value, SecretUnreadable)
+    assert welcomer_from_env(REGISTRY, {SECRET_VARIABLE: "arn:aws:secretsmanager:nowhere"}) is None
