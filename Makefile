@@ -35,3 +35,4 @@ bench: bootstrap         ## the README's benchmarks, one after another (several 
 	python benchmarks/gateway.py
 	python benchmarks/e2e.py --events 60000 --shards 4
 	python benchmarks/compare.py
+	python benchmarks/topology_idle.py
