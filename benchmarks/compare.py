@@ -14,8 +14,9 @@ one process tree, on the same recording, do not (issue 18). The legs:
 2. topology: the recording pre-loaded into a fresh stream in moto (served from this process, its
    GetRecords answers written by ``moto_direct``: moto's own bytes for a third of its CPU; moto's
    serializer with ``--stock-moto``), the shipped topology on local Storm with acking (``sparse
-   run``); the sustained rate between 10 % and 90 % of the records committed (stored and acked end to end) and each process's CPU per
-   record over the same span: spout, enrich, sink, the JVM and Redis, and moto apart.
+   run``); the sustained rate between 10 % and 90 % of the records committed (stored and acked
+   end to end) and each process's CPU per record over the same span: spout, enrich, sink, the
+   JVM and Redis, and moto apart.
 3. classic: the same with one record per tuple (``-o pistats.kinesis.batch_records=1``), on a
    smaller recording (``--classic-events``) from the same generator.
 

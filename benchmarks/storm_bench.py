@@ -39,8 +39,9 @@ def _stat(pid: int | str) -> list[str] | None:
         return None
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds so far of a process (all its threads), or None if it is gone."""
+def cpu_seconds(pid: int | str) -> float | None:
+    """User + system CPU seconds so far of a process (all its threads), or of one thread given as
+    ``"<pid>/task/<tid>"``; None if it is gone."""
     stat = _stat(pid)
     if stat is None:
         return None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -24,19 +23,18 @@ from compare import MEASURING
 from pistats.demo.runner import DemoRun, Pipeline
 from storm_bench import JVM, Sources, cpu_seconds, drain, make_recording, preload, topology_processes
 
-TICKS = os.sysconf("SC_CLK_TCK")
-
 
 def thread_cpu(pid: int) -> dict[str, tuple[str, float]]:
     """thread id -> (thread name, CPU seconds so far) of process ``pid``."""
     found = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
+        seconds = cpu_seconds(f"{pid}/task/{task.name}")
         try:
-            raw = (task / "stat").read_text()
+            name = (task / "comm").read_text().strip()
         except OSError:
             continue
-        fields = raw.rsplit(")", 1)[1].split()
-        found[task.name] = (raw[raw.index("(") + 1:raw.rindex(")")], (int(fields[11]) + int(fields[12])) / TICKS)
+        if seconds is not None:
+            found[task.name] = (name, seconds)
     return found
 
 
