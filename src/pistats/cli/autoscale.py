@@ -13,6 +13,7 @@ from pistats.cli.status import add_topology_arguments, connect_topology_redis, r
 from pistats.kinesis.client import make_kinesis_client
 from pistats.redact import redact_url
 from pistats.scaling.autoscaler import (
+    ARRIVALS_WINDOW_S,
     PROBE_RECORDS,
     Autoscaler,
     ShapeMemory,
@@ -44,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--interval", type=float, default=10.0, metavar="SECONDS", help="seconds between observations (default 10)")
     parser.add_argument("--count-up-to", type=int, default=PROBE_RECORDS, metavar="N",
                         help=f"records behind a checkpoint counted per shard and observation, at most (one GetRecords "
-                             f"each; default {PROBE_RECORDS}); a larger backlog counts as this many")
+                             f"each; default {PROBE_RECORDS}); a larger backlog counts as this many, and the write rate "
+                             "is then read at the shards' tips")
     parser.add_argument("--steps", type=int, metavar="N", help="stop after N observations (default: run until interrupted)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an autoscale setting")
     parser.add_argument("--dry-run", action="store_true", help="print decisions, change nothing")
@@ -78,7 +80,8 @@ def main(args: argparse.Namespace) -> int:
     uptime_s = rebalancer.uptime_s()
     autoscaler = Autoscaler(
         config,
-        view=lambda: collect(kinesis, connection, args.app, args.stream, count_up_to=args.count_up_to),
+        view=lambda: collect(kinesis, connection, args.app, args.stream, count_up_to=args.count_up_to,
+                             arrivals_window_s=min(args.interval, ARRIVALS_WINDOW_S)),
         shards=lambda: open_shards(kinesis, args.stream),
         rebalancer=rebalancer,
         resizer=ShardResizer(kinesis, args.stream),

@@ -2,7 +2,9 @@
 
 - ``Observer`` turns successive status views (``pistats.status.view``) into the rule's
   ``Observation``: the rate the topology finishes records comes from what the spout tasks
-  publish; the rate records arrive is that plus how fast the backlog grew between two views.
+  publish; the rate records arrive is that plus how fast the backlog grew between two views, or,
+  when either count stopped at the probe's limit (a deep backlog no longer grows as counted), the
+  rate the open shards were written to lately, probed at their tips.
 - ``StormRebalancer`` applies executors and workers with ``storm rebalance`` (Storm moves the
   topology's tasks onto the new workers; the data is replayed from checkpoints, nothing is lost).
 - ``ShardResizer`` applies a shard count with Kinesis ``UpdateShardCount`` (uniform scaling); the
@@ -39,6 +41,10 @@ log = logging.getLogger(__name__)
 # and slowed the emulator the spout reads from. A deeper backlog counts as this many a shard: the
 # lag (the oldest record's age) stays exact, so scaling up still follows it.
 PROBE_RECORDS = 1_000
+# Past that limit the write rate is read at each open shard's tip over this many seconds (or the
+# interval, if shorter), up to PROBE_RECORDS records: recent enough to follow a surge, and at
+# Kinesis's 1,000 records/s a shard the page fills after a second, so the rate is still measured.
+ARRIVALS_WINDOW_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -56,15 +62,18 @@ class Observer:
     """Observations from status views taken at least a few seconds apart (``now`` in seconds)."""
 
     def __init__(self):
-        self._previous: tuple[float, int] | None = None
+        self._previous: tuple[float, int, bool] | None = None
 
     def observe(self, view: StatusView, at: float, shape: Shape, shards: int) -> Observation:
         finished = sum(s.finished_per_s or 0.0 for s in view.shards)
         backlog = view.behind_records
-        incoming = finished
-        if self._previous is not None and at > self._previous[0]:
-            incoming = max(0.0, finished + (backlog - self._previous[1]) / (at - self._previous[0]))
-        self._previous = (at, backlog)
+        previous, self._previous = self._previous, (at, backlog, view.behind_exact)
+        if previous is not None and previous[2] and view.behind_exact and at > previous[0]:
+            incoming = max(0.0, finished + (backlog - previous[1]) / (at - previous[0]))
+        elif view.arrived_per_s is not None:
+            incoming = view.arrived_per_s
+        else:
+            incoming = finished  # nothing better until two exact counts or a probe of the tips
         return Observation(at, incoming, finished, backlog, view.behind_ms, shape.executors, shape.workers, shards)
 
 

@@ -6,8 +6,9 @@ Kinesis. The command that runs it (observing, rebalancing, resharding) and the s
 tests it against a surge both wrap this one function.
 
 Why it does not flap:
-- **hysteresis**: scaling up needs the lag above ``lag_high_ms`` for ``up_after`` observations in a
-  row; scaling down needs the lag below ``lag_low_ms`` *and* the load under ``down_utilisation`` of
+- **hysteresis**: scaling up needs the lag above ``lag_high_ms`` (executors) or the writes above
+  ``shard_high`` of the shards' limit (shards) for ``up_after`` observations in a row, so a reading
+  taken while a surge is still rising is not the one a step is sized from; scaling down needs the lag below ``lag_low_ms`` *and* the load under ``down_utilisation`` of
   the capacity for ``down_after`` observations in a row. Between the two bands nothing happens.
 - **cool-downs**: after any change, ``up_cooldown_s`` before another step up (the last one has to
   show its effect first) and ``down_cooldown_s`` (longer) before a step down.
@@ -135,6 +136,7 @@ class Observation:
 class ScalerState:
     high_streak: int = 0
     low_streak: int = 0
+    shard_high_streak: int = 0
     shard_low_streak: int = 0
     last_change_at: float | None = None
     last_shard_change_at: float | None = None
@@ -192,12 +194,13 @@ def decide(state: ScalerState, seen: Observation, config: AutoscaleConfig) -> tu
     elif workers != seen.workers:
         reasons[-1] += f", workers {seen.workers} -> {workers}"
 
-    shards, shard_low_streak, shard_updates = _shards(state, seen, config, reasons)
+    shards, shard_high_streak, shard_low_streak, shard_updates = _shards(state, seen, config, reasons)
 
     changed = (executors, workers) != (seen.executors, seen.workers)
     new_state = ScalerState(
         high_streak=0 if changed else high_streak,
         low_streak=0 if changed else low_streak,
+        shard_high_streak=shard_high_streak,
         shard_low_streak=shard_low_streak,
         last_change_at=seen.at if changed else state.last_change_at,
         last_shard_change_at=seen.at if shards != seen.shards else state.last_shard_change_at,
@@ -240,14 +243,16 @@ def _shards(state: ScalerState, seen: Observation, config: AutoscaleConfig, reas
     writable = seen.shards * config.shard_records_per_s
     # Quiet writes alone do not make fewer shards enough: a backlog is read shard by shard, and
     # halving the shards while behind (a surge's writes just stopped) halves what drains it.
+    high = seen.incoming_per_s > writable * config.shard_high
     low = seen.incoming_per_s < writable * config.shard_low and seen.lag_ms < config.lag_low_ms
+    high_streak = state.shard_high_streak + 1 if high else 0
     low_streak = state.shard_low_streak + 1 if low else 0
     since = math.inf if state.last_shard_change_at is None else seen.at - state.last_shard_change_at
     allowed = len(recent) < config.max_shard_updates_per_day
 
     shards = seen.shards
     wanted = math.ceil(seen.incoming_per_s / (config.shard_records_per_s * config.target_utilisation))
-    if allowed and since >= config.shard_up_cooldown_s and seen.incoming_per_s > writable * config.shard_high:
+    if allowed and since >= config.shard_up_cooldown_s and high_streak >= config.up_after:
         # Near the write limit the accepted rate hides how much more producers offer: double.
         throttled = seen.incoming_per_s >= writable * THROTTLED
         wanted = seen.shards * 2 if throttled else max(wanted, seen.shards + 1)
@@ -257,8 +262,8 @@ def _shards(state: ScalerState, seen: Observation, config: AutoscaleConfig, reas
         shards = min(shards, seen.shards)
     if shards != seen.shards:
         reasons.append(f"incoming {seen.incoming_per_s:.0f} records/s on {seen.shards} shards: shards -> {shards}")
-        return shards, 0, recent + (seen.at,)
-    return shards, low_streak, recent
+        return shards, 0, 0, recent + (seen.at,)
+    return shards, high_streak, low_streak, recent
 
 
 def _clamp(value: int, low: int, high: int) -> int:

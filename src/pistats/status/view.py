@@ -12,14 +12,19 @@ Two sources, both readable while the topology runs (the chdb store is not: one p
 
 A shard closed by a reshard and finished (its checkpoint marked ended) is shown as done and not
 probed.
+
+When a count stops at its limit, how fast the backlog grows cannot be read from it any more. With
+``arrivals_window_s`` (the autoscaler's), each open shard is then probed at the tip as well: one
+``GetRecords`` from ``AT_TIMESTAMP`` that long ago, up to ``count_up_to`` records, gives the
+records per second written to it lately (``arrived_per_s``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 
 import orjson
 
@@ -31,6 +36,9 @@ from pistats.status.tasks import SINK, SPOUT
 
 DEFAULT_COUNT_UP_TO = 10_000
 MAX_COUNT_UP_TO = 10_000  # GetRecords' own limit: one call per shard
+# A full arrivals page whose records all arrived within this of the window's start still measures a
+# rate, not a division by almost nothing.
+MIN_ARRIVALS_SPAN_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ class ShardStatus:
     failed: int | None = None
     dead_letters: int | None = None
     read_behind_ms: int | None = None  # the spout's MillisBehindLatest (its read position)
+    arrived_per_s: float | None = None  # records/s written lately; None: not probed (see above)
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,17 @@ class StatusView:
     @property
     def behind_ms(self) -> int:
         return max((s.behind_ms or 0 for s in self.shards), default=0)
+
+    @property
+    def behind_exact(self) -> bool:
+        """Every shard still read was counted to the tip (none stopped at the limit or failed)."""
+        return all(s.behind_exact for s in self.shards if s.state != "done")
+
+    @property
+    def arrived_per_s(self) -> float | None:
+        """Records/s written to the stream lately, when every open shard's arrivals were probed."""
+        rates = [s.arrived_per_s for s in self.shards if s.state == "open"]
+        return None if not rates or None in rates else sum(rates)
 
     def as_json(self) -> dict:
         document = asdict(self)
@@ -128,8 +148,23 @@ def probe_shard(kinesis, stream: str, shard_id: str, checkpoint: Checkpoint | No
     return len(records), exact, age_ms
 
 
+def probe_arrivals(kinesis, stream: str, shard_id: str, window_s: float, count_up_to: int,
+                   wall: Callable[[], float]) -> float:
+    """Records per second written to the shard over the last ``window_s``. A page that stops at
+    its limit gives the rate from the window's start to its last record."""
+    start = wall() - window_s
+    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard_id, ShardIteratorType="AT_TIMESTAMP",
+                                          Timestamp=datetime.fromtimestamp(start, timezone.utc))["ShardIterator"]
+    records = kinesis.get_records(ShardIterator=iterator, Limit=count_up_to).get("Records", [])
+    if len(records) < count_up_to:
+        return len(records) / window_s
+    last = records[-1].get("ApproximateArrivalTimestamp")
+    span = last.timestamp() - start if isinstance(last, datetime) else window_s
+    return len(records) / max(span, MIN_ARRIVALS_SPAN_S)
+
+
 def collect(kinesis, redis_client, app: str, stream: str, *, count_up_to: int = DEFAULT_COUNT_UP_TO,
-            wall: Callable[[], float] = time.time) -> StatusView:
+            arrivals_window_s: float | None = None, wall: Callable[[], float] = time.time) -> StatusView:
     if not 1 <= count_up_to <= MAX_COUNT_UP_TO:
         raise ValueError(f"count_up_to must be in 1..{MAX_COUNT_UP_TO}")
     checkpoints = RedisCheckpointStore(redis_client, app, stream)
@@ -155,6 +190,8 @@ def collect(kinesis, redis_client, app: str, stream: str, *, count_up_to: int = 
                 error = type(failure).__name__
                 problems.append(f"shard {shard_id}: probe failed ({error})")
         shards.append(_shard_status(shard_id, state, checkpoint, behind, exact, age, error, spout_shards.get(shard_id)))
+    if arrivals_window_s is not None and not all(s.behind_exact for s in shards if s.state != "done"):
+        shards = [_with_arrivals(kinesis, stream, s, arrivals_window_s, count_up_to, wall, problems) for s in shards]
     sinks = [_sink_status(d) for d in published if d.get("component") == SINK]
     spout_tasks = sum(1 for d in published if d.get("component") == SPOUT)
     if not published:
@@ -163,6 +200,16 @@ def collect(kinesis, redis_client, app: str, stream: str, *, count_up_to: int = 
     share = sum(d.get("status_cpu_s", 0.0) for d in published) / process_cpu if process_cpu else None
     return StatusView(app, stream, wall(), shards, sorted(sinks, key=lambda s: s.task), spout_tasks, problems,
                       share)
+
+
+def _with_arrivals(kinesis, stream, shard: ShardStatus, window_s, count_up_to, wall, problems) -> ShardStatus:
+    if shard.state != "open":
+        return shard
+    try:
+        return replace(shard, arrived_per_s=probe_arrivals(kinesis, stream, shard.shard_id, window_s, count_up_to, wall))
+    except Exception as failure:  # noqa: BLE001 - shown, and the rate stays unknown
+        problems.append(f"shard {shard.shard_id}: arrivals probe failed ({type(failure).__name__})")
+        return shard
 
 
 def _shard_status(shard_id, state, checkpoint, behind, exact, age, error, spout) -> ShardStatus:

@@ -85,6 +85,35 @@ def test_a_count_that_reaches_its_limit_says_at_least(stream, redis_client):
     assert view.problems == ["no task has published figures: is the topology running with this app name and stream?"]
 
 
+def test_past_the_count_limit_the_write_rate_is_read_at_the_tips(stream, redis_client):
+    client, name = stream
+    first, second = [s["ShardId"] for s in list_all_shards(client, name)]
+    older = put(client, name, first, 8)
+    time.sleep(2.0)
+    recent_from = time.time()
+    put(client, name, first, 5)
+    now = time.time()
+    window_s = now - recent_from + 0.3  # the 5 recent records, not the 8 written 2 s before them
+
+    counted = collect(client, redis_client, name, name, count_up_to=1_000, arrivals_window_s=window_s, wall=lambda: now)
+    assert counted.behind_exact and counted.arrived_per_s is None  # counted exactly: growth will do
+
+    capped = collect(client, redis_client, name, name, count_up_to=10, arrivals_window_s=window_s, wall=lambda: now)
+    by_id = {s.shard_id: s for s in capped.shards}
+    assert not capped.behind_exact
+    assert by_id[first].arrived_per_s == pytest.approx(5 / window_s)
+    assert by_id[second].arrived_per_s == 0.0
+    assert capped.arrived_per_s == pytest.approx(5 / window_s)
+
+    # A page that stops at its limit measures up to its last record, not over the whole window.
+    full = collect(client, redis_client, name, name, count_up_to=3, arrivals_window_s=window_s, wall=lambda: now)
+    recent = client.get_shard_iterator(StreamName=name, ShardId=first, ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                                       StartingSequenceNumber=older[-1])["ShardIterator"]
+    third = client.get_records(ShardIterator=recent, Limit=3)["Records"][2]
+    span_s = third["ApproximateArrivalTimestamp"].timestamp() - (now - window_s)
+    assert {s.shard_id: s for s in full.shards}[first].arrived_per_s == pytest.approx(3 / max(span_s, 0.1))
+
+
 def test_the_command_prints_one_json_object_and_refuses_a_missing_stream(stream, kinesis_endpoint, redis_url):
     client, name = stream
     put(client, name, list_all_shards(client, name)[0]["ShardId"], 2)

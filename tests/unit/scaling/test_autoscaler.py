@@ -19,8 +19,9 @@ from pistats.scaling.policy import AutoscaleConfig
 from pistats.status.view import ShardStatus, StatusView
 
 
-def view(behind, finished_per_s, behind_ms=0):
-    shard = ShardStatus("shardId-0", "open", "1", "t", behind, True, behind_ms, finished_per_s=finished_per_s)
+def view(behind, finished_per_s, behind_ms=0, *, exact=True, arrived_per_s=None):
+    shard = ShardStatus("shardId-0", "open", "1", "t", behind, exact, behind_ms, finished_per_s=finished_per_s,
+                        arrived_per_s=arrived_per_s)
     return StatusView("app", "s", 0.0, [shard], [], 1)
 
 
@@ -50,6 +51,39 @@ def test_incoming_is_finished_plus_the_backlogs_growth():
     assert first.incoming_per_s == 500.0  # nothing to compare with yet
     second = observer.observe(view(6_000, 500.0), 10.0, Shape(2, 1), 2)
     assert second.incoming_per_s == 1_000.0 and second.backlog_records == 6_000
+
+
+def test_past_the_count_limit_incoming_is_the_rate_written_at_the_tips():
+    # 1,000 is the probe's limit: the backlog stops growing as counted although 700/s more arrive
+    # than are finished. Growth would say 500; the tips say 1,200.
+    observer = Observer()
+    observer.observe(view(900, 500.0), 0.0, Shape(2, 1), 2)
+    capped = observer.observe(view(1_000, 500.0, exact=False, arrived_per_s=1_200.0), 10.0, Shape(2, 1), 2)
+    assert capped.incoming_per_s == 1_200.0
+    still = observer.observe(view(1_000, 500.0, exact=False, arrived_per_s=1_150.0), 20.0, Shape(2, 1), 2)
+    assert still.incoming_per_s == 1_150.0
+    # Counted exactly again: growth needs two exact counts, so the tips once more, then growth.
+    back = observer.observe(view(800, 500.0, arrived_per_s=400.0), 30.0, Shape(2, 1), 2)
+    assert back.incoming_per_s == 400.0
+    assert observer.observe(view(700, 500.0), 40.0, Shape(2, 1), 2).incoming_per_s == 490.0
+
+
+def test_unknown_tips_past_the_count_limit_fall_back_to_finished():
+    observer = Observer()
+    observer.observe(view(1_000, 500.0, exact=False), 0.0, Shape(2, 1), 2)
+    assert observer.observe(view(1_000, 300.0, exact=False), 10.0, Shape(2, 1), 2).incoming_per_s == 300.0
+
+
+def test_arrivals_count_only_when_every_open_shard_was_probed():
+    shards = [ShardStatus("shardId-0", "open", "1", "t", 10, False, 5, arrived_per_s=100.0),
+              ShardStatus("shardId-1", "closed", "1", "t", 10, False, 5),
+              ShardStatus("shardId-2", "done", "1", "t", None, False, None)]
+    assert StatusView("app", "s", 0.0, shards, [], 1).arrived_per_s == 100.0
+    assert not StatusView("app", "s", 0.0, shards, [], 1).behind_exact
+    unprobed = shards + [ShardStatus("shardId-3", "open", "", "", 10, True, 5)]
+    assert StatusView("app", "s", 0.0, unprobed, [], 1).arrived_per_s is None
+    finished = [shards[2], ShardStatus("shardId-3", "open", "", "", 0, True, 0)]
+    assert StatusView("app", "s", 0.0, finished, [], 1).behind_exact
 
 
 def make(views, *, dry_run=False, rebalance_error=None, memory=None, started_at=None):

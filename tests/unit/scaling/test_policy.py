@@ -88,8 +88,21 @@ def test_never_below_the_lower_bounds():
 
 def test_throttled_writes_double_the_shards_and_no_more():
     # Accepted at the limit of 2 shards: producers are being throttled, the real demand is unknown.
-    _, decisions = run([seen(0, incoming=2_000, shards=2)])
-    assert decisions[-1].shards == 4
+    _, decisions = run([seen(0, incoming=2_000, shards=2), seen(10, incoming=2_000, shards=2)])
+    assert [d.shards for d in decisions] == [2, 4]
+
+
+def test_shards_are_sized_from_the_second_high_reading_not_the_rising_first():
+    # The first reading straddles the start of a surge (half of it); the next shows all of it.
+    # Sized from the first, the stream would get 3 shards and keep them through the cooldown.
+    _, decisions = run([seen(0, incoming=1_700, shards=2), seen(10, incoming=3_000, shards=2)])
+    assert [d.shards for d in decisions] == [2, 4]
+
+
+def test_one_high_write_reading_between_calm_ones_does_not_reshard():
+    readings = [1_000, 1_900, 1_000, 1_900, 1_000]
+    _, decisions = run([seen(10 * i, incoming=rate, shards=2) for i, rate in enumerate(readings)])
+    assert all(d.shards == 2 for d in decisions)
 
 
 def test_shards_halve_at_most_and_only_after_a_quiet_streak():
@@ -117,9 +130,12 @@ def test_reshards_are_bounded_per_day():
         state, decision = decide(state, seen(100 * i, incoming=shards * 1_000, shards=shards), config)
         shards = decision.shards
         history.append(shards)
-    assert history == [2, 4, 4, 4, 4, 4]
-    # a day after the first update, one more is allowed
-    state, decision = decide(state, seen(86_400 + 1, incoming=4_000, shards=4), config)
+    # Two readings over the band to step up, the first call after the second; then the quota.
+    assert history == [1, 2, 2, 4, 4, 4]
+    # a day after the first update (at 100 s), one more is allowed
+    state, decision = decide(state, seen(86_400 + 99, incoming=4_000, shards=4), config)
+    assert decision.shards == 4
+    state, decision = decide(state, seen(86_400 + 101, incoming=4_000, shards=4), config)
     assert decision.shards == 8
 
 
