@@ -57,7 +57,8 @@ class RawRecord:
 
 @dataclass(frozen=True)
 class UndecodableTuple:
-    """A spout tuple whose ``data_b64`` is not base64: rejected ``bad_encoding`` as it came."""
+    """A spout tuple whose data is neither text nor ``[base64]``: rejected ``bad_encoding``,
+    ``data_b64`` holding what came as text (as it came, or its JSON)."""
 
     record: RawRecord
     data_b64: str
@@ -65,14 +66,25 @@ class UndecodableTuple:
 
 def record_from_tuple(values: Sequence[Any]) -> RawRecord | UndecodableTuple:
     """The record carried by a spout tuple's values (in the order of
-    ``pistats.kinesis.spout_tuples.RECORD_TUPLE_FIELDS``, as ``tuple_values`` writes them)."""
-    shard_id, sequence_number, sub_sequence_number, partition_key, arrival_ms, data_b64 = values
+    ``pistats.kinesis.spout_tuples.RECORD_TUPLE_FIELDS``, as ``tuple_values`` writes them): the
+    data as text (its UTF-8 bytes) or as ``[base64]`` (``pistats.kinesis.spout_tuples.wire_data``)."""
+    shard_id, sequence_number, sub_sequence_number, partition_key, arrival_ms, data = values
     provenance = (str(shard_id), str(sequence_number), int(sub_sequence_number or 0), str(partition_key), arrival_ms)
+    if type(data) is str:
+        try:
+            return RawRecord(*provenance, data.encode("utf-8"))
+        except UnicodeEncodeError:  # lone surrogates: not text any bytes decode to
+            return UndecodableTuple(RawRecord(*provenance, b""), data.encode("utf-8", "backslashreplace").decode())
+    return _record_from_base64(provenance, data[0] if type(data) is list and len(data) == 1 else data)
+
+
+def _record_from_base64(provenance: tuple, data_b64: Any) -> RawRecord | UndecodableTuple:
+    """The record of ``provenance`` whose data came as a tuple's ``[base64]``."""
     try:
-        data = base64.b64decode(data_b64, validate=True)
+        return RawRecord(*provenance, base64.b64decode(data_b64, validate=True))
     except (binascii.Error, ValueError, TypeError):
-        return UndecodableTuple(RawRecord(*provenance, b""), str(data_b64))
-    return RawRecord(*provenance, data)
+        text = data_b64 if isinstance(data_b64, str) else compact_json(data_b64).decode("utf-8", "backslashreplace")
+        return UndecodableTuple(RawRecord(*provenance, b""), text)
 
 
 def records_from_batch(packed: str) -> list[RawRecord | UndecodableTuple]:
@@ -131,7 +143,7 @@ class Parser:
     def parse(self, record: RawRecord | UndecodableTuple) -> tuple[str, dict[str, Any]]:
         if isinstance(record, UndecodableTuple):
             return "reject", self._reject(record.record, "bad_encoding", None,
-                                          "tuple data is not base64", record.data_b64)
+                                          "tuple data is neither text nor base64", record.data_b64)
         if record.data.startswith(kpl.MAGIC):
             return "reject", self._reject(record, "bad_kpl", None, _kpl_detail(record),
                                           base64.b64encode(record.data).decode("ascii"))

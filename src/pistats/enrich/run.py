@@ -50,8 +50,8 @@ def records_from_recording(path: str | Path) -> Iterator[RawRecord]:
 def records_from_lines(lines: Iterable[bytes], source: str) -> Iterator[RawRecord | UndecodableTuple]:
     """Records from JSON lines. A line is one of:
 
-    - a spout tuple object (``shard_id`` ... ``data_b64``: the keys are
-      ``pistats.kinesis.spout_tuples.RECORD_TUPLE_FIELDS``);
+    - a spout tuple object (``shard_id`` ... ``arrival_ms``: the keys of
+      ``pistats.kinesis.spout_tuples.RECORD_TUPLE_FIELDS``, with the data as ``data_b64``);
     - a recording shard line (``SequenceNumber``, ``PartitionKey``, ``Data`` base64);
     - anything else: the record payload itself (the v1 record JSON as the ingest writes it),
       with provenance ``shard = source``, ``sequence number = line number``.
@@ -71,7 +71,7 @@ def records_from_lines(lines: Iterable[bytes], source: str) -> Iterator[RawRecor
             try:
                 yield record_from_tuple([obj.get("shard_id", source), obj.get("sequence_number", str(number)),
                                          obj.get("sub_sequence_number", 0), obj.get("partition_key", ""),
-                                         obj.get("arrival_ms"), obj["data_b64"]])
+                                         obj.get("arrival_ms"), [obj["data_b64"]]])  # a tuple's base64 form
             except (TypeError, ValueError) as error:
                 raise DataError(f"bad tuple line: {error}", source, number) from None
         elif isinstance(obj, dict) and "SequenceNumber" in obj and "Data" in obj:

@@ -10,6 +10,9 @@ from pistats import contract
 from pistats.enrich.event import EVENT_FIELDS, REJECT_FIELDS
 from pistats.enrich.parse import Parser, RawRecord, UndecodableTuple, record_from_tuple
 from pistats.kinesis import kpl
+from pistats.kinesis.ledger import ShardRecord
+from pistats.kinesis.spout_tuples import tuple_values
+from pistats.wire import pack, unpack
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
 
@@ -109,18 +112,26 @@ def test_reject_names_the_client_when_the_payload_does(parser):
     assert reject["client_id"] == ""
 
 
-def test_tuple_values_are_decoded():
-    data = record_bytes()
-    values = ["shardId-0", "123", 2, "client-1:u-1", 1_790_000_000_000, base64.b64encode(data).decode()]
-    assert record_from_tuple(values) == RawRecord("shardId-0", "123", 2, "client-1:u-1", 1_790_000_000_000, data)
+@pytest.mark.parametrize("data", [record_bytes(), "é ✓ 😀 \x00 \"quoted\"".encode(), b"\xff\xfe not UTF-8", b"", kpl.MAGIC + b"\x01"])
+def test_tuple_data_comes_back_as_the_same_bytes_as_text_or_base64(data):
+    values = tuple_values(ShardRecord("shardId-0", 123, 2, "client-1:u-1", 1_790_000_000_000, data))
+    assert type(values[5]) is (list if data.startswith(b"\xff") or data.startswith(kpl.MAGIC) else str)
+    travelled = unpack(pack([values]))[0]  # as it crosses Storm
+    assert record_from_tuple(travelled) == RawRecord("shardId-0", "123", 2, "client-1:u-1", 1_790_000_000_000, data)
 
 
-def test_tuple_with_broken_base64_is_a_bad_encoding_reject(parser):
-    values = ["shardId-0", "123", 0, "pk", None, "not base64!"]
-    record = record_from_tuple(values)
+@pytest.mark.parametrize("data, kept", [
+    (["not base64!"], "not base64!"),
+    ([5], "5"),
+    ({"a": 1}, '{"a":1}'),
+    (None, "null"),
+    ("lone \ud800 surrogate", "lone \\ud800 surrogate"),
+])
+def test_tuple_data_neither_text_nor_base64_is_a_bad_encoding_reject(parser, data, kept):
+    record = record_from_tuple(["shardId-0", "123", 0, "pk", None, data])
     assert isinstance(record, UndecodableTuple)
     kind, reject = parser.parse(record)
-    assert (kind, reject["reason"], reject["raw_b64"], reject["kinesis_seq"]) == ("reject", "bad_encoding", "not base64!", "123")
+    assert (kind, reject["reason"], reject["raw_b64"], reject["kinesis_seq"]) == ("reject", "bad_encoding", kept, "123")
 
 
 def _aggregate_body(body):
@@ -207,9 +218,9 @@ def test_arbitrary_record_shaped_json_never_crashes(record, ev):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.text(max_size=200))
-def test_arbitrary_tuple_data_never_crashes(data_b64):
-    _check_one_outcome(Parser(now=lambda: NOW), record_from_tuple(["s", "1", 0, "pk", None, data_b64]))
+@given(st.text(max_size=200) | st.lists(st.text(max_size=200), max_size=2) | st.integers() | st.none())
+def test_arbitrary_tuple_data_never_crashes(data):
+    _check_one_outcome(Parser(now=lambda: NOW), record_from_tuple(["s", "1", 0, "pk", None, data]))
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from pistats.enrich.parse import record_from_tuple
 from pistats.kinesis.microbatch import bucket_of
 from spouts.kinesis import KinesisSpout
 from tests.support.multilang_spout import MultilangSpout, records_of, rows_of
@@ -88,11 +89,12 @@ def test_emits_records_in_per_user_bucket_batches_and_acks_them(spout_process):
         assert {bucket_of(record[3], 4) for record in rows_of(emit)} == {bucket}
     assert len({emit["id"] for emit in emits}) == len(emits)
     first = next(r for r in records if r[0] == "shardId-000000000000" and r[1] == str(BASE))
-    shard_id, seq, subseq, key, arrival_ms, data_b64 = first
+    shard_id, seq, subseq, key, arrival_ms, data = first
     assert (subseq, key, arrival_ms) == (0, "user0", int(T0.timestamp() * 1000))
-    assert json.loads(base64.b64decode(data_b64)) == {"n": 0, "i": 0}
-    # bad bytes are emitted as they are: rejecting them is the parse bolt's job
-    assert base64.b64decode(next(r for r in records if r[1] == str(BASE + 2))[5]) == BAD[0]
+    assert json.loads(data) == {"n": 0, "i": 0}  # UTF-8 travels as text
+    # bad bytes are emitted as they are (not UTF-8: as [base64]): rejecting them is the parse bolt's job
+    [bad_b64] = next(r for r in records if r[1] == str(BASE + 2))[5]
+    assert base64.b64decode(bad_b64) == BAD[0]
     # within a shard, records keep their order (per bucket, and so per user)
     for emit in emits:
         by_shard = {}
@@ -135,7 +137,7 @@ def test_fail_replays_the_batch_then_dead_letters_on_the_rejects_stream(spout_pr
     for reject, record in zip(rejects, victim_records):
         assert reject["reason"] == "max_retries" and reject["stage"] == "spout"
         assert (reject["kinesis_shard"], reject["kinesis_seq"], reject["kinesis_subseq"]) == tuple(record[:3])
-        assert reject["raw_b64"] == record[5]
+        assert base64.b64decode(reject["raw_b64"]) == record_from_tuple(record).data
         assert set(reject) == {"reason", "stage", "field", "detail", "raw_b64", "kinesis_shard", "kinesis_seq",
                                "kinesis_subseq", "client_id", "rejected_at"}
         assert datetime.fromisoformat(reject["rejected_at"].replace("Z", "+00:00")).tzinfo is not None
