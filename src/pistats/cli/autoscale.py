@@ -45,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--interval", type=float, default=10.0, metavar="SECONDS", help="seconds between observations (default 10)")
     parser.add_argument("--count-up-to", type=int, default=PROBE_RECORDS, metavar="N",
                         help=f"records behind a checkpoint counted per shard and observation, at most (one GetRecords "
-                             f"each; default {PROBE_RECORDS}); a larger backlog counts as this many, and the write rate "
-                             "is then read at the shards' tips")
+                             f"each; default {PROBE_RECORDS}); a larger backlog counts as this many. The write rate is "
+                             "read at each open shard's tip, up to as many records")
     parser.add_argument("--steps", type=int, metavar="N", help="stop after N observations (default: run until interrupted)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an autoscale setting")
     parser.add_argument("--dry-run", action="store_true", help="print decisions, change nothing")

@@ -2,9 +2,11 @@
 
 - ``Observer`` turns successive status views (``pistats.status.view``) into the rule's
   ``Observation``: the rate the topology finishes records comes from what the spout tasks
-  publish; the rate records arrive is that plus how fast the backlog grew between two views, or,
-  when either count stopped at the probe's limit (a deep backlog no longer grows as counted), the
-  rate the open shards were written to lately, probed at their tips.
+  publish; the rate records arrive is what the open shards were written to lately, probed at
+  their tips. Without that probe (a view of ``pistats status``), it is the finished rate plus how
+  fast the backlog grew between two views, which reads low once a count stops at the probe's
+  limit (a deep backlog no longer grows as counted) and while a backlog drains after a pause (the
+  published rate trails the drain).
 - ``StormRebalancer`` applies executors and workers with ``storm rebalance`` (Storm moves the
   topology's tasks onto the new workers; the data is replayed from checkpoints, nothing is lost).
 - ``ShardResizer`` applies a shard count with Kinesis ``UpdateShardCount`` (uniform scaling); the
@@ -41,9 +43,9 @@ log = logging.getLogger(__name__)
 # and slowed the emulator the spout reads from. A deeper backlog counts as this many a shard: the
 # lag (the oldest record's age) stays exact, so scaling up still follows it.
 PROBE_RECORDS = 1_000
-# Past that limit the write rate is read at each open shard's tip over this many seconds (or the
-# interval, if shorter), up to PROBE_RECORDS records: recent enough to follow a surge, and at
-# Kinesis's 1,000 records/s a shard the page fills after a second, so the rate is still measured.
+# The write rate is read at each open shard's tip over this many seconds (or the interval, if
+# shorter), up to PROBE_RECORDS records: recent enough to follow a surge, and at Kinesis's 1,000
+# records/s a shard the page fills after a second, so the rate is still measured.
 ARRIVALS_WINDOW_S = 10.0
 
 
@@ -68,12 +70,12 @@ class Observer:
         finished = sum(s.finished_per_s or 0.0 for s in view.shards)
         backlog = view.behind_records
         previous, self._previous = self._previous, (at, backlog, view.behind_exact)
-        if previous is not None and previous[2] and view.behind_exact and at > previous[0]:
-            incoming = max(0.0, finished + (backlog - previous[1]) / (at - previous[0]))
-        elif view.arrived_per_s is not None:
+        if view.arrived_per_s is not None:
             incoming = view.arrived_per_s
+        elif previous is not None and previous[2] and view.behind_exact and at > previous[0]:
+            incoming = max(0.0, finished + (backlog - previous[1]) / (at - previous[0]))
         else:
-            incoming = finished  # nothing better until two exact counts or a probe of the tips
+            incoming = finished  # nothing better until two exact counts
         return Observation(at, incoming, finished, backlog, view.behind_ms, shape.executors, shape.workers, shards)
 
 

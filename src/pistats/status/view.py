@@ -13,10 +13,10 @@ Two sources, both readable while the topology runs (the chdb store is not: one p
 A shard closed by a reshard and finished (its checkpoint marked ended) is shown as done and not
 probed.
 
-When a count stops at its limit, how fast the backlog grows cannot be read from it any more. With
-``arrivals_window_s`` (the autoscaler's), each open shard is then probed at the tip as well: one
+With ``arrivals_window_s`` (the autoscaler's), each open shard is also probed at its tip: one
 ``GetRecords`` from ``AT_TIMESTAMP`` that long ago, up to ``count_up_to`` records, gives the
-records per second written to it lately (``arrived_per_s``).
+records per second written to it lately (``arrived_per_s``), which no count behind a checkpoint
+can say once it stops at its limit or while a backlog drains.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ def collect(kinesis, redis_client, app: str, stream: str, *, count_up_to: int = 
                 error = type(failure).__name__
                 problems.append(f"shard {shard_id}: probe failed ({error})")
         shards.append(_shard_status(shard_id, state, checkpoint, behind, exact, age, error, spout_shards.get(shard_id)))
-    if arrivals_window_s is not None and not all(s.behind_exact for s in shards if s.state != "done"):
+    if arrivals_window_s is not None:
         shards = [_with_arrivals(kinesis, stream, s, arrivals_window_s, count_up_to, wall, problems) for s in shards]
     sinks = [_sink_status(d) for d in published if d.get("component") == SINK]
     spout_tasks = sum(1 for d in published if d.get("component") == SPOUT)

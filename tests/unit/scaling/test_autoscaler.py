@@ -53,25 +53,24 @@ def test_incoming_is_finished_plus_the_backlogs_growth():
     assert second.incoming_per_s == 1_000.0 and second.backlog_records == 6_000
 
 
-def test_past_the_count_limit_incoming_is_the_rate_written_at_the_tips():
+def test_incoming_is_the_rate_written_at_the_tips_when_they_were_probed():
+    observer = Observer()
+    observer.observe(view(900, 500.0, arrived_per_s=1_000.0), 0.0, Shape(2, 1), 2)
     # 1,000 is the probe's limit: the backlog stops growing as counted although 700/s more arrive
     # than are finished. Growth would say 500; the tips say 1,200.
-    observer = Observer()
-    observer.observe(view(900, 500.0), 0.0, Shape(2, 1), 2)
     capped = observer.observe(view(1_000, 500.0, exact=False, arrived_per_s=1_200.0), 10.0, Shape(2, 1), 2)
     assert capped.incoming_per_s == 1_200.0
-    still = observer.observe(view(1_000, 500.0, exact=False, arrived_per_s=1_150.0), 20.0, Shape(2, 1), 2)
-    assert still.incoming_per_s == 1_150.0
-    # Counted exactly again: growth needs two exact counts, so the tips once more, then growth.
-    back = observer.observe(view(800, 500.0, arrived_per_s=400.0), 30.0, Shape(2, 1), 2)
-    assert back.incoming_per_s == 400.0
-    assert observer.observe(view(700, 500.0), 40.0, Shape(2, 1), 2).incoming_per_s == 490.0
+    # Draining after a pause: the published finished rate trails the drain. Growth would say 0.
+    draining = observer.observe(view(200, 100.0, arrived_per_s=300.0), 20.0, Shape(2, 1), 2)
+    assert draining.incoming_per_s == 300.0
 
 
-def test_unknown_tips_past_the_count_limit_fall_back_to_finished():
+def test_without_the_tips_incoming_is_finished_plus_growth_between_exact_counts():
     observer = Observer()
     observer.observe(view(1_000, 500.0, exact=False), 0.0, Shape(2, 1), 2)
     assert observer.observe(view(1_000, 300.0, exact=False), 10.0, Shape(2, 1), 2).incoming_per_s == 300.0
+    assert observer.observe(view(800, 500.0), 20.0, Shape(2, 1), 2).incoming_per_s == 500.0  # one exact count
+    assert observer.observe(view(700, 500.0), 30.0, Shape(2, 1), 2).incoming_per_s == 490.0
 
 
 def test_arrivals_count_only_when_every_open_shard_was_probed():
