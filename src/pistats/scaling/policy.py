@@ -8,8 +8,9 @@ tests it against a surge both wrap this one function.
 Why it does not flap:
 - **hysteresis**: scaling up needs the lag above ``lag_high_ms`` (executors) or the writes above
   ``shard_high`` of the shards' limit (shards) for ``up_after`` observations in a row, so a reading
-  taken while a surge is still rising is not the one a step is sized from; scaling down needs the lag below ``lag_low_ms`` *and* the load under ``down_utilisation`` of
-  the capacity for ``down_after`` observations in a row. Between the two bands nothing happens.
+  taken while a surge is still rising is not the one a step is sized from; scaling down needs
+  the lag below ``lag_low_ms`` *and* the load under ``down_utilisation`` of the capacity for
+  ``down_after`` observations in a row. Between the two bands nothing happens.
 - **cool-downs**: after any change, ``up_cooldown_s`` before another step up (the last one has to
   show its effect first) and ``down_cooldown_s`` (longer) before a step down.
 - **sizing, not stepping**: a step up goes straight to the capacity the load and the backlog need,
