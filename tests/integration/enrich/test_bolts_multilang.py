@@ -1,7 +1,6 @@
 """The enrich bolt driven through Storm's multilang protocol (pystorm over byte streams), with
 sessions in a real Redis."""
 
-import base64
 import json
 from datetime import datetime, timezone
 from io import BytesIO
@@ -11,6 +10,8 @@ import pytest
 from bolts.enrich import EnrichBolt
 from pistats import contract
 from pistats.enrich.event import EVENT_FIELDS, REJECT_FIELDS
+from pistats.kinesis.ledger import ShardRecord
+from pistats.kinesis.spout_tuples import tuple_values
 from pistats.wire import pack, unpack_rows
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
@@ -43,7 +44,8 @@ def drive(bolt_class, conf, tuples, tmp_path):
 
 
 def spout_record(data: bytes, seq: str):
-    return ["shardId-000000000000", seq, 0, "c1:u1", 1_790_000_000_000, base64.b64encode(data).decode()]
+    """A record's values in a spout tuple, as the spout writes them."""
+    return tuple_values(ShardRecord("shardId-000000000000", int(seq), 0, "c1:u1", 1_790_000_000_000, data))
 
 
 def spout_tuple(*records, bucket=5):
