@@ -14,6 +14,12 @@ base64 as it is and the timestamp truncated to milliseconds as the serializer do
 the answer (``NextShardIterator``, ``MillisBehindLatest``, headers) still goes through moto's
 serializer, with an empty record list. tests/unit/benchmarks/test_moto_direct.py
 checks the bodies are byte for byte moto's own.
+
+moto also runs every answer's body through a regular expression that fills in an XML
+``<RequestId>``; on a GetRecords page of a thousand records that costs it about 20 us of CPU per
+record (with a lookbehind tried at every character), though a JSON answer has no such element.
+Within the block, a Kinesis answer whose body does not contain ``<RequestId>`` skips it: a body
+the expression cannot match comes back unchanged either way, and the headers are moto's own.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import json
 from collections.abc import Iterator
 
 RECORDS_MARKER = '"Records": []'
+REQUEST_ID_ELEMENT = "<RequestId>"
 
 
 def _arrival(value) -> int | float:
@@ -47,6 +54,14 @@ def serving_get_records_directly() -> Iterator[None]:
     from moto.kinesis.responses import KinesisResponse
 
     stock = KinesisResponse.get_records
+    own_enrich = "_enrich_response" in vars(KinesisResponse)
+    stock_enrich = KinesisResponse._enrich_response
+
+    def enrich_response(headers, body):
+        # moto's own with an empty body when the expression has nothing to match in this one.
+        if isinstance(body, str) and REQUEST_ID_ELEMENT not in body:
+            return stock_enrich(headers, "")[0], body
+        return stock_enrich(headers, body)
 
     class _DirectRecords(ActionResult):
         def __init__(self, result: dict, records: list) -> None:
@@ -72,7 +87,12 @@ def serving_get_records_directly() -> Iterator[None]:
         return _DirectRecords({"NextShardIterator": next_iterator, "MillisBehindLatest": millis_behind}, records)
 
     KinesisResponse.get_records = get_records
+    KinesisResponse._enrich_response = staticmethod(enrich_response)
     try:
         yield
     finally:
         KinesisResponse.get_records = stock
+        if own_enrich:
+            KinesisResponse._enrich_response = staticmethod(stock_enrich)
+        else:
+            del KinesisResponse._enrich_response

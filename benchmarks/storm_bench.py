@@ -30,6 +30,7 @@ SPAN = (0.1, 0.9)  # the sustained rate and CPU are measured between these fract
 JVM = "JVM (Storm)"
 REDIS = "redis"
 EMULATOR = "benchmark + moto"
+RSS_EVERY_S = 1.0
 
 
 def _stat(pid: int | str) -> list[str] | None:
@@ -189,6 +190,7 @@ class Drain:
     samples: list[tuple[float, int]] = field(default_factory=list)
     cpu_at: dict[float, dict[str, float]] = field(default_factory=dict)
     rss: list[dict[str, int]] = field(default_factory=list)
+    rss_at: float = 0.0
 
     def time_at(self, fraction: float) -> float:
         return next(t for t, committed in self.samples if committed >= fraction * self.total)
@@ -230,8 +232,12 @@ def drain(pipeline, topology, redis: int | None, emulator: bool = True, timeout_
         for fraction in SPAN:
             if fraction not in result.cpu_at and committed >= fraction * total:
                 result.cpu_at[fraction] = process_cpu(session, redis, emulator)
-        if committed >= low * total and (committed < high * total or not result.rss):
+        # Memory once a second: each sample reads every process's /proc entry, on the cores
+        # the topology is measured on.
+        if committed >= low * total and (committed < high * total or not result.rss) \
+                and (not result.rss or time.monotonic() - result.rss_at >= RSS_EVERY_S):
             result.rss.append(topology_rss(session))
+            result.rss_at = time.monotonic()
 
     # Every 100 ms: the rate's span is a few seconds (compare.py's MEASURING).
     pipeline.wait_until_committed(topology, timeout_s, sample, poll_s=0.1)

@@ -103,3 +103,52 @@ def test_errors_are_moto_own_and_moto_is_restored(moto_endpoint, kinesis):
         direct = call(moto_endpoint, "GetRecords", bad)
     assert stock[0] >= 400 and direct == stock
     assert KinesisResponse.get_records is before
+
+
+def test_a_json_answer_skips_moto_request_id_expression(moto_endpoint, kinesis, monkeypatch):
+    import re
+
+    import moto.core.responses
+
+    searched = []
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(re, name)
+
+        @staticmethod
+        def sub(pattern, replacement, text, *args, **kwargs):
+            searched.append(len(text))
+            return re.sub(pattern, replacement, text, *args, **kwargs)
+
+    monkeypatch.setattr(moto.core.responses, "re", Recording())
+    iterator = iterators(kinesis)[0]
+    stock = call(moto_endpoint, "GetRecords", {"ShardIterator": iterator})
+    assert searched and max(searched) == len(stock[1].decode())
+    searched.clear()
+    with serving_get_records_directly():
+        direct = call(moto_endpoint, "GetRecords", {"ShardIterator": iterator})
+    assert direct == stock and max(searched, default=0) == 0
+
+
+def test_a_body_with_an_xml_request_id_still_gets_moto_own_rewriting(kinesis):
+    """moto fills the request id into any ``<RequestId>`` element of a body, even inside a
+    partition key of a JSON answer; the shortcut skips only bodies without one, so this stays."""
+    from moto.kinesis.responses import KinesisResponse
+
+    kinesis.create_stream(StreamName="request-id", ShardCount=1)
+    kinesis.put_record(StreamName="request-id", Data=b"x", PartitionKey="<RequestId>x</RequestId>")
+    shard = kinesis.list_shards(StreamName="request-id")["Shards"][0]["ShardId"]
+
+    def first_key() -> tuple[str, str]:
+        iterator = kinesis.get_shard_iterator(StreamName="request-id", ShardId=shard,
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        answer = kinesis.get_records(ShardIterator=iterator)
+        return answer["Records"][0]["PartitionKey"], answer["ResponseMetadata"]["RequestId"]
+
+    stock_key, stock_id = first_key()
+    with serving_get_records_directly():
+        direct_key, direct_id = first_key()
+    assert stock_key == f"<RequestId>{stock_id}</RequestId>"
+    assert direct_key == f"<RequestId>{direct_id}</RequestId>" and direct_id != stock_id
+    assert "_enrich_response" not in vars(KinesisResponse)
