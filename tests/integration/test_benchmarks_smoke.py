@@ -50,6 +50,14 @@ def test_in_process_benchmarks(name, args, expected):
     assert expected in run_script(name, *args)
 
 
+def test_wire_codec():
+    figures = json.loads(run_script("wire_codec.py", "--events", "600", "--batch", "50").splitlines()[-1])
+    assert set(figures) == {"spout -> enrich", "enrich -> sink"}
+    for hop in figures.values():
+        assert set(hop) == {"deflate-1", "zstd-1", "zstd_vs_deflate"}
+        assert all(value > 0 for value in hop["zstd-1"].values())
+
+
 def test_registry(registry_url):
     output = run_script("registry.py", "--events", "400", "--repeat", "1", "--registry-url", registry_url)
     *table, last = output.strip().splitlines()

@@ -1,12 +1,19 @@
 import base64
+import threading
 import zlib
 
 import pytest
+import zstandard
 
 from pistats.wire import (
-    PackedColumns, PackedRows, WireError, pack, pack_columns, pack_rows, unpack, unpack_batch, unpack_packed_rows,
-    unpack_rows,
+    MAX_UNPACKED_BYTES, PackedColumns, PackedRows, WireError, pack, pack_columns, pack_rows, unpack, unpack_batch,
+    unpack_packed_rows, unpack_rows,
 )
+
+
+def packed_bytes(data: bytes) -> str:
+    """``data`` as ``pack`` frames its JSON."""
+    return base64.b64encode(zstandard.ZstdCompressor(level=1).compress(data)).decode()
 
 
 def test_round_trip_keeps_every_json_value():
@@ -23,14 +30,44 @@ def test_packed_text_needs_no_json_escaping_and_is_smaller():
 
 @pytest.mark.parametrize("text", [
     "not base64!",
-    base64.b64encode(b"not deflated").decode(),
-    base64.b64encode(zlib.compress(b"{not json")).decode(),
-    base64.b64encode(zlib.compress(b'{"a": 1}')).decode(),  # JSON, but not a list
-    base64.b64encode(zlib.compress(b"\xff\xfe")).decode(),
+    base64.b64encode(b"not compressed").decode(),
+    base64.b64encode(zlib.compress(b'["deflated"]')).decode(),  # the earlier wire form
+    packed_bytes(b"{not json"),
+    packed_bytes(b'{"a": 1}'),  # JSON, but not a list
+    packed_bytes(b"\xff\xfe"),
+    packed_bytes(b'["a"]')[:-8],  # cut short
+    base64.b64encode(zstandard.ZstdCompressor(write_content_size=False).compress(b'["a"]')).decode(),
 ])
 def test_anything_else_is_a_wire_error(text):
     with pytest.raises(WireError):
         unpack(text)
+
+
+def test_a_frame_claiming_more_than_the_bound_is_refused_before_any_allocation():
+    for claimed in (MAX_UNPACKED_BYTES + 1, 2**40):
+        # A few bytes that state a size the decompressor would allocate at once.
+        writer = zstandard.ZstdCompressor(level=1).compressobj(size=claimed)
+        frame = writer.compress(b"[]") + writer.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+        assert zstandard.frame_content_size(frame) == claimed and len(frame) < 64
+        with pytest.raises(WireError, match="over"):
+            unpack(base64.b64encode(frame).decode())
+
+
+def test_threads_pack_and_unpack_at_once():
+    failures = []
+
+    def work(number: int) -> None:
+        for n in range(200):
+            rows = [{"thread": number, "n": n, "text": "x" * (n % 50)}] * (n % 7 + 1)
+            if unpack_rows(pack_rows(rows)) != rows:
+                failures.append((number, n))
+
+    threads = [threading.Thread(target=work, args=(number,)) for number in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
 
 
 def test_rows_travel_as_one_header_and_value_lists():
@@ -62,7 +99,7 @@ def test_values_json_cannot_write_arrive_as_written_or_as_none():
 def test_json_only_the_standard_library_reads_still_unpacks():
     # orjson reads packed batches; what it refuses falls back to the standard library's reading.
     for data, expected in ((b'[1.5, 18446744073709551616, "x"]', [1.5, 2 ** 64, "x"]), (b"[Infinity]", [float("inf")])):
-        assert unpack(base64.b64encode(zlib.compress(data)).decode()) == expected
+        assert unpack(packed_bytes(data)) == expected
 
 
 def test_columns_travel_as_a_tag_one_header_and_one_list_per_field():
