@@ -134,7 +134,7 @@ def pack_columns(fields: Sequence[str], columns: Sequence[Sequence[Any]]) -> str
     """``pack`` for a batch given column by column: ``columns[i]`` holds every row's value of
     ``fields[i]``, all columns as long as the batch. What the enrich bolt emits: the sink checks
     and converts column by column (``pistats.store.rows.fast_columnar``), so neither end builds
-    a list per row, and a column of the same value (``processed_at``, empty geo fields) deflates
+    a list per row, and a column of the same value (``processed_at``, empty geo fields) compresses
     to almost nothing."""
     return pack([COLUMNS_TAG, list(fields), [list(column) for column in columns]])
 

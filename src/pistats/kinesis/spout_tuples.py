@@ -44,10 +44,9 @@ def wire_data(data: bytes) -> str | list[str]:
     """A record's bytes as a tuple carries them: UTF-8 as the text it is (the SDKs' JSON: the
     same bytes back on the other side), anything else as ``[base64]``.
 
-    Text rather than base64 inside the deflated batch: deflate finds the JSON's repeated keys in
-    text, not in base64, so a batch is about a third smaller for the JVM to parse and write twice
-    (184 bytes a record against 271 on ``pistats generate``'s events), and neither end spends a
-    base64 pass per record (docs/performance.md)."""
+    Text rather than base64 inside the compressed batch: the compressor finds the JSON's repeated
+    keys in text, not in base64, so a batch is about a third smaller for the JVM to parse and
+    write twice, and neither end spends a base64 pass per record (docs/performance.md)."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
