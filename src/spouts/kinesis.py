@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 
 from streamparse import Spout, Stream
 
-from pistats.heap import settle_heap
 from pistats.kinesis.config import KinesisConfig
 from pistats.kinesis.consumer import build_consumer
 from pistats.kinesis.microbatch import InFlight
@@ -38,7 +37,6 @@ class KinesisSpout(Spout):
         start_closing_on_sigterm(self.consumer)
         self.writer = BatchWriter(self)
         self.status = task_publisher(storm_conf, SPOUT, int(context["taskid"]))
-        settle_heap()
 
     def next_tuple(self):
         emits = spout_emits(self.consumer.poll(self.config.emit_batch), self.config.buckets,
