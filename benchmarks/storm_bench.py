@@ -190,7 +190,6 @@ class Drain:
     samples: list[tuple[float, int]] = field(default_factory=list)
     cpu_at: dict[float, dict[str, float]] = field(default_factory=dict)
     rss: list[dict[str, int]] = field(default_factory=list)
-    rss_at: float = 0.0
 
     def time_at(self, fraction: float) -> float:
         return next(t for t, committed in self.samples if committed >= fraction * self.total)
@@ -226,18 +225,21 @@ def drain(pipeline, topology, redis: int | None, emulator: bool = True, timeout_
     result = Drain(total, time.monotonic())
     session = os.getsid(topology.process.pid)
     low, high = SPAN
+    rss_sampled_at = float("-inf")
 
     def sample(committed: int) -> None:
-        result.samples.append((time.monotonic(), committed))
+        nonlocal rss_sampled_at
+        now = time.monotonic()
+        result.samples.append((now, committed))
         for fraction in SPAN:
             if fraction not in result.cpu_at and committed >= fraction * total:
                 result.cpu_at[fraction] = process_cpu(session, redis, emulator)
         # Memory once a second: each sample reads every process's /proc entry, on the cores
         # the topology is measured on.
         if committed >= low * total and (committed < high * total or not result.rss) \
-                and (not result.rss or time.monotonic() - result.rss_at >= RSS_EVERY_S):
+                and now - rss_sampled_at >= RSS_EVERY_S:
             result.rss.append(topology_rss(session))
-            result.rss_at = time.monotonic()
+            rss_sampled_at = now
 
     # Every 100 ms: the rate's span is a few seconds (compare.py's MEASURING).
     pipeline.wait_until_committed(topology, timeout_s, sample, poll_s=0.1)

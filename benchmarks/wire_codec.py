@@ -4,7 +4,7 @@ against deflate at level 1 (the earlier wire form), on the topology's two hops.
     .venv/bin/python benchmarks/wire_codec.py [--events 20000] [--batch 62]
 
 Builds the batches as the topology does (``pistats generate``'s events, ``--batch`` records a
-tuple: 30,000 records a poll of 1,000 split into 16 buckets gives about 62): the spout's record
+tuple: a poll of 1,000 records split into 16 buckets gives about 62): the spout's record
 batches (``tuple_values``) and the enrich bolt's event batches (the chain without Redis
 sessions, packed by column). For each codec: base64 bytes per record (what the JVM parses and
 writes again) and CPU microseconds per record to compress and to decompress, best of 5. Prints
