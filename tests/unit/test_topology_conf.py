@@ -52,3 +52,11 @@ def test_topology_conf_factories_read_only_their_own_keys():
     assert StoreURL.from_topology_conf({"pistats.store.url": "chdb:///a"}, {"PISTATS_STORE_URL": "chdb:///b"}).path == "/a"
     assert EnrichConfig.from_topology_conf({"pistats.enrich": '{"device": {"cache_size": 3}}'}).device.cache_size == 3
     assert EnrichConfig.from_topology_conf({"pistats.redis.url": "redis://x"}) == EnrichConfig()
+
+
+def test_the_multilang_serializer_named_is_compiled_into_the_jar():
+    """The class the topology names is one project.clj compiles from jvm/ (a missing class stops
+    every Python component at launch)."""
+    name = topology_config()["topology.multilang.serializer"]
+    assert (ROOT / "jvm" / (name.replace(".", "/") + ".java")).is_file()
+    assert ':java-source-paths ["jvm"]' in (ROOT / "project.clj").read_text()
