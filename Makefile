@@ -36,3 +36,4 @@ bench: bootstrap         ## the README's benchmarks, one after another (several 
 	python benchmarks/e2e.py --events 60000 --shards 4
 	python benchmarks/compare.py
 	python benchmarks/topology_idle.py
+	python benchmarks/multilang_serializer.py

@@ -58,6 +58,16 @@ def test_wire_codec():
         assert all(value > 0 for value in hop["zstd-1"].values())
 
 
+def test_multilang_serializer():
+    figures = json.loads(run_script("multilang_serializer.py", "--events", "600", "--batch", "50",
+                                    "--rounds", "2").splitlines()[-1])
+    assert set(figures) == {"spout -> enrich", "enrich -> sink"}
+    for hop in figures.values():
+        assert set(hop["us_per_record"]) == {"storm write", "storm read", "fast write", "fast read"}
+        assert all(value > 0 for value in hop["us_per_record"].values())
+        assert hop["bytes_per_tuple"] > 1000
+
+
 def test_registry(registry_url):
     output = run_script("registry.py", "--events", "400", "--repeat", "1", "--registry-url", registry_url)
     *table, last = output.strip().splitlines()
