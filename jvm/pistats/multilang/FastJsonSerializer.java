@@ -70,28 +70,27 @@ public class FastJsonSerializer implements ISerializer {
 
     @Override
     public void writeBoltMsg(BoltMsg msg) throws IOException {
-        Writer out = toProcess;
-        out.write("{\"id\":");
-        writeValue(out, msg.getId());
-        out.write(",\"comp\":");
-        writeValue(out, msg.getComp());
-        out.write(",\"stream\":");
-        writeValue(out, msg.getStream());
-        out.write(",\"task\":");
-        out.write(Long.toString(msg.getTask()));
-        out.write(",\"tuple\":");
-        writeValue(out, msg.getTuple());
-        out.write('}');
-        endMessage();
+        writeObject("id", msg.getId(), "comp", msg.getComp(), "stream", msg.getStream(), "task", msg.getTask(),
+                    "tuple", msg.getTuple());
     }
 
     @Override
     public void writeSpoutMsg(SpoutMsg msg) throws IOException {
+        writeObject("command", msg.getCommand(), "id", msg.getId());
+    }
+
+    /** One message: a JSON object of the given names and values, in that order. */
+    private void writeObject(Object... namesAndValues) throws IOException {
         Writer out = toProcess;
-        out.write("{\"command\":");
-        writeValue(out, msg.getCommand());
-        out.write(",\"id\":");
-        writeValue(out, msg.getId());
+        out.write('{');
+        for (int i = 0; i < namesAndValues.length; i += 2) {
+            if (i > 0) {
+                out.write(',');
+            }
+            writeString(out, (String) namesAndValues[i]);
+            out.write(':');
+            writeValue(out, namesAndValues[i + 1]);
+        }
         out.write('}');
         endMessage();
     }
