@@ -23,18 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from pistats.localenv.paths import storm_home  # noqa: E402
+from pistats.localenv.jvm import compile_with_serializer  # noqa: E402
 from pistats.wire import pack  # noqa: E402
 from wire_codec import hop_batches  # noqa: E402
-
-
-def compile_bench(classes: Path) -> str:
-    classpath = f"{storm_home() / 'lib'}/*"
-    subprocess.run(["javac", "-nowarn", "-d", str(classes), "-cp", classpath,
-                    str(ROOT / "jvm/pistats/multilang/FastJsonSerializer.java"),
-                    str(ROOT / "benchmarks/jvm/MultilangSerializerBench.java")],
-                   check=True, capture_output=True, timeout=300)
-    return f"{classes}:{classpath}"
 
 
 def measure(classpath: str, tuples: list[list], rounds: int, folder: Path) -> dict[str, float]:
@@ -58,7 +49,7 @@ def main() -> int:
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        classpath = compile_bench(Path(tmp))
+        classpath = compile_with_serializer(Path("benchmarks/jvm/MultilangSerializerBench.java"), Path(tmp))
         for hop, (batches, records) in hop_batches(args.events, args.batch).items():
             if hop.startswith("spout"):
                 tuples = [[index % 16, pack(json.loads(batch))] for index, batch in enumerate(batches)]

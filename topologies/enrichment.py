@@ -30,8 +30,8 @@ class Enrichment(Topology):
         # waiting on its flushes.
         "topology.max.spout.pending": 500,
         # Storm's multilang JSON, with a faster writer for what the JVM sends the Python
-        # components (jvm/pistats/multilang/FastJsonSerializer.java; same bytes on the wire up to
-        # escapes, same Java values read).
+        # components (jvm/pistats/multilang/FastJsonSerializer.java; the same JSON values sent,
+        # the same Java values read).
         "topology.multilang.serializer": "pistats.multilang.FastJsonSerializer",
         # Above a sink row's worst wait: max_age 1 s and a tick, then the insert in flight ahead
         # of its batch and its own, each up to the retry budget 10 s + one attempt's timeouts 13 s.

@@ -1,6 +1,7 @@
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.InputStream;
+import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import org.apache.storm.multilang.BoltMsg;
@@ -14,7 +15,7 @@ import pistats.multilang.FastJsonSerializer;
 
 /**
  * Runs Storm's JsonSerializer and pistats' FastJsonSerializer side by side on the same input
- * (tests/integration/test_multilang_serializer.py compares what each prints).
+ * (tests/integration/storm/test_multilang_serializer.py compares what each prints).
  *
  * write: stdin holds one JSON array per line (a tuple, read by json-smart as Storm would hold it);
  *        prints, per line, what each serializer writes for a bolt message carrying it, a spout
@@ -56,7 +57,7 @@ public class MultilangProtocolCheck {
     }
 
     static void print(String name, ISerializer serializer, byte[] input) throws Exception {
-        serializer.initialize(OutputStreamNull.INSTANCE, new ByteArrayInputStream(input));
+        serializer.initialize(OutputStream.nullOutputStream(), new ByteArrayInputStream(input));
         while (true) {
             ShellMsg m;
             try {
@@ -88,10 +89,5 @@ public class MultilangProtocolCheck {
         StringBuilder s = new StringBuilder();
         for (byte b : bytes) s.append(String.format("%02x", b));
         return s.toString();
-    }
-
-    static final class OutputStreamNull extends java.io.OutputStream {
-        static final OutputStreamNull INSTANCE = new OutputStreamNull();
-        @Override public void write(int b) {}
     }
 }

@@ -7,25 +7,19 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from pistats.localenv.paths import project_root, storm_home
+from pistats.localenv.jvm import compile_with_serializer
 from pistats.wire import pack
-
-ROOT = project_root()
 
 
 @pytest.fixture(scope="module")
 def check(tmp_path_factory) -> list[str]:
     """The command that runs the check program, compiled with the serializer against Storm's jars."""
-    classes = tmp_path_factory.mktemp("classes")
-    classpath = f"{storm_home() / 'lib'}/*"
-    subprocess.run(["javac", "-nowarn", "-d", str(classes), "-cp", classpath,
-                    str(ROOT / "jvm/pistats/multilang/FastJsonSerializer.java"),
-                    str(ROOT / "tests/jvm/MultilangProtocolCheck.java")],
-                   check=True, capture_output=True, timeout=120)
-    return ["java", "-cp", f"{classes}:{classpath}", "MultilangProtocolCheck"]
+    classpath = compile_with_serializer(Path("tests/jvm/MultilangProtocolCheck.java"), tmp_path_factory.mktemp("classes"))
+    return ["java", "-cp", classpath, "MultilangProtocolCheck"]
 
 
 def run(command: list[str], mode: str, stdin: str) -> dict[str, list[str]]:
@@ -107,4 +101,3 @@ def test_a_direct_emit_names_its_task(check):
 def test_a_malformed_message_is_an_error_for_both(check):
     lines = run(check, "read", "{\"command\": \"emit\", \nend\n")
     assert lines["fast"] == lines["storm"] == ["error IOException"]
-
