@@ -15,8 +15,10 @@ one process tree, on the same recording, do not (issue 18). The legs:
    GetRecords answers written by ``moto_direct``: moto's own bytes for a third of its CPU; moto's
    serializer with ``--stock-moto``), the shipped topology on local Storm with acking (``sparse
    run``); the sustained rate between 10 % and 90 % of the records committed (stored and acked
-   end to end) and each process's CPU per record over the same span: spout, enrich, sink, the
-   JVM and Redis, and moto apart.
+   end to end), or only up to the first checkpoint after moto served its last record when that
+   comes first (the spout reads up to ``max_uncommitted`` records ahead; a span without reading
+   would leave its cost out), and each process's CPU per record over the same span: spout,
+   enrich, sink, the JVM and Redis, and moto apart.
 3. classic: the same with one record per tuple (``-o pistats.kinesis.batch_records=1``), on a
    smaller recording (``--classic-events``) from the same generator.
 
@@ -217,7 +219,7 @@ def topology_leg(name: str, sources: Sources, recording, store: str | None, opti
     started = time.monotonic()
     topology = pipeline.start_local(name)
     try:
-        measured = drain(pipeline, topology, sources.redis_pid)
+        measured = drain(pipeline, topology, sources.redis_pid, served=sources.served)
     finally:
         topology.stop()
         pipeline.delete_redis_state()
@@ -227,9 +229,13 @@ def topology_leg(name: str, sources: Sources, recording, store: str | None, opti
     rss = {process: size / 2**20 for process, size in measured.peak_rss().items()}
     if store is None:  # this leg's own chdb folder (its log stays beside it)
         shutil.rmtree(run.store_url.removeprefix("chdb://").split("?")[0], ignore_errors=True)
-    note = f"start-up {measured.first_commit() - started:.0f} s, 10%..90% in {measured.span_seconds():.1f} s"
     if rate is None:
         note = "too few records to measure a rate: raise --events"
+    else:
+        low, high = measured.span_fractions()
+        note = f"start-up {measured.first_commit() - started:.0f} s, {low:.0%}..{high:.0%} in {measured.span_seconds():.1f} s"
+        if measured.read_before_span():
+            note += "; the source was read out before the span: its reading is not in these figures"
     return Leg(name, measured.total, rate, cpu_us, rss, note)
 
 

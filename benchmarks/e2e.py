@@ -105,7 +105,8 @@ def main() -> int:
     started = time.monotonic()
     topology = pipeline.start_local("bench")
     try:
-        measured = drain(pipeline, topology, sources.redis_pid, emulator=sources.moto is not None)
+        measured = drain(pipeline, topology, sources.redis_pid, emulator=sources.moto is not None,
+                         served=sources.served)
         total, rate = measured.total, measured.sustained()
         first, end = measured.first_commit(), measured.samples[-1][0]
         print(f"start-up (sparse run to first checkpoint): {first - started:.1f} s")
@@ -114,9 +115,10 @@ def main() -> int:
         else:
             print(f"drain: {total} records in {end - first:.1f} s after the first checkpoint "
                   f"({total / (end - first):.0f} records/s)")
-            print(f"sustained (10%..90% of records): {rate:.0f} records/s end to end")
+            low, high = measured.span_fractions()
+            print(f"sustained ({low:.0%}..{high:.0%} of records): {rate:.0f} records/s end to end")
             records = measured.span_records()
-            print(f"cpu between 10% and 90% ({os.cpu_count() * measured.span_seconds():.1f} core-seconds available): "
+            print(f"cpu between {low:.0%} and {high:.0%} ({os.cpu_count() * measured.span_seconds():.1f} core-seconds available): "
                   + ", ".join(f"{name} {us * records / 1e6:.1f} s ({us:.0f} us/record)"
                               for name, us in sorted(measured.cpu_us_per_record().items(), key=lambda item: -item[1])))
 

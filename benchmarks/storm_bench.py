@@ -6,8 +6,9 @@
 - ``make_recording`` / ``preload``: a recording of valid events (``pistats generate``) put into a
   fresh stream of a ``Pipeline`` (``pistats.demo.runner``).
 - ``drain``: runs until the spout's checkpoints cover every record, sampling progress, each
-  process's CPU time at 10 % and 90 % of the records and the topology's resident memory between;
-  ``Drain`` turns the samples into a sustained rate and CPU microseconds per record.
+  process's CPU time at 10 % and 90 % of the records (or, when earlier, at the first checkpoint
+  after moto served its last record) and the topology's resident memory between; ``Drain`` turns
+  the samples into a sustained rate and CPU microseconds per record.
 
 CPU and memory come from /proc: the topology's processes are the JVM and the Python components
 of ``sparse run``'s session, Redis is the services' redis-server (its pid file), and this process
@@ -17,7 +18,10 @@ is the emulator when moto serves the stream.
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,16 +116,54 @@ def topology_rss(session: int) -> dict[str, int]:
     return rss
 
 
+class RecordsServed:
+    """How many records moto's Kinesis backend in this process has handed out through GetRecords
+    (``drain`` ends a span when the source is read out). Call it for the count."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()  # the moto server answers on a thread per request
+
+    def __call__(self) -> int:
+        return self._count
+
+    def add(self, records: int) -> None:
+        with self._lock:
+            self._count += records
+
+
+@contextmanager
+def counting_records_served(served: RecordsServed) -> Iterator[None]:
+    """Within the block, every GetRecords of moto's backend in this process counts its records."""
+    from moto.kinesis.models import KinesisBackend
+
+    stock = KinesisBackend.get_records
+
+    def get_records(self, *args, **kwargs):
+        answer = stock(self, *args, **kwargs)
+        served.add(len(answer[1]))  # (next iterator, records, millis behind)
+        return answer
+
+    KinesisBackend.get_records = get_records
+    try:
+        yield
+    finally:
+        KinesisBackend.get_records = stock
+
+
 class Sources:
     """The local services (Redis, kinesis-local) and, for ``kinesis="moto"``, a moto server in
     this process: ``endpoint`` serves the stream, ``redis_url`` the state. ``start`` and
     ``stop`` (moto), or use as a context manager. moto writes its GetRecords answers with
-    ``moto_direct`` unless ``stock_moto``."""
+    ``moto_direct`` unless ``stock_moto``; ``served`` counts the records it served (None without
+    moto)."""
 
     def __init__(self, kinesis: str = "moto", stock_moto: bool = False):
         self.kinesis = kinesis
         self.stock_moto = stock_moto
         self._direct = None
+        self._counting = None
+        self.served: RecordsServed | None = None
         self.ports = local_services.Ports.from_env()
         self.redis_url = f"redis://127.0.0.1:{self.ports.redis}/0"
         self.endpoint = f"http://127.0.0.1:{self.ports.kinesis}"
@@ -146,6 +188,9 @@ class Sources:
             if not self.stock_moto:
                 self._direct = serving_get_records_directly()
                 self._direct.__enter__()
+            self.served = RecordsServed()
+            self._counting = counting_records_served(self.served)
+            self._counting.__enter__()
             self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
             self.moto.start()
             host, port = self.moto.get_host_and_port()
@@ -156,6 +201,9 @@ class Sources:
         if self.moto is not None:
             self.moto.stop()
             self.moto = None
+        if self._counting is not None:
+            self._counting.__exit__(None, None, None)
+            self._counting = None
         if self._direct is not None:
             self._direct.__exit__(None, None, None)
             self._direct = None
@@ -179,61 +227,105 @@ def preload(pipeline, recording: Recording) -> float:
     return seconds
 
 
+@dataclass(frozen=True)
+class Mark:
+    """The drain at one sample: when (monotonic), records committed, each process's CPU seconds."""
+
+    at: float
+    committed: int
+    cpu: dict[str, float]
+
+
 @dataclass
 class Drain:
     """Progress samples of one run to the last checkpoint: (monotonic time, records committed),
-    each process's CPU seconds when the records first reached each fraction of ``SPAN``, and
-    the topology's resident memory sampled in between."""
+    ``marks`` where the span may start and end (``"start"`` and ``"end"``: the records first
+    reached each fraction of ``SPAN``; ``"read"``: the first checkpoint after the source served
+    its last record), and the topology's resident memory sampled in between.
+
+    The span ends at ``"read"`` when that comes first: the spout reads up to ``max_uncommitted``
+    records ahead of its checkpoints, and once the source is read out its reading no longer
+    competes for the cores nor shows in the CPU per record, which would flatter the topology."""
 
     total: int
     started: float
     samples: list[tuple[float, int]] = field(default_factory=list)
-    cpu_at: dict[float, dict[str, float]] = field(default_factory=dict)
+    marks: dict[str, Mark] = field(default_factory=dict)
     rss: list[dict[str, int]] = field(default_factory=list)
-
-    def time_at(self, fraction: float) -> float:
-        return next(t for t, committed in self.samples if committed >= fraction * self.total)
 
     def first_commit(self) -> float:
         return next(t for t, committed in self.samples if committed > 0)
 
-    def span_seconds(self) -> float:
-        return self.time_at(SPAN[1]) - self.time_at(SPAN[0])
+    def span(self) -> tuple[Mark, Mark] | None:
+        """The marks the rate and CPU are measured between, or None when both ends fell within
+        one sample: too few records to measure a rate."""
+        start, end, read = (self.marks.get(name) for name in ("start", "end", "read"))
+        if start is None or end is None:
+            return None
+        if read is not None and start.at < read.at < end.at:
+            end = read
+        return (start, end) if end.at > start.at and end.committed > start.committed else None
 
-    def span_records(self) -> float:
-        return (SPAN[1] - SPAN[0]) * self.total
+    def read_before_span(self) -> bool:
+        """The source was read out before the span began: the spout's reading is not in it."""
+        read, start = self.marks.get("read"), self.marks.get("start")
+        return read is not None and start is not None and read.at <= start.at
+
+    def span_seconds(self) -> float:
+        start, end = self.span()
+        return end.at - start.at
+
+    def span_records(self) -> int:
+        start, end = self.span()
+        return end.committed - start.committed
+
+    def span_fractions(self) -> tuple[float, float]:
+        """Where the span starts and ends, as fractions of the records committed."""
+        start, end = self.span()
+        return start.committed / self.total, end.committed / self.total
 
     def sustained(self) -> float | None:
-        """Records/s between the fractions of ``SPAN`` (start-up and tail excluded), or None when
-        both were reached within one sample: too few records to measure a rate."""
-        seconds = self.span_seconds()
-        return self.span_records() / seconds if seconds > 0 else None
+        """Records/s over the span (start-up and tail excluded), or None without one."""
+        return self.span_records() / self.span_seconds() if self.span() else None
 
     def cpu_us_per_record(self) -> dict[str, float]:
-        """Each process's CPU microseconds per record between the fractions of ``SPAN``."""
-        low, high = (self.cpu_at[fraction] for fraction in SPAN)
-        return {name: (seconds - low.get(name, 0.0)) * 1e6 / self.span_records() for name, seconds in high.items()}
+        """Each process's CPU microseconds per record over the span."""
+        start, end = self.span()
+        records = end.committed - start.committed
+        return {name: (seconds - start.cpu.get(name, 0.0)) * 1e6 / records for name, seconds in end.cpu.items()}
 
     def peak_rss(self) -> dict[str, int]:
         """The sample of the topology's resident memory whose total was largest."""
         return max(self.rss, key=lambda sample: sum(sample.values()), default={})
 
 
-def drain(pipeline, topology, redis: int | None, emulator: bool = True, timeout_s: float = 3600) -> Drain:
-    """Waits until every record of the pipeline's stream is committed, sampling as it goes."""
+def drain(pipeline, topology, redis: int | None, emulator: bool = True, served: Callable[[], int] | None = None,
+          timeout_s: float = 3600) -> Drain:
+    """Waits until every record of the pipeline's stream is committed, sampling as it goes.
+    ``served``, when the source can say, gives the records it has served so far (``Sources``);
+    only those served from now on count."""
     total = pipeline.layout.total
     result = Drain(total, time.monotonic())
     session = os.getsid(topology.process.pid)
     low, high = SPAN
     rss_sampled_at = float("-inf")
+    committed_when_read: int | None = None
+    served_before = served() if served is not None else 0  # the pre-load's reading of the layout
 
     def sample(committed: int) -> None:
-        nonlocal rss_sampled_at
+        nonlocal rss_sampled_at, committed_when_read
         now = time.monotonic()
         result.samples.append((now, committed))
-        for fraction in SPAN:
-            if fraction not in result.cpu_at and committed >= fraction * total:
-                result.cpu_at[fraction] = process_cpu(session, redis, emulator)
+        marks = result.marks
+        for name, fraction in (("start", low), ("end", high)):
+            if name not in marks and committed >= fraction * total:
+                marks[name] = Mark(now, committed, process_cpu(session, redis, emulator))
+        if served is not None and "read" not in marks and "end" not in marks:
+            if committed_when_read is None:
+                if served() - served_before >= total:
+                    committed_when_read = committed
+            elif committed > committed_when_read:  # the first checkpoint since: a span ends on one
+                marks["read"] = Mark(now, committed, process_cpu(session, redis, emulator))
         # Memory once a second: each sample reads every process's /proc entry, on the cores
         # the topology is measured on.
         if committed >= low * total and (committed < high * total or not result.rss) \

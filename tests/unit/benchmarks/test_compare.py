@@ -84,14 +84,72 @@ def test_the_in_process_span_leaves_out_start_up_and_the_last_flush():
 def test_the_topology_span():
     drain = storm_bench.Drain(total=1000, started=0.0)
     drain.samples = [(1.0, 0), (2.0, 50), (3.0, 100), (4.0, 500), (5.0, 900), (6.0, 1000)]
-    drain.cpu_at = {0.1: {"EnrichBolt": 1.0, "redis": 5.0}, 0.9: {"EnrichBolt": 1.4, "redis": 5.08, "JVM (Storm)": 0.2}}
+    drain.marks = {"start": storm_bench.Mark(3.0, 100, {"EnrichBolt": 1.0, "redis": 5.0}),
+                   "end": storm_bench.Mark(5.0, 900, {"EnrichBolt": 1.4, "redis": 5.08, "JVM (Storm)": 0.2})}
     drain.rss = [{"EnrichBolt": 10, "JVM (Storm)": 100}, {"EnrichBolt": 20, "JVM (Storm)": 95}]
     assert drain.first_commit() == 2.0
     assert drain.sustained() == pytest.approx(400)  # 800 records in 2 s
+    assert drain.span_fractions() == (0.1, 0.9)
     assert drain.cpu_us_per_record() == pytest.approx({"EnrichBolt": 500, "redis": 100, "JVM (Storm)": 250})
     assert drain.peak_rss() == {"EnrichBolt": 20, "JVM (Storm)": 95}
-    drain.samples = [(1.0, 0), (2.0, 1000)]
+    assert not drain.read_before_span()
+    drain.marks["end"] = drain.marks["start"]
     assert drain.sustained() is None
+
+
+def test_the_span_ends_when_the_source_is_read_out_first():
+    drain = storm_bench.Drain(total=1000, started=0.0)
+    drain.marks = {"start": storm_bench.Mark(3.0, 100, {"KinesisSpout": 1.0}),
+                   "read": storm_bench.Mark(4.0, 600, {"KinesisSpout": 1.25}),
+                   "end": storm_bench.Mark(5.0, 900, {"KinesisSpout": 1.3})}
+    assert drain.span_fractions() == (0.1, 0.6)
+    assert drain.sustained() == pytest.approx(500)  # 500 records in 1 s
+    assert drain.cpu_us_per_record() == pytest.approx({"KinesisSpout": 500})
+    # Read out after the end or before the start: the 10 %..90 % span, and the latter is said.
+    drain.marks["read"] = storm_bench.Mark(5.5, 950, {"KinesisSpout": 1.31})
+    assert drain.span_fractions() == (0.1, 0.9) and not drain.read_before_span()
+    drain.marks["read"] = storm_bench.Mark(2.0, 40, {"KinesisSpout": 0.9})
+    assert drain.span_fractions() == (0.1, 0.9) and drain.read_before_span()
+
+
+class _Pipeline:
+    """What ``drain`` asks of a pipeline: the layout's total and checkpoint polling."""
+
+    def __init__(self, progress):
+        self.layout = type("Layout", (), {"total": 1000})()
+        self._progress = progress
+
+    def wait_until_committed(self, topology, timeout_s, sample, poll_s):
+        for committed in self._progress:
+            sample(committed)
+
+
+def test_drain_marks_the_first_checkpoint_after_the_source_is_read_out(monkeypatch):
+    monkeypatch.setattr(storm_bench, "process_cpu", lambda *args: {"KinesisSpout": 1.0})
+    monkeypatch.setattr(storm_bench.os, "getsid", lambda pid: 1)
+    topology = type("Topology", (), {"process": type("Process", (), {"pid": 1})()})()
+    served = iter([1000, 1000, 1400, 2000, 2000, 2000, 2000, 2000])  # 1,000 served before: not the topology's
+    progress = [0, 100, 300, 300, 550, 900, 1000]  # read out at 300: the mark is at 550
+    measured = storm_bench.drain(_Pipeline(progress), topology, None, served=lambda: next(served))
+    assert {name: mark.committed for name, mark in measured.marks.items()} == {"start": 100, "read": 550, "end": 900}
+    assert measured.span_fractions() == (0.1, 0.55)
+
+
+def test_moto_records_served_are_counted():
+    from moto.kinesis.models import KinesisBackend
+
+    stock = KinesisBackend.get_records
+    served = storm_bench.RecordsServed()
+    monkeypatched = lambda self, *args, **kwargs: ("next", ["r1", "r2", "r3"], 0)  # noqa: E731
+    KinesisBackend.get_records = monkeypatched
+    try:
+        with storm_bench.counting_records_served(served):
+            assert KinesisBackend.get_records(None, None, "iterator", None)[1] == ["r1", "r2", "r3"]
+            KinesisBackend.get_records(None, None, "iterator", None)
+        assert served() == 6
+        assert KinesisBackend.get_records is monkeypatched  # restored on leaving
+    finally:
+        KinesisBackend.get_records = stock
 
 
 def test_classic_is_one_record_per_tuple_through_a_spout_option():
