@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,8 +161,7 @@ class Sources:
     def __init__(self, kinesis: str = "moto", stock_moto: bool = False):
         self.kinesis = kinesis
         self.stock_moto = stock_moto
-        self._direct = None
-        self._counting = None
+        self._patches = ExitStack()  # moto's, undone in reverse order by stop()
         self.served: RecordsServed | None = None
         self.ports = local_services.Ports.from_env()
         self.redis_url = f"redis://127.0.0.1:{self.ports.redis}/0"
@@ -186,11 +185,9 @@ class Sources:
 
             logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request
             if not self.stock_moto:
-                self._direct = serving_get_records_directly()
-                self._direct.__enter__()
+                self._patches.enter_context(serving_get_records_directly())
             self.served = RecordsServed()
-            self._counting = counting_records_served(self.served)
-            self._counting.__enter__()
+            self._patches.enter_context(counting_records_served(self.served))
             self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
             self.moto.start()
             host, port = self.moto.get_host_and_port()
@@ -201,12 +198,7 @@ class Sources:
         if self.moto is not None:
             self.moto.stop()
             self.moto = None
-        if self._counting is not None:
-            self._counting.__exit__(None, None, None)
-            self._counting = None
-        if self._direct is not None:
-            self._direct.__exit__(None, None, None)
-            self._direct = None
+        self._patches.close()
 
 
 def make_recording(directory: Path, events: int, shards: int, seed: int = 11) -> Recording:

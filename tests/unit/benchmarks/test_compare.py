@@ -135,21 +135,17 @@ def test_drain_marks_the_first_checkpoint_after_the_source_is_read_out(monkeypat
     assert measured.span_fractions() == (0.1, 0.55)
 
 
-def test_moto_records_served_are_counted():
+def test_moto_records_served_are_counted(monkeypatch):
     from moto.kinesis.models import KinesisBackend
 
-    stock = KinesisBackend.get_records
     served = storm_bench.RecordsServed()
-    monkeypatched = lambda self, *args, **kwargs: ("next", ["r1", "r2", "r3"], 0)  # noqa: E731
-    KinesisBackend.get_records = monkeypatched
-    try:
-        with storm_bench.counting_records_served(served):
-            assert KinesisBackend.get_records(None, None, "iterator", None)[1] == ["r1", "r2", "r3"]
-            KinesisBackend.get_records(None, None, "iterator", None)
-        assert served() == 6
-        assert KinesisBackend.get_records is monkeypatched  # restored on leaving
-    finally:
-        KinesisBackend.get_records = stock
+    backend = lambda self, *args, **kwargs: ("next", ["r1", "r2", "r3"], 0)  # noqa: E731
+    monkeypatch.setattr(KinesisBackend, "get_records", backend)
+    with storm_bench.counting_records_served(served):
+        assert KinesisBackend.get_records(None, None, "iterator", None)[1] == ["r1", "r2", "r3"]
+        KinesisBackend.get_records(None, None, "iterator", None)
+    assert served() == 6
+    assert KinesisBackend.get_records is backend  # restored on leaving
 
 
 def test_classic_is_one_record_per_tuple_through_a_spout_option():
