@@ -45,8 +45,7 @@ class KinesisSpout(Spout):
         publish_spout(self.status, self.consumer)
 
     def ack(self, tup_id):
-        for message_id in self.in_flight.close(tup_id):
-            self.consumer.ack(message_id)
+        self.consumer.ack_all(self.in_flight.close(tup_id))
 
     def fail(self, tup_id):
         for message_id in self.in_flight.close(tup_id):

@@ -29,7 +29,7 @@ import time
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 from pistats.kinesis.checkpoint import NOT_OWNER, STALE, Checkpoint, CheckpointStore
 from pistats.kinesis.client import make_kinesis_client
@@ -188,10 +188,13 @@ class Consumer:
                             shard.metrics.emitted += 1
                             out.append(Delivery(item.message_id, item))
             queue = self._queue
+            shard_id = shard = gen = None
             while queue and len(out) < max_records:
                 number, item = queue.popleft()
-                shard = self._shards.get(item.shard_id)
-                gen = shard.gen if shard is not None else None
+                if item.shard_id != shard_id:  # a page's records come one after another
+                    shard_id = item.shard_id
+                    shard = self._shards.get(shard_id)
+                    gen = shard.gen if shard is not None else None
                 if gen is None or gen.number != number or gen.refused:
                     # Queued by an earlier claim of the shard (dropped since): whoever reads the
                     # shard now reads it again from the checkpoint. Only the budget is given back.
@@ -232,14 +235,19 @@ class Consumer:
 
     def ack(self, message_id: str) -> None:
         """A record (or its dead letter, id ending ``|dead``) was fully processed downstream."""
+        self.ack_all((message_id,))
+
+    def ack_all(self, message_ids: Iterable[str]) -> None:
+        """``ack`` of each id in turn, under one hold of the lock (a batch tuple's records)."""
         with self._lock:
-            owned = self._owned(message_id)
-            if owned is None or owned[1] not in owned[0].ledger:
-                return
-            shard, position = owned
-            passed = shard.ledger.ack(position)
-            self._uncommitted -= passed
-            shard.metrics.acked += 1
+            for message_id in message_ids:
+                owned = self._owned(message_id)
+                if owned is None or owned[1] not in owned[0].ledger:
+                    continue
+                shard, position = owned
+                passed = shard.ledger.ack(position)
+                self._uncommitted -= passed
+                shard.metrics.acked += 1
 
     def fail(self, message_id: str) -> None:
         """A record failed downstream: replay it with backoff, or dead-letter it after the retries."""

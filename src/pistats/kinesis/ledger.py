@@ -45,12 +45,16 @@ class ShardRecord:
 
     @property
     def message_id(self) -> str:
-        return message_id(self.shard_id, self.position)
+        return _message_id(self.shard_id, self.seq, self.subseq)
 
 
 def message_id(shard_id: str, position: Position) -> str:
     """The Storm tuple id: ``"<shard>|<seq>|<subseq>"`` (shard ids never contain ``|``)."""
-    return f"{shard_id}|{position.seq}|{position.subseq}"
+    return _message_id(shard_id, position.seq, position.subseq)
+
+
+def _message_id(shard_id: str, seq: int, subseq: int) -> str:
+    return f"{shard_id}|{seq}|{subseq}"
 
 
 def parse_message_id(text: str) -> tuple[str, Position]:
@@ -116,6 +120,7 @@ DONE = "done"
 @dataclass(slots=True)
 class Entry:
     record: ShardRecord
+    position: Position  # the record's, kept: ``ShardRecord.position`` builds a new one per call
     state: str = IN_FLIGHT
     failures: int = 0
     retry_at_ms: int = 0
@@ -169,7 +174,7 @@ class ShardLedger:
         position = record.position
         if self._last_emitted is not None and position <= self._last_emitted:
             raise ValueError(f"{self.shard_id}: emitted {position} after {self._last_emitted}")
-        entry = Entry(record)
+        entry = Entry(record, position)
         self._entries.append(entry)
         self._index[position] = entry
         self._last_emitted = position
@@ -250,8 +255,8 @@ class ShardLedger:
         entries = self._entries
         while entries and entries[0].state == DONE:
             entry = entries.popleft()
-            del self._index[entry.record.position]
-            self._committable = entry.record.position
+            del self._index[entry.position]
+            self._committable = entry.position
             self._committable_complete = entry.record.last_in_aggregate
             passed += 1
         return passed

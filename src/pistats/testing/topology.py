@@ -116,8 +116,7 @@ class InProcessTopology:
         spout_tuple = self._tuples[spout_id]
         if spout_tuple.enriched and not spout_tuple.children:
             del self._tuples[spout_id]
-            for message_id in self._in_flight.close(spout_id):
-                self.consumer.ack(message_id)
+            self.consumer.ack_all(self._in_flight.close(spout_id))
 
     def _fail(self, spout_id: str) -> None:
         if self._tuples.pop(spout_id, None) is None:

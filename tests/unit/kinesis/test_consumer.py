@@ -116,6 +116,33 @@ def test_unacked_record_holds_the_checkpoint(clock):
     assert (metrics.in_flight, metrics.uncommitted) == (1, 3)
 
 
+def test_acking_a_batch_at_once_is_acking_each_in_turn(clock):
+    def run(ack):
+        client = source([(info(0, 0, FULL // 2), records(0, 6), None), (info(1, FULL // 2 + 1), records(1, 4), None)],
+                        clock)
+        store = MemoryCheckpointStore()
+        consumer = Consumer(config(), client, store, now_ms=clock)
+        consumer.step()
+        deliveries = consumer.poll(1000)
+        held = {b"s0r2", b"s1r0"}  # never acked: each holds its shard's checkpoint
+        ids = [d.message_id for d in deliveries if d.record.data not in held]
+        ack(consumer, ids + [ids[0], "shardId-000000000009|1|0", "not an id"])  # repeats, unknown ids
+        drive(consumer, clock, rounds=20, on=lambda d: None)
+        metrics = consumer.metrics()
+        return ({shard: store.load(shard).position if store.load(shard) else None for shard in (sid(0), sid(1))},
+                {shard: (m.acked, m.in_flight, m.uncommitted) for shard, m in metrics.items()}, consumer.uncommitted)
+
+    def one_by_one(consumer, ids):
+        for message_id in ids:
+            consumer.ack(message_id)
+
+    at_once = run(lambda consumer, ids: consumer.ack_all(ids))
+    assert at_once == run(one_by_one)
+    assert at_once[0][sid(0)] == Position(seq(0, 1))
+    assert at_once[1][sid(0)] == (5, 1, 4) and at_once[1][sid(1)] == (3, 1, 4)
+    assert at_once[2] == 8
+
+
 def test_restart_resumes_after_the_checkpoint_without_loss_or_replay(clock):
     shards = [(info(0), records(0, 6), None)]
     store = MemoryCheckpointStore()
