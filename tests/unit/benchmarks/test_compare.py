@@ -153,4 +153,7 @@ def test_classic_is_one_record_per_tuple_through_a_spout_option():
 
     options = {"pistats.kinesis.stream": "s", **{key: str(value) for key, value in compare.CLASSIC.items()}}
     assert KinesisConfig.from_topology_conf(options).batch_records == 1
-    assert compare.parse_args([]).events == 30000 and compare.parse_args([]).classic_events == 3000
+    assert compare.parse_args([]).events == 90000 and compare.parse_args([]).classic_events == 3000
+    assert compare.parse_args(["--events", "30000"]).classic_events == 3000
+    assert compare.parse_args(["--events", "5000"]).classic_events == 1000
+    assert compare.parse_args(["--events", "800"]).classic_events == 800
