@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 import pytest
 import redis as redis_lib
 
+from tests.support.clock import Clock
+
 from pistats.enrich.sessions import RedisSessionStore, SessionConfig, SessionEvent
 from pistats.redisconn import ReplicasBehind, Script, run_on_node
 
@@ -41,11 +43,10 @@ def test_a_write_no_replica_acknowledged_is_not_confirmed(redis_client, key_pref
 def test_sessions_asking_for_a_replica_get_no_answer_from_a_lone_redis(redis_client, key_prefix):
     # The budget runs on a clock only the backoff's sleeps advance, so a loaded machine (each
     # WAIT takes its 50 ms of real time) cannot use the budget up before the first retry.
-    clock = [0.0]
+    clock = Clock()
     store = RedisSessionStore(redis_client, SessionConfig(key_prefix=key_prefix, outage_budget_s=0.5),
                               now=lambda: datetime(2026, 11, 26, tzinfo=timezone.utc),
-                              monotonic=lambda: clock[0], sleep=lambda seconds: clock.__setitem__(0, clock[0] + seconds),
-                              wait_replicas=1, wait_timeout_ms=50)
+                              monotonic=clock, sleep=clock.sleep, wait_replicas=1, wait_timeout_ms=50)
     with pytest.raises(ReplicasBehind):
         store.assign([SessionEvent("c", "u", "e1", 1_790_000_000_000)])
     assert store.outage_retries > 0

@@ -22,8 +22,8 @@ class Position(NamedTuple):
     subseq: int = 0
 
 
-# Position(seq, subseq) without the generated __new__'s Python call: a tenth of the cost, and
-# the spout builds one or two per record it emits and acks.
+# Position(seq, subseq) without the generated __new__'s Python call (about 200 ns against 290-370
+# here), as the spout builds one or two per record it emits and acks.
 _position = functools.partial(tuple.__new__, Position)
 
 

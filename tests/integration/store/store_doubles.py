@@ -10,19 +10,6 @@ from pistats.store.backends import StoreError
 from pistats.store.schema import create_events_sql, create_rejects_sql
 
 
-class Clock:
-    """A monotonic clock for the sink that its retry waits move instead of sleeping."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
-
-
 class FlakyStore:
     """Fault injection around a real store: the next ``fail_before`` inserts raise without storing,
     then the next ``fail_after`` inserts store their rows and raise anyway (a timeout that hid a

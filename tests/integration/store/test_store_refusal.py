@@ -11,8 +11,9 @@ import os
 from datetime import datetime, timezone
 
 import pytest
-from store_doubles import Clock, events_across_months, old_events_sql, scalar
+from store_doubles import events_across_months, old_events_sql, scalar
 
+from tests.support.clock import Clock
 from tests.support.samples import make_event
 
 from pistats.store.backends import StoreError, open_store

@@ -4,8 +4,9 @@ import socket
 from datetime import datetime, timezone
 
 import pytest
-from store_doubles import Clock, FlakyStore
+from store_doubles import FlakyStore
 
+from tests.support.clock import Clock
 from tests.support.samples import make_event, make_reject
 
 from pistats.store.backends import ClickHouseStore, StoreError

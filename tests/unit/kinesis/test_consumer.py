@@ -129,7 +129,8 @@ def test_acking_a_batch_at_once_is_acking_each_in_turn(clock):
         ack(consumer, ids + [ids[0], "shardId-000000000009|1|0", "not an id"])  # repeats, unknown ids
         drive(consumer, clock, rounds=20, on=lambda d: None)
         metrics = consumer.metrics()
-        return ({shard: store.load(shard).position if store.load(shard) else None for shard in (sid(0), sid(1))},
+        checkpoints = {shard: store.load(shard) for shard in (sid(0), sid(1))}
+        return ({shard: checkpoint.position if checkpoint else None for shard, checkpoint in checkpoints.items()},
                 {shard: (m.acked, m.in_flight, m.uncommitted) for shard, m in metrics.items()}, consumer.uncommitted)
 
     def one_by_one(consumer, ids):
