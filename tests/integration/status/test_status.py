@@ -100,6 +100,7 @@ def test_the_write_rate_is_read_at_the_tips_past_any_count_limit(stream, redis_c
 
     capped = collect(client, redis_client, name, name, count_up_to=10, arrivals_window_s=window_s, wall=lambda: now)
     by_id = {s.shard_id: s for s in capped.shards}
+    assert [p for p in capped.problems if "failed" in p] == []
     assert not capped.behind_exact
     assert by_id[first].arrived_per_s == pytest.approx(5 / window_s)
     assert by_id[second].arrived_per_s == 0.0
