@@ -12,6 +12,7 @@ import binascii
 from datetime import datetime, timezone
 
 import orjson
+import pybase64
 from botocore.parsers import JSONParser, ResponseParserFactory
 
 
@@ -24,7 +25,9 @@ class GetRecordsParser(JSONParser):
     per record, with this path 16 (cProfile: the shape walk was 40 % of the reader's time, the
     timestamps alone 23 %). Here orjson reads the body and each record gets only the two
     conversions the shape asks for: ``Data`` to bytes
-    (base64, as lenient as botocore's) and an epoch-seconds ``ApproximateArrivalTimestamp`` to an
+    (base64, as lenient as botocore's; well-formed base64 by pybase64's SIMD decoder, 1.2 us for
+    a record of 800 bytes against 2.8-4.3 for the standard library's, the largest cost left in
+    this path) and an epoch-seconds ``ApproximateArrivalTimestamp`` to an
     aware UTC datetime (other forms through botocore's timestamp parser). The result has the
     shape botocore gives (``Records``, ``NextShardIterator``, ``MillisBehindLatest``,
     ``ChildShards``, ``ResponseMetadata``). Error answers (status >= 301), other operations and a
@@ -51,14 +54,23 @@ def get_records_output(body: bytes, timestamp_parser) -> dict:
         raise ValueError("not a JSON object")
     utc = timezone.utc
     from_epoch = datetime.fromtimestamp
-    a2b = binascii.a2b_base64
     for record in parsed.get("Records") or ():
-        record["Data"] = a2b(record["Data"])
+        record["Data"] = _data(record["Data"])
         arrival = record.get("ApproximateArrivalTimestamp")
         if arrival is not None:
             record["ApproximateArrivalTimestamp"] = (
                 from_epoch(arrival, utc) if type(arrival) in (float, int) else timestamp_parser(arrival))
     return parsed
+
+
+def _data(text: str) -> bytes:
+    """A record's base64 ``Data``: pybase64's strict SIMD decoder for well-formed base64 (every
+    record Kinesis writes), the standard library's lenient one, botocore's, for anything else
+    (pybase64's lenient mode reads past inner padding where the standard library stops)."""
+    try:
+        return pybase64.b64decode(text, validate=True)
+    except ValueError:  # binascii.Error
+        return binascii.a2b_base64(text)
 
 
 class GetRecordsParserFactory(ResponseParserFactory):

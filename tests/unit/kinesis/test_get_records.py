@@ -83,6 +83,23 @@ def test_what_the_direct_path_cannot_read_goes_to_botocore(body):
         assert GetRecordsParser().parse(answer(body), GET_RECORDS) == generic
 
 
+@pytest.mark.parametrize("data", ["eyJ2Ijox\nfQ==", "eyJ2I!joxfQ==", "eyJ2IjoxfQ", "eyJ2IjoxfQ=", "e", "",
+                                  "eyJ2IjoxfQ==eyJ2IjoxfQ==", "YQ==YQ==", "-_-_", "YR==", "YWJj\u00e9"],
+                         ids=["newline", "stray-character", "no-padding", "short-padding", "one-character", "empty",
+                              "padding-inside", "padding-between", "url-safe-alphabet", "stray-bits", "non-ascii"])
+def test_record_data_decodes_as_leniently_as_botocore_decodes_it(data):
+    """The SIMD decoder keeps botocore's (the standard library's) leniency: characters outside the
+    alphabet are skipped; what it refuses, both refuse (the page then goes to botocore)."""
+    page = answer({"Records": [{"SequenceNumber": "1", "Data": data, "PartitionKey": "k"}], "MillisBehindLatest": 0})
+    try:
+        generic = JSONParser().parse(dict(page), GET_RECORDS)
+    except Exception as error:  # noqa: BLE001 - botocore's own outcome is the expected one
+        with pytest.raises(type(error)):
+            GetRecordsParser().parse(dict(page), GET_RECORDS)
+    else:
+        assert GetRecordsParser().parse(dict(page), GET_RECORDS) == generic
+
+
 @pytest.mark.parametrize("code, status", [("ExpiredIteratorException", 400),
                                           ("ProvisionedThroughputExceededException", 400),
                                           ("ResourceNotFoundException", 400), ("InternalFailure", 500)])
