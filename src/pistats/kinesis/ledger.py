@@ -54,17 +54,13 @@ class ShardRecord:
         return _message_id(self.shard_id, self.seq, self.subseq)
 
 
-def message_id(shard_id: str, position: Position) -> str:
-    """The Storm tuple id: ``"<shard>|<seq>|<subseq>"`` (shard ids never contain ``|``)."""
-    return _message_id(shard_id, position.seq, position.subseq)
-
-
 def _message_id(shard_id: str, seq: int, subseq: int) -> str:
+    """The Storm tuple id of a record: ``"<shard>|<seq>|<subseq>"`` (shard ids never contain ``|``)."""
     return f"{shard_id}|{seq}|{subseq}"
 
 
 def parse_message_id(text: str) -> tuple[str, Position]:
-    """Inverse of :func:`message_id`; raises ValueError for anything else."""
+    """Inverse of ``ShardRecord.message_id``: (shard id, position); raises ValueError for anything else."""
     shard_id, seq, subseq = text.split("|")
     return shard_id, _position((int(seq), int(subseq)))
 

@@ -12,7 +12,6 @@ from pistats.kinesis.ledger import (
     ShardLedger,
     ShardRecord,
     committable,
-    message_id,
     parse_message_id,
 )
 
@@ -110,7 +109,7 @@ def test_delay_for_zero_failures_is_an_error():
 
 def test_message_id_round_trips_big_sequence_numbers():
     seq = int("49680574275476335198516986152488964919401508045282344962")
-    text = message_id("shardId-000000000001", P(seq, 3))
+    text = ShardRecord("shardId-000000000001", seq, 3, "k", 0, b"").message_id
     assert text == f"shardId-000000000001|{seq}|3"
     assert parse_message_id(text) == ("shardId-000000000001", P(seq, 3))
 
