@@ -34,6 +34,17 @@ def both(response, shape=GET_RECORDS):
     return GetRecordsParser().parse(dict(response), shape), JSONParser().parse(dict(response), shape)
 
 
+def assert_same_outcome_as_botocore(response):
+    """The direct parser gives what botocore's gives for ``response``, or raises what it raises."""
+    try:
+        generic = JSONParser().parse(dict(response), GET_RECORDS)
+    except Exception as error:  # botocore's own outcome, whatever it is, is the expected one
+        with pytest.raises(type(error)):
+            GetRecordsParser().parse(dict(response), GET_RECORDS)
+    else:
+        assert GetRecordsParser().parse(dict(response), GET_RECORDS) == generic
+
+
 PAGE = {
     "Records": [
         {"SequenceNumber": "49680574275476335198516986152487755993581893416107638786",
@@ -74,13 +85,7 @@ def test_records_carry_bytes_and_aware_utc_arrival_times():
 @pytest.mark.parametrize("body", [b"", b"not json", b"[1, 2]", b'{"Records": {"a": 1}}', b'{"Records": [{"Data": 5}]}'],
                          ids=["empty", "not-json", "not-an-object", "records-not-a-list", "data-not-text"])
 def test_what_the_direct_path_cannot_read_goes_to_botocore(body):
-    try:
-        generic = JSONParser().parse(answer(body), GET_RECORDS)
-    except Exception as error:  # botocore's own outcome, whatever it is, is the expected one
-        with pytest.raises(type(error)):
-            GetRecordsParser().parse(answer(body), GET_RECORDS)
-    else:
-        assert GetRecordsParser().parse(answer(body), GET_RECORDS) == generic
+    assert_same_outcome_as_botocore(answer(body))
 
 
 @pytest.mark.parametrize("data", ["eyJ2Ijox\nfQ==", "eyJ2I!joxfQ==", "eyJ2IjoxfQ", "eyJ2IjoxfQ=", "e", "",
@@ -90,14 +95,8 @@ def test_what_the_direct_path_cannot_read_goes_to_botocore(body):
 def test_record_data_decodes_as_leniently_as_botocore_decodes_it(data):
     """The SIMD decoder keeps botocore's (the standard library's) leniency: characters outside the
     alphabet are skipped; what it refuses, both refuse (the page then goes to botocore)."""
-    page = answer({"Records": [{"SequenceNumber": "1", "Data": data, "PartitionKey": "k"}], "MillisBehindLatest": 0})
-    try:
-        generic = JSONParser().parse(dict(page), GET_RECORDS)
-    except Exception as error:  # noqa: BLE001 - botocore's own outcome is the expected one
-        with pytest.raises(type(error)):
-            GetRecordsParser().parse(dict(page), GET_RECORDS)
-    else:
-        assert GetRecordsParser().parse(dict(page), GET_RECORDS) == generic
+    assert_same_outcome_as_botocore(
+        answer({"Records": [{"SequenceNumber": "1", "Data": data, "PartitionKey": "k"}], "MillisBehindLatest": 0}))
 
 
 @pytest.mark.parametrize("code, status", [("ExpiredIteratorException", 400),
