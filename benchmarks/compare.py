@@ -35,7 +35,6 @@ with empty session state. Prints a table, then one JSON line of the ratios (see 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
@@ -138,6 +137,7 @@ def inprocess_child(recording: str, store_url: str, redis_url: str, redis_pid: i
     from pistats.enrich.chain import Chain
     from pistats.enrich.event import to_wire
     from pistats.enrich.run import records_from_recording
+    from pistats.heap import settle_after_startup
     from pistats.redis_keys import delete_matching
     from pistats.store.sink import sink_from_topology_conf
     from pistats.wire import PackedRows
@@ -150,7 +150,9 @@ def inprocess_child(recording: str, store_url: str, redis_url: str, redis_pid: i
     chain = Chain.from_topology_conf(conf, {}, sessions=True)
     sink = sink_from_topology_conf(conf, {})
     records = list(records_from_recording(recording))
-    gc.freeze()  # the prepared records are the benchmark's, not the pipeline's
+    # As each topology component does once started (pistats.heap); this also freezes the
+    # prepared records, which are the benchmark's, not the pipeline's.
+    settle_after_startup()
 
     def packed(rows: list[dict]) -> PackedRows | list[dict]:
         """The rows as the sink gets them from a tuple (``pack_rows``' shape), without the

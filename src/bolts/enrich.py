@@ -27,6 +27,7 @@ from pistats.enrich.chain import Chain
 from pistats.enrich.event import to_wire_batch
 from pistats.enrich.parse import records_from_batch
 from pistats.enrich.sessions import SessionConflict
+from pistats.heap import settle_after_startup
 from pistats.redisconn import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class EnrichBolt(Bolt):
 
     def initialize(self, storm_conf, context):
         self.chain = Chain.from_topology_conf(storm_conf, os.environ, sessions=True)
+        settle_after_startup()
 
     def process(self, tup):
         try:

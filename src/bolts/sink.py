@@ -19,6 +19,7 @@ import os
 
 from streamparse import Bolt
 
+from pistats.heap import settle_after_startup
 from pistats.status.tasks import SINK, publish_sink, task_publisher
 from pistats.store.sink import Settled, sink_from_topology_conf, tuple_payloads
 
@@ -33,6 +34,7 @@ class StoreSinkBolt(Bolt):
     def initialize(self, storm_conf, context):
         self.sink = sink_from_topology_conf(storm_conf, os.environ)
         self.status = task_publisher(storm_conf, SINK, int(context["taskid"]))
+        settle_after_startup()
 
     def process(self, tup):
         payloads = tuple_payloads(tup.values)

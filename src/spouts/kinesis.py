@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from streamparse import Spout, Stream
 
+from pistats.heap import settle_after_startup
 from pistats.kinesis.config import KinesisConfig
 from pistats.kinesis.consumer import build_consumer
 from pistats.kinesis.microbatch import InFlight
@@ -37,6 +38,7 @@ class KinesisSpout(Spout):
         start_closing_on_sigterm(self.consumer)
         self.writer = BatchWriter(self)
         self.status = task_publisher(storm_conf, SPOUT, int(context["taskid"]))
+        settle_after_startup()
 
     def next_tuple(self):
         emits = spout_emits(self.consumer.poll(self.config.emit_batch), self.config.buckets,
