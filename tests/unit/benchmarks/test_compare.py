@@ -157,3 +157,15 @@ def test_classic_is_one_record_per_tuple_through_a_spout_option():
     assert compare.parse_args(["--events", "30000"]).classic_events == 3000
     assert compare.parse_args(["--events", "5000"]).classic_events == 1000
     assert compare.parse_args(["--events", "800"]).classic_events == 800
+
+
+def test_the_in_process_figures_are_the_mean_of_its_legs_before_and_after_the_topology():
+    before = Leg("in process 1", 90000, 6000.0, {"python (chain + sink)": 150.0, "redis": 10.0})
+    after = Leg("in process 2", 90000, 4000.0, {"python (chain + sink)": 180.0, "redis": 12.0})
+    mean = compare.mean_leg("in process", before, after)
+    # The same records at each rate: the records over the two legs' time.
+    assert mean.eps == pytest.approx(4800.0)
+    assert mean.cpu_us == {"python (chain + sink)": 165.0, "redis": 11.0}
+    assert "after/before 1.20" in mean.note
+    assert compare.summary(mean, *legs()[1:])["inprocess_cpu_us_per_record"] == 176.0
+    assert compare.mean_leg("in process", Leg("a", 1, None), after).eps is None
