@@ -6,8 +6,8 @@ agent caches, chdb and Arrow), then allocates records, rows and ledger entries t
 second or two each. With the collector's defaults every full collection walks the start-up heap
 again, and the records that outlive a young collection are walked again at every later one.
 Measured with CPU time inside ``gc.callbacks`` over a topology leg of 90,000 events
-(benchmarks/compare.py's): the four Python components spent 1.09 s collecting with the defaults
-and 0.17 s after ``settle_after_startup`` (docs/performance.md).
+(benchmarks/compare.py's), three pairs: the four Python components spent 1.41-1.51 s collecting
+with the defaults and 0.18-0.21 s after ``settle_after_startup`` (docs/performance.md).
 """
 
 from __future__ import annotations
