@@ -1,13 +1,16 @@
 """The topology against the same work in one process and against one record per tuple, side by side.
 
-    .venv/bin/python benchmarks/compare.py [--events 90000] [--classic-events 3000] [--shards 4] [--store URL]
-                                           [--stock-moto] [-o KEY=VALUE ...]
+    .venv/bin/python benchmarks/compare.py [--events 90000] [--classic-events 3000] [--rounds 3] [--shards 4]
+                                           [--store URL] [--stock-moto] [-o KEY=VALUE ...]
 
-Absolute rates drift with the shared machine; the ratios of three legs run one after another in
-one process tree, on the same recording, do not (issue 18), as long as the machine keeps its
-speed for the run. The in-process leg runs twice, before and after the topology leg, and the
-ratios take their mean, so a drift in the machine's speed during a run weighs on both sides
-alike; the table prints both and how far apart they are. The legs:
+Absolute rates drift with the shared machine; the ratios of legs run one after another in one
+process tree, on the same recording, do not (issue 18), as long as the machine keeps its speed
+while they run. It does not always: a topology leg of the same code took 212-290 µs of CPU per
+record between legs minutes apart, every process slower alike. So a run is made of rounds: each
+topology leg runs between two in-process legs, and a round's ratios take that leg against the
+mean of the two (a drift during the round weighs on both sides alike). The figures of the JSON
+line are the medians of the rounds' (three by default), so one slow spell of the machine moves
+one round, not the verdict. The table prints every leg and every round. The legs:
 
 1. in process: the records of the recording, read into memory first, through the enrich bolt's
    chain with Redis sessions (``pistats enrich``'s chain, batches of 500) and straight into the
@@ -25,7 +28,9 @@ alike; the table prints both and how far apart they are. The legs:
 3. classic: the same with one record per tuple (``-o pistats.kinesis.batch_records=1``), on a
    smaller recording (``--classic-events``) from the same generator.
 
-Order: in process, topology, in process again, classic.
+Order: in process 1, topology 1, in process 2, topology 2, ..., in process N+1, classic. The
+recording goes into moto once; each topology leg reads it from the start as an application of
+its own.
 
 90,000 events rather than the 30,000 issue 18 first named: a topology leg holds up to
 ``max_uncommitted`` (10,000) records in flight and commits them in steps of the sink's
@@ -33,17 +38,20 @@ Order: in process, topology, in process again, classic.
 per record depends on where those steps fall (its verdicts swung both ways between runs minutes
 apart); on 90,000 the topology runs in its steady state (docs/performance.md).
 
-Each leg has its own chdb store (or all use ``--store``), session keys and stream; each starts
-with empty session state. Prints a table, then one JSON line of the ratios (see ``summary``).
+Each leg has its own chdb store (or all use ``--store``), session keys and checkpoints; each
+starts with empty session state. Prints a table, then one JSON line of the ratios (see
+``summary`` and ``median_summary``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,6 +72,8 @@ CLASSIC_EVENTS_MAX = 3000
 MEASURING = {"pistats.kinesis.checkpoint_interval_ms": 250}
 SUMMARY_KEYS = ("inprocess_eps", "topology_eps", "classic_eps", "topology_vs_inprocess", "topology_vs_classic",
                 "pipeline_cpu_us_per_record", "inprocess_cpu_us_per_record", "cpu_overhead_vs_inprocess", "rss_mib")
+# How summary rounds each figure: rates to events, ratios to thousandths, the rest to tenths.
+DIGITS = {key: 0 if key.endswith("_eps") else 3 if "_vs_" in key else 1 for key in SUMMARY_KEYS}
 TARGETS = {"topology_vs_inprocess": (">=", 1.0), "cpu_overhead_vs_inprocess": ("<=", 1.5),
            "topology_vs_classic": (">", 8.0)}
 
@@ -119,6 +129,16 @@ def summary(inprocess: Leg, topology: Leg, classic: Leg) -> dict[str, float | No
         "cpu_overhead_vs_inprocess": ratio(pipeline_us if topology.cpu_us else None, inprocess_us),
         "rss_mib": rounded(sum(topology.rss_mib.values()), 1) if topology.rss_mib else None,
     }
+
+
+def median_summary(rounds: list[dict[str, float | None]]) -> dict[str, float | None]:
+    """The JSON line of a run of several rounds: each figure the median of the rounds' figures.
+    A ratio is the median of the rounds' ratios, each from legs run side by side, not a ratio of
+    medians. A figure some round could not measure is None."""
+    def median(key: str) -> float | None:
+        values = [figures[key] for figures in rounds]
+        return None if any(value is None for value in values) else round(statistics.median(values), DIGITS[key])
+    return {key: median(key) for key in SUMMARY_KEYS}
 
 
 def verdicts(figures: dict[str, float | None]) -> dict[str, bool | None]:
@@ -238,12 +258,40 @@ def inprocess_leg(recording: Path, store_url: str, redis_url: str, redis_pid: in
 
 # --- legs 2 and 3: the topology on local Storm ------------------------------------------
 
-def topology_leg(name: str, sources: Sources, recording, store: str | None, options: dict) -> Leg:
-    run = DemoRun.new(store)
-    pipeline = Pipeline(run, sources.redis_url, sources.endpoint, options)
-    loaded = preload(pipeline, recording)
-    print(f"{name}: {pipeline.layout.total} records into moto in {loaded:.1f} s; sparse run "
-          f"{' '.join(f'-o {key}={value}' for key, value in options.items()) or '(shipped options)'}", flush=True)
+class TopologyLegs:
+    """Topology legs over one stream: the recording is put into moto once (about 70 s for 90,000
+    records), and each leg reads it from the start under an application name, session keys and
+    (by default) a chdb folder of its own, so no leg sees another's checkpoints or state. Use as
+    a context manager; the stream goes on leaving."""
+
+    def __init__(self, sources: Sources, recording, store: str | None, options: dict):
+        self.sources, self.store, self.options = sources, store, options
+        self.first = DemoRun.new(store)
+        pipeline = Pipeline(self.first, sources.redis_url, sources.endpoint, options)
+        self.loaded_s = preload(pipeline, recording)
+        self.records = pipeline.layout.total
+        self._stream_owner = pipeline
+
+    def __enter__(self) -> "TopologyLegs":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stream_owner.delete_stream()
+
+    def describe(self, name: str) -> str:
+        return (f"{name}: {self.records} records into moto in {self.loaded_s:.1f} s; sparse run "
+                f"{' '.join(f'-o {key}={value}' for key, value in self.options.items()) or '(shipped options)'}")
+
+    def run(self, name: str) -> Leg:
+        run = dataclasses.replace(DemoRun.new(self.store), stream=self.first.stream)
+        pipeline = Pipeline(run, self.sources.redis_url, self.sources.endpoint, self.options)
+        pipeline.read_layout()
+        return topology_leg(name, pipeline, self.sources, self.store)
+
+
+def topology_leg(name: str, pipeline: Pipeline, sources: Sources, store: str | None) -> Leg:
+    """One run of the topology over the pipeline's stream, read from its start."""
+    run = pipeline.run
     started = time.monotonic()
     topology = pipeline.start_local(name)
     try:
@@ -251,7 +299,6 @@ def topology_leg(name: str, sources: Sources, recording, store: str | None, opti
     finally:
         topology.stop()
         pipeline.delete_redis_state()
-        pipeline.delete_stream()
     rate = measured.sustained()
     cpu_us = measured.cpu_us_per_record() if rate is not None else {}
     rss = {process: size / 2**20 for process, size in measured.peak_rss().items()}
@@ -274,6 +321,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="records of the classic leg (default: a tenth of --events, at least 1,000 and at "
                              "most 3,000)")
     parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="topology legs, each between two in-process legs; the figures are the rounds' medians")
     parser.add_argument("--store", default=None, help="store URL (default: a fresh chdb folder per leg)")
     parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a topology option for the topology and classic legs (repeatable), to try a lever")
@@ -286,6 +335,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.options = dict(option.split("=", 1) for option in args.option)
     except ValueError:
         parser.error("--option takes KEY=VALUE")
+    if args.rounds < 1:
+        parser.error("--rounds takes a number of at least 1")
     if args.classic_events is None:
         args.classic_events = min(args.events, CLASSIC_EVENTS_MAX, max(1000, args.events // 10))
     return args
@@ -301,7 +352,8 @@ def main() -> int:
     probe = time.perf_counter() - probe
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, load {os.getloadavg()[0]:.1f}, CPU probe {probe:.2f} s")
-    print(f"settings: events={args.events} classic-events={args.classic_events} shards={args.shards} "
+    print(f"settings: events={args.events} classic-events={args.classic_events} rounds={args.rounds} "
+          f"shards={args.shards} "
           f"store={(args.store or 'chdb, one fresh folder per leg').split('?')[0]} "
           f"moto={'stock' if args.stock_moto else 'GetRecords written directly'}", flush=True)
     with Sources("moto", stock_moto=args.stock_moto) as sources, tempfile.TemporaryDirectory() as tmp:
@@ -318,21 +370,47 @@ def main() -> int:
             print(f"{name}: {leg.records} records, {leg.eps:,.0f} events/s", flush=True)
             return leg
 
-        before = run_inprocess("in process 1")
-        topology = topology_leg("topology", sources, recording, args.store, {**MEASURING, **args.options})
-        after = run_inprocess("in process 2")
-        classic = topology_leg("classic", sources, classic_recording, args.store,
-                               {**MEASURING, **args.options, **CLASSIC})
-    inprocess = mean_leg("in process", before, after)
-    legs = [before, topology, after, classic, inprocess]
+        options = {**MEASURING, **args.options}
+        inprocess_legs, topology_legs = [run_inprocess("in process 1")], []
+        with TopologyLegs(sources, recording, args.store, options) as legs:
+            print(legs.describe("topology"), flush=True)
+            for number in range(1, args.rounds + 1):
+                topology_legs.append(legs.run(f"topology {number}"))
+                print(f"topology {number}: {topology_legs[-1].eps or 0:,.0f} events/s", flush=True)
+                inprocess_legs.append(run_inprocess(f"in process {number + 1}"))
+        with TopologyLegs(sources, classic_recording, args.store, {**options, **CLASSIC}) as legs:
+            print(legs.describe("classic"), flush=True)
+            classic = legs.run("classic")
+    rounds = [summary(mean_leg(f"in process {number}", before, after), topology, classic)
+              for number, (before, after, topology)
+              in enumerate(zip(inprocess_legs, inprocess_legs[1:], topology_legs), start=1)]
+    figures = median_summary(rounds)
+    run_order = [leg for pair in zip(inprocess_legs, topology_legs) for leg in pair] + [inprocess_legs[-1], classic]
     print()
-    print(table(legs))
-    figures = summary(inprocess, topology, classic)
+    print(table(run_order))
+    print()
+    print(round_table(rounds, inprocess_legs))
     print("targets (issue 18): " + ", ".join(
         f"{key} {op} {bound:g}: {'-' if met is None else ('met' if met else 'NOT met')}"
         for (key, (op, bound)), met in zip(TARGETS.items(), verdicts(figures).values())))
     print(json.dumps(figures))
     return 0
+
+
+def round_table(rounds: list[dict[str, float | None]], inprocess_legs: list[Leg]) -> str:
+    """Each round's ratios (its topology leg against the mean of the in-process legs just before
+    and after it), how far apart those two in-process legs were, and the medians."""
+    keys = ("topology_vs_inprocess", "cpu_overhead_vs_inprocess", "topology_vs_classic",
+            "pipeline_cpu_us_per_record", "inprocess_cpu_us_per_record")
+    show = lambda value: "-" if value is None else f"{value:g}"  # noqa: E731
+    lines = ["round   " + "  ".join(keys) + "  in-process CPU after/before"]
+    for number, (figures, before, after) in enumerate(zip(rounds, inprocess_legs, inprocess_legs[1:]), start=1):
+        spread = ratio(after.pipeline_cpu_us(), before.pipeline_cpu_us()) if before.cpu_us and after.cpu_us else None
+        lines.append(f"{number:<7} " + "  ".join(f"{show(figures[key]):>{len(key)}}" for key in keys)
+                     + f"  {show(spread):>28}")
+    median = median_summary(rounds)
+    lines.append(f"{'median':<7} " + "  ".join(f"{show(median[key]):>{len(key)}}" for key in keys))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -175,7 +175,8 @@ class Sources:
         self.stop()
 
     def start(self) -> "Sources":
-        for name in ("redis", "kinesis"):
+        # kinesis-local only when it is the source: idle, it would still share the cores.
+        for name in ("redis",) if self.kinesis == "moto" else ("redis", "kinesis"):
             local_services.services(self.ports)[name].start()
         self.redis_pid = redis_pid(self.ports)
         if self.kinesis == "moto":

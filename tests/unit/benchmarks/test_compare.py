@@ -169,3 +169,46 @@ def test_the_in_process_figures_are_the_mean_of_its_legs_before_and_after_the_to
     assert "after/before 1.20" in mean.note
     assert compare.summary(mean, *legs()[1:])["inprocess_cpu_us_per_record"] == 176.0
     assert compare.mean_leg("in process", Leg("a", 1, None), after).eps is None
+
+
+def test_a_run_of_rounds_reports_the_median_of_each_figure():
+    inprocess, topology, classic = legs()
+    slow = Leg("topology 2", 30000, 3000.0, {name: us * 1.5 for name, us in topology.cpu_us.items()},
+               topology.rss_mib)
+    fast = Leg("topology 3", 30000, 5000.0, {name: us * 0.9 for name, us in topology.cpu_us.items()},
+               topology.rss_mib)
+    rounds = [compare.summary(inprocess, leg, classic) for leg in (topology, slow, fast)]
+    figures = compare.median_summary(rounds)
+    assert list(figures) == ISSUE_KEYS
+    # One slow round moves its own figures, not the medians.
+    assert figures["topology_eps"] == 4300 and figures["topology_vs_inprocess"] == 0.43
+    assert figures["cpu_overhead_vs_inprocess"] == round(329 / 144, 3)
+    assert figures["pipeline_cpu_us_per_record"] == 329.0
+    # Each ratio is the median of the rounds' ratios, not a ratio of medians.
+    in_between = Leg("in process", 30000, 20000.0, {"python (chain + sink)": 300.0})
+    rounds[1] = compare.summary(in_between, slow, classic)
+    figures = compare.median_summary(rounds)
+    assert figures["topology_vs_inprocess"] == 0.43 and figures["inprocess_eps"] == 10000
+    assert figures["cpu_overhead_vs_inprocess"] == round(0.9 * 329 / 144, 3)
+    # A figure one round could not measure is not reported as measured.
+    rounds[2] = compare.summary(inprocess, Leg("topology 3", 30000, None), classic)
+    assert compare.median_summary(rounds)["topology_eps"] is None
+    assert compare.median_summary(rounds)["inprocess_eps"] == 10000
+
+
+def test_the_round_table_shows_every_round_and_the_median():
+    inprocess, topology, classic = legs()
+    rounds = [compare.summary(inprocess, topology, classic)] * 2
+    before = Leg("in process 1", 30000, 10000.0, {"python (chain + sink)": 100.0})
+    after = Leg("in process 2", 30000, 10000.0, {"python (chain + sink)": 120.0})
+    text = compare.round_table(rounds, [before, after, after])
+    lines = text.splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["1", "2", "median"]
+    assert lines[1].split()[-1] == "1.2" and lines[2].split()[-1] == "1"
+    assert "0.43" in lines[3]
+
+
+def test_rounds_must_be_at_least_one():
+    assert compare.parse_args([]).rounds == 3
+    with pytest.raises(SystemExit):
+        compare.parse_args(["--rounds", "0"])
