@@ -18,6 +18,7 @@ import binascii
 import json
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Sequence
 
 import orjson
@@ -29,6 +30,22 @@ MAX_UNPACKED_BYTES = 512 * 2**20
 
 # One encoder for every batch: json.dumps with non-default options builds a new one per call.
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+_UTC = timezone.utc
+
+
+def format_time(value: datetime) -> str:
+    """A time as rows travel with it: RFC 3339 in UTC with microseconds and a ``Z``, e.g.
+    ``2026-11-26T05:00:00.123000Z``. Equal instants in other zones give the same text."""
+    # Every event's three or four times pass here. isoformat is several times faster than
+    # strftime; the chain's times are in UTC already (parse_timestamp, the clock), and their text
+    # ends in "+00:00", so they need neither astimezone nor replace, each of which builds a
+    # datetime (together about two thirds of the time). A cache did not pay: event and arrival
+    # times seldom repeat.
+    if value.tzinfo is _UTC:
+        return value.isoformat(timespec="microseconds")[:-6] + "Z"
+    return value.astimezone(_UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 class WireError(ValueError):

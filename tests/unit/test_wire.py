@@ -1,13 +1,16 @@
 import base64
 import threading
 import zlib
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pistats.wire import (
-    MAX_UNPACKED_BYTES, PackedColumns, PackedRows, WireError, pack, pack_columns, pack_rows, unpack, unpack_batch,
-    unpack_packed_rows, unpack_rows,
+    MAX_UNPACKED_BYTES, PackedColumns, PackedRows, WireError, format_time, pack, pack_columns, pack_rows, unpack,
+    unpack_batch, unpack_packed_rows, unpack_rows,
 )
 
 
@@ -127,3 +130,13 @@ def test_columns_travel_as_a_tag_one_header_and_one_list_per_field():
 def test_anything_but_tag_fields_and_columns_is_a_wire_error(value):
     with pytest.raises(WireError):
         unpack_batch(pack(value))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2105, 12, 30), allow_imaginary=False,
+                    timezones=st.sampled_from([timezone.utc, timezone(timedelta(0), "UTC"),
+                                               timezone(timedelta(hours=-9, minutes=-30))])))
+def test_a_time_is_written_in_utc_with_microseconds_whatever_its_zone(value):
+    """UTC times take the short path (their isoformat's "+00:00" becomes "Z"), others the
+    conversion; strftime of the instant in UTC is the independent reading of both."""
+    assert format_time(value) == value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -16,12 +16,12 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from pistats.kinesis.ledger import ShardRecord
 from pistats.kinesis.microbatch import split
-from pistats.wire import pack, pack_rows
+from pistats.wire import format_time, pack, pack_rows
 
 if TYPE_CHECKING:
     from pistats.kinesis.consumer import Delivery
@@ -62,7 +62,7 @@ def dead_letter_reject(delivery: Delivery, rejected_at: datetime) -> dict:
         "detail": "tuple failed downstream after every replay",
         "raw_b64": base64.b64encode(record.data).decode("ascii"),
         "kinesis_shard": record.shard_id, "kinesis_seq": str(record.seq), "kinesis_subseq": record.subseq,
-        "client_id": "", "rejected_at": rejected_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "client_id": "", "rejected_at": format_time(rejected_at),
     }
 
 

@@ -5,8 +5,8 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pistats.enrich.event import EVENT_FIELDS, format_time, to_wire, to_wire_batch, wire_columns
-from pistats.wire import PackedColumns, pack_rows, unpack_batch, unpack_rows
+from pistats.enrich.event import EVENT_FIELDS, to_wire, to_wire_batch, wire_columns
+from pistats.wire import PackedColumns, format_time, pack_rows, unpack_batch, unpack_rows
 
 _times = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2105, 12, 30),
                       timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=5, minutes=30))]))
@@ -37,13 +37,3 @@ def test_events_of_one_shape_travel_by_column_with_times_as_text():
 
 def test_rows_without_keys_still_arrive_one_each():
     assert unpack_rows(to_wire_batch([{}, {}])) == [{}, {}]
-
-
-@settings(max_examples=500, deadline=None)
-@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2105, 12, 30), allow_imaginary=False,
-                    timezones=st.sampled_from([timezone.utc, timezone(timedelta(0), "UTC"),
-                                               timezone(timedelta(hours=-9, minutes=-30))])))
-def test_a_time_is_written_in_utc_with_microseconds_whatever_its_zone(value):
-    """UTC times take the short path (their isoformat's "+00:00" becomes "Z"), others the
-    conversion; strftime of the instant in UTC is the independent reading of both."""
-    assert format_time(value) == value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
