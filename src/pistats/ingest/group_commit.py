@@ -31,12 +31,12 @@ The clock (for the waits) and the client are injected; it knows nothing of HTTP 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pistats.ingest.putter import (
     MAX_BYTES_PER_CALL,
@@ -92,19 +92,15 @@ class GroupCommitPutter(RecordPutter):
         self,
         client,
         stream: str,
-        attempts: int = 4,
-        base_delay_s: float = 0.05,
-        max_delay_s: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
         *,
         settings: GroupCommitSettings = GroupCommitSettings(),
         clock: Callable[[], float] = time.monotonic,
         max_records: int = MAX_RECORDS_PER_CALL,
         max_bytes: int = MAX_BYTES_PER_CALL,
+        **retries: Any,
     ):
-        super().__init__(client, stream, attempts=attempts, base_delay_s=base_delay_s,
-                         max_delay_s=max_delay_s, sleep=sleep, rng=rng)
+        """``retries``: :class:`RecordPutter`'s (attempts, delays, sleep, rng), its defaults kept there."""
+        super().__init__(client, stream, **retries)
         self._settings = settings
         self._clock = clock
         self._max_records = max_records
