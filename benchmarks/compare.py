@@ -56,11 +56,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pistats.demo.runner import DemoRun, Pipeline
-from storm_bench import EMULATOR, REDIS, SPAN, Sources, cpu_seconds, drain, make_recording, preload
+from storm_bench import (EMULATOR, REDIS, SPAN, Sources, cpu_seconds, drain, machine_ticks, make_recording, preload,
+                         stolen_share)
 
 INPROCESS_BATCH = 500  # pistats enrich's default --batch-size
 CLASSIC = {"pistats.kinesis.batch_records": 1}
@@ -364,7 +367,9 @@ def main() -> int:
 
         def run_inprocess(name: str) -> Leg:
             run = DemoRun.new(args.store)
-            leg = inprocess_leg(Path(tmp) / "recording", run.store_url, sources.redis_url, sources.redis_pid, name)
+            with noting_steal() as steal:
+                leg = inprocess_leg(Path(tmp) / "recording", run.store_url, sources.redis_url, sources.redis_pid, name)
+            steal(leg)
             if args.store is None:
                 shutil.rmtree(run.store_url.removeprefix("chdb://").split("?")[0], ignore_errors=True)
             print(f"{name}: {leg.records} records, {leg.eps:,.0f} events/s", flush=True)
@@ -375,7 +380,9 @@ def main() -> int:
         with TopologyLegs(sources, recording, args.store, options) as legs:
             print(legs.describe("topology"), flush=True)
             for number in range(1, args.rounds + 1):
-                topology_legs.append(legs.run(f"topology {number}"))
+                with noting_steal() as steal:
+                    topology_legs.append(legs.run(f"topology {number}"))
+                steal(topology_legs[-1])
                 print(f"topology {number}: {topology_legs[-1].eps or 0:,.0f} events/s", flush=True)
                 inprocess_legs.append(run_inprocess(f"in process {number + 1}"))
         with TopologyLegs(sources, classic_recording, args.store, {**options, **CLASSIC}) as legs:
@@ -395,6 +402,24 @@ def main() -> int:
         for (key, (op, bound)), met in zip(TARGETS.items(), verdicts(figures).values())))
     print(json.dumps(figures))
     return 0
+
+
+@contextmanager
+def noting_steal() -> Iterator[Callable[[Leg], None]]:
+    """Within the block, a leg runs; afterwards the callable adds to its note how much of the
+    machine's CPU time the hypervisor gave other guests meanwhile (a round whose legs lost time
+    so is one the machine decided, not the code)."""
+    before, after = machine_ticks(), None
+
+    def note(leg: Leg) -> None:
+        share = stolen_share(before, after)
+        if share is not None:
+            leg.note += ("; " if leg.note else "") + f"stolen {share:.1%} of the cores' time"
+
+    try:
+        yield note
+    finally:
+        after = machine_ticks()
 
 
 def round_table(rounds: list[dict[str, float | None]], inprocess_legs: list[Leg]) -> str:

@@ -53,6 +53,25 @@ def cpu_seconds(pid: int | str) -> float | None:
     return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_ticks(stat: str | None = None) -> tuple[int, int] | None:
+    """(every CPU's time, the time stolen from them) so far, in clock ticks, from /proc/stat's
+    first line (user nice system idle iowait irq softirq steal ...): stolen is the time the
+    hypervisor ran other guests while this one had work. None where the kernel does not say."""
+    try:
+        line = stat if stat is not None else Path("/proc/stat").read_text().splitlines()[0]
+        ticks = [int(value) for value in line.split()[1:9]]
+    except (OSError, IndexError, ValueError):
+        return None
+    return (sum(ticks), ticks[7]) if len(ticks) == 8 else None
+
+
+def stolen_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of the machine's CPU time stolen between two ``machine_ticks``."""
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    return (after[1] - before[1]) / (after[0] - before[0])
+
+
 def rss_bytes(pid: int) -> int:
     """Resident memory of a process (0 if it is gone)."""
     try:

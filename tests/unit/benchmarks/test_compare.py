@@ -212,3 +212,22 @@ def test_rounds_must_be_at_least_one():
     assert compare.parse_args([]).rounds == 3
     with pytest.raises(SystemExit):
         compare.parse_args(["--rounds", "0"])
+
+
+def test_stolen_time_is_read_from_proc_stat():
+    line = "cpu  100 5 50 800 10 0 5 30 0 0"
+    assert storm_bench.machine_ticks(line) == (1000, 30)
+    assert storm_bench.machine_ticks("cpu  1 2 3") is None  # a kernel without steal
+    assert storm_bench.stolen_share((1000, 30), (3000, 130)) == pytest.approx(0.05)
+    assert storm_bench.stolen_share(None, (3000, 130)) is None
+    assert storm_bench.stolen_share((1000, 30), (1000, 30)) is None
+
+
+def test_a_legs_note_says_how_much_time_was_stolen_while_it_ran(monkeypatch):
+    ticks = iter([(1000, 30), (3000, 230)])
+    monkeypatch.setattr(compare, "machine_ticks", lambda: next(ticks))
+    leg = Leg("topology 1", 1000, 500.0, note="start-up 20 s")
+    with compare.noting_steal() as steal:
+        pass
+    steal(leg)
+    assert leg.note == "start-up 20 s; stolen 10.0% of the cores' time"
