@@ -1,15 +1,7 @@
 import pytest
 
 from pistats.retry import retry_within
-
-
-class Clock:
-    def __init__(self):
-        self.now, self.sleeps = 0.0, []
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
+from tests.support.clock import Clock
 
 
 def flaky(failures, error=ConnectionError("down")):

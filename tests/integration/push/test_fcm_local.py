@@ -17,6 +17,7 @@ import pytest
 from pistats.push.fcm import FcmClient, FcmConfig, SendResult
 from pistats.push.message import MESSAGE_MAX_BYTES, Content, build_message, message_size
 from pistats.testing.fcm import LocalFcm
+from tests.support.clock import Clock
 from tests.support.push_tokens import sha
 
 pytestmark = pytest.mark.integration
@@ -144,12 +145,6 @@ def test_revoked_for_good_aborts_after_one_refresh(fcm, config):
 
 
 def test_access_token_cached_then_refreshed_before_expiry(tmp_path):
-    class Clock:
-        now = 0.0
-
-        def __call__(self):
-            return self.now
-
     clock = Clock()
     # A 2-second token: the client refreshes at half its life (tokens under 10 minutes), the
     # server refuses it after 2 s of real time; the client's clock is the test's.

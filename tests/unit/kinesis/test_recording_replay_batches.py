@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from pistats.kinesis.recording import RecordedRecord, Recording, RecordingWriter, ShardInfo
 from pistats.kinesis.stream_replay import PUT_RECORDS_MAX_BYTES, StreamReplayer, explicit_hash_key, hash_key_for
+from tests.support.clock import Clock
 
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
 TOP = 2**128 - 1
@@ -52,17 +53,11 @@ def test_batches_hold_at_most_5_mib(tmp_path):
 
 
 def test_speed_keeps_recorded_gaps_divided(tmp_path):
-    now = [0.0]
-    sleeps = []
-
-    def sleep(seconds):
-        sleeps.append(round(seconds, 6))
-        now[0] += seconds
-
+    clock = Clock()
     client = PutRecorder()
     recording = _recording(tmp_path / "r", [1] * 4, spacing=timedelta(seconds=10))
-    StreamReplayer(client, "s", speed=5.0, sleep=sleep, clock=lambda: now[0]).replay(recording)
-    assert sleeps == [2.0, 2.0, 2.0]
+    StreamReplayer(client, "s", speed=5.0, sleep=clock.sleep, clock=clock).replay(recording)
+    assert [round(s, 6) for s in clock.sleeps] == [2.0, 2.0, 2.0]
     assert [len(b) for b in client.batches] == [1, 1, 1, 1]
 
 

@@ -12,6 +12,7 @@ import pytest
 from pistats.errors import ConfigError
 from pistats.push.fcm import AccessTokens, FcmClient, FcmConfig, SendResult, read_credentials
 from pistats.testing.fcm import FcmServer
+from tests.support.clock import Clock
 
 TOKEN_URI = "https://oauth2.test/token"
 
@@ -29,14 +30,6 @@ def credentials_path(tmp_path, info):
     path = tmp_path / "sa.json"
     path.write_bytes(orjson.dumps(info))
     return str(path)
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 class TokenEndpoint:
@@ -103,7 +96,7 @@ def test_http2_by_scheme(credentials_path):
 
 
 def test_tokens_cached_until_five_minutes_before_expiry(info):
-    endpoint, clock = TokenEndpoint(lifetime=3600), Clock()
+    endpoint, clock = TokenEndpoint(lifetime=3600), Clock(1000.0)
     tokens = AccessTokens(info, http=httpx.Client(transport=httpx.MockTransport(endpoint)), clock=clock)
     assert tokens.current() is None
     assert tokens.get() == "ya29.access-1"
@@ -120,7 +113,7 @@ def test_tokens_cached_until_five_minutes_before_expiry(info):
 
 
 def test_short_lived_tokens_refresh_at_half_their_life(info):
-    endpoint, clock = TokenEndpoint(lifetime=10), Clock()
+    endpoint, clock = TokenEndpoint(lifetime=10), Clock(1000.0)
     tokens = AccessTokens(info, http=httpx.Client(transport=httpx.MockTransport(endpoint)), clock=clock)
     tokens.get()
     clock.now += 4.9
@@ -154,7 +147,7 @@ OK = b'{"name": "projects/proj-1/messages/1"}'
 def client(credentials_path, answers, seen, endpoint=None, clock=None):
     endpoint = endpoint or TokenEndpoint()
     return FcmClient(FcmConfig("https://fcm.test", credentials_path), transport=fcm_transport(answers, seen),
-                     token_transport=httpx.MockTransport(endpoint), clock=clock or Clock()), endpoint
+                     token_transport=httpx.MockTransport(endpoint), clock=clock or Clock(1000.0)), endpoint
 
 
 def test_send_posts_the_message_with_the_bearer(credentials_path):

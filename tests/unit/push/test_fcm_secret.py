@@ -21,6 +21,7 @@ from pistats.push.fcm_sync import SyncFcmSender
 from pistats.push.welcome import PendingWelcomer, WelcomeConfig, WelcomeOutcome, welcomer_from_env
 from pistats.registry.store import Written
 from pistats.testing.fcm import FcmServer
+from tests.support.clock import Clock
 
 REGION = "eu-west-1"
 
@@ -181,21 +182,13 @@ class Flaky:
         return self._client.get_secret_value(**kwargs)
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 
 
 def test_an_unreadable_secret_is_read_again_until_it_can_be_then_welcomes_start(secrets, service_account, caplog):
     client, create = secrets
     arn = create("fcm-flaky", orjson.dumps(service_account).decode())
-    flaky, clock = Flaky(client, failures=2), Clock()
+    flaky, clock = Flaky(client, failures=2), Clock(1000.0)
     caplog.set_level(logging.INFO)
     welcome = welcomer_from_env(REGISTRY, {SECRET_VARIABLE: arn, "PISTATS_FCM_ENDPOINT": "http://127.0.0.1:9"},
                                 secrets_client=flaky, clock=clock, secret_retry_s=60)
@@ -222,7 +215,8 @@ def test_an_unreadable_secret_is_read_again_until_it_can_be_then_welcomes_start(
 def test_a_secret_readable_but_unusable_is_not_tried_again(secrets, caplog):
     client, create = secrets
     arn = create("fcm-unusable", "not a service account")
-    flaky, clock = Flaky(client, failures=1, error=EndpointConnectionError(endpoint_url="https://sm.test")), Clock()
+    flaky = Flaky(client, failures=1, error=EndpointConnectionError(endpoint_url="https://sm.test"))
+    clock = Clock(1000.0)
     welcome = welcomer_from_env(REGISTRY, {SECRET_VARIABLE: arn}, secrets_client=flaky, clock=clock, secret_retry_s=5)
     assert isinstance(welcome, PendingWelcomer)
     clock.now += 5

@@ -1,14 +1,7 @@
 """The sending pace and the retry delays, on a manual clock."""
 
 from pistats.push.pacing import RetryPolicy, SendRate
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
+from tests.support.clock import Clock
 
 
 def test_slots_are_spaced_by_the_rate():

@@ -8,14 +8,7 @@ import pytest
 from pistats.kinesis.consumer import ShardMetrics
 from pistats.status.publish import StatusPublisher, rates, status_key
 from pistats.status.tasks import publish_spout, spout_figures
-
-
-class Clock:
-    def __init__(self):
-        self.t = 100.0
-
-    def __call__(self):
-        return self.t
+from tests.support.clock import Clock
 
 
 class FakeRedis:
@@ -34,12 +27,12 @@ def test_rates_are_per_second_changes_of_counters_in_both_snapshots():
 
 
 def test_a_publish_writes_one_expiring_document_with_rates_from_the_previous_one():
-    clock, redis = Clock(), FakeRedis()
+    clock, redis = Clock(100.0), FakeRedis()
     publisher = StatusPublisher(redis, "app", "stream", "spout", 3, interval_s=5, now=clock, wall=lambda: 1e9)
     assert publisher.due()
     publisher.publish({"shard-0": {"read": 100}}, {"shard-0": {"in_flight": 7}})
     assert not publisher.due()
-    clock.t += 5
+    clock.now += 5
     assert publisher.due()
     publisher.publish({"shard-0": {"read": 600}}, {"shard-0": {"in_flight": 2}})
     key = status_key("app", "stream", "spout", 3)
@@ -53,10 +46,10 @@ def test_a_publish_writes_one_expiring_document_with_rates_from_the_previous_one
 
 
 def test_a_redis_failure_is_skipped_not_raised(caplog):
-    clock = Clock()
+    clock = Clock(100.0)
     publisher = StatusPublisher(FakeRedis(failing=True), "a", "s", "sink", 0, interval_s=1, now=clock)
     assert publisher.publish({}, {}) is False
-    clock.t += 1
+    clock.now += 1
     assert publisher.publish({}, {}) is False
     assert len([r for r in caplog.records if "status not published" in r.message]) == 1
 
@@ -74,7 +67,7 @@ def test_the_spout_publishes_its_shards_counters_and_gauges_only_when_due():
             Consumer.calls += 1
             return {"shardId-0": ShardMetrics(read=10, acked=8, in_flight=2, millis_behind_latest=1500)}
 
-    clock, redis = Clock(), FakeRedis()
+    clock, redis = Clock(100.0), FakeRedis()
     publisher = StatusPublisher(redis, "a", "s", "spout", 0, interval_s=5, now=clock)
     publish_spout(publisher, Consumer())
     publish_spout(publisher, Consumer())
@@ -107,7 +100,7 @@ def test_the_sink_publishes_its_stats_and_resets_the_longest_insert():
         pending_rows, inserts_in_flight = 5, 1
 
     redis = FakeRedis()
-    publisher = StatusPublisher(redis, "a", "s", "sink", 4, now=Clock())
+    publisher = StatusPublisher(redis, "a", "s", "sink", 4, now=Clock(100.0))
     publish_sink(publisher, Sink)
     document = orjson.loads(redis.values[publisher.key])
     assert document["counters"]["sink"]["rows_inserted"] == 40 and "insert_ms_max" not in document["counters"]["sink"]

@@ -1,22 +1,10 @@
-"""Test doubles for pure sink logic: an in-memory store with fault injection, a manual clock."""
+"""Test doubles for pure sink logic: an in-memory store with fault injection (the manual clock is
+tests.support.clock.Clock)."""
 
 from __future__ import annotations
 
 from pistats.store.backends import StoreError, StoreRefused
 from pistats.store.features import ServerFeatures
-
-
-class ManualClock:
-    def __init__(self, start: float = 1000.0):
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class MemoryStore:

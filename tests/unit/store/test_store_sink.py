@@ -3,8 +3,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from store_fakes import ManualClock, MemoryStore
+from store_fakes import MemoryStore
 
+from tests.support.clock import Clock
 from tests.support.samples import make_event, make_reject
 
 from pistats.store.config import SinkConfig
@@ -23,7 +24,7 @@ def sink_for(store, clock, **config):
 
 
 def test_size_flush_acks_only_after_the_insert():
-    store, clock = MemoryStore(), ManualClock()
+    store, clock = MemoryStore(), Clock(1000.0)
     sink = sink_for(store, clock)
     assert sink.add_event("t0", make_event(0)).acked == []
     assert sink.add_event("t1", make_event(1)).acked == []
@@ -34,7 +35,7 @@ def test_size_flush_acks_only_after_the_insert():
 
 
 def test_age_flush_on_tick():
-    store, clock = MemoryStore(), ManualClock()
+    store, clock = MemoryStore(), Clock(1000.0)
     sink = sink_for(store, clock)
     sink.add_event("t0", make_event(0))
     clock.now += 0.5
@@ -49,7 +50,7 @@ def test_age_flush_on_tick():
 
 
 def test_bytes_bound_flushes_before_overflow():
-    store, clock = MemoryStore(), ManualClock()
+    store, clock = MemoryStore(), Clock(1000.0)
     sink = sink_for(store, clock, max_rows=100, max_bytes=4096, max_string_chars=1500)
     acked = []
     for index in range(6):
@@ -58,7 +59,7 @@ def test_bytes_bound_flushes_before_overflow():
 
 
 def test_retries_with_backoff_then_acks():
-    store, clock = MemoryStore(fail_next=3), ManualClock()
+    store, clock = MemoryStore(fail_next=3), Clock(1000.0)
     sink = sink_for(store, clock)
     settled = Settled_of(sink, 3)
     assert settled.acked == [0, 1, 2] and settled.failed == []
@@ -76,7 +77,7 @@ def Settled_of(sink, count):
 
 
 def test_fails_the_batch_when_the_retry_budget_is_spent():
-    store, clock = MemoryStore(fail_next=100), ManualClock()
+    store, clock = MemoryStore(fail_next=100), Clock(1000.0)
     sink = sink_for(store, clock)
     settled = Settled_of(sink, 3)
     assert settled.acked == [] and settled.failed == [0, 1, 2]
@@ -85,7 +86,7 @@ def test_fails_the_batch_when_the_retry_budget_is_spent():
 
 
 def test_retry_after_a_landed_insert_reuses_the_token():
-    store, clock = MemoryStore(fail_next=1, fail_after_storing=True), ManualClock()
+    store, clock = MemoryStore(fail_next=1, fail_after_storing=True), Clock(1000.0)
     sink = sink_for(store, clock)
     settled = Settled_of(sink, 3)
     assert settled.acked == [0, 1, 2]
@@ -94,7 +95,7 @@ def test_retry_after_a_landed_insert_reuses_the_token():
 
 
 def test_unstorable_event_becomes_an_acked_reject():
-    store, clock = MemoryStore(), ManualClock()
+    store, clock = MemoryStore(), Clock(1000.0)
     sink = sink_for(store, clock, max_rows=1)
     settled = sink.add_event("bad", make_event(0, event_time="not a time"))
     assert settled.acked == ["bad"]
@@ -104,7 +105,7 @@ def test_unstorable_event_becomes_an_acked_reject():
 
 
 def test_flush_all_settles_everything_pending():
-    store, clock = MemoryStore(), ManualClock()
+    store, clock = MemoryStore(), Clock(1000.0)
     sink = sink_for(store, clock)
     sink.add_event("e", make_event(0))
     sink.add_reject("r", make_reject(0))
@@ -129,7 +130,7 @@ def test_heartbeat_budget_check():
 
 
 def test_a_batch_tuple_is_acked_only_when_its_last_row_is_stored():
-    store, clock = MemoryStore(), ManualClock()
+    store, clock = MemoryStore(), Clock(1000.0)
     sink = sink_for(store, clock, max_rows=3)
     settled = sink.add_events("b1", [make_event(n) for n in range(4)])  # rows 0-2 stored, row 3 pending
     assert len(store.rows("events")) == 3 and settled.acked == []
@@ -140,7 +141,7 @@ def test_a_batch_tuple_is_acked_only_when_its_last_row_is_stored():
 
 
 def test_rows_of_one_tuple_in_both_tables():
-    store, clock = MemoryStore(), ManualClock()
+    store, clock = MemoryStore(), Clock(1000.0)
     sink = sink_for(store, clock, max_rows=10)
     assert sink.add_events("b", [make_event(0), make_event(1, event_time="not a time")]).acked == []
     assert sink.flush_all().acked == ["b"]  # acked once, after both the events and the rejects insert
@@ -148,12 +149,12 @@ def test_rows_of_one_tuple_in_both_tables():
 
 
 def test_an_empty_tuple_is_acked_at_once():
-    store, clock = MemoryStore(), ManualClock()
+    store, clock = MemoryStore(), Clock(1000.0)
     assert sink_for(store, clock).add_events("empty", []).acked == ["empty"]
 
 
 def test_a_tuple_fails_once_when_one_of_its_inserts_fails():
-    store, clock = MemoryStore(fail_next=100), ManualClock()
+    store, clock = MemoryStore(fail_next=100), Clock(1000.0)
     sink = sink_for(store, clock, max_rows=2)
     settled = sink.add_events("b", [make_event(n) for n in range(5)])  # two failing inserts so far
     assert settled.failed == ["b"] and settled.acked == []
@@ -200,7 +201,7 @@ class GatedStore(MemoryStore):
 
 
 def test_background_insert_acks_only_after_it_landed():
-    store, clock = GatedStore(), ManualClock()
+    store, clock = GatedStore(), Clock(1000.0)
     sink = sink_for(store, clock, inserts_in_flight=1)
     assert Settled_of(sink, 3).acked == []  # the third row handed the batch to the writer
     assert store.started.wait(5)
@@ -213,7 +214,7 @@ def test_background_insert_acks_only_after_it_landed():
 
 
 def test_background_insert_is_collected_by_the_next_tuple_without_a_tick():
-    store, clock = GatedStore(), ManualClock()
+    store, clock = GatedStore(), Clock(1000.0)
     store.release.set()
     sink = sink_for(store, clock, inserts_in_flight=1)
     Settled_of(sink, 3)
@@ -226,7 +227,7 @@ def test_background_insert_is_collected_by_the_next_tuple_without_a_tick():
 
 
 def test_background_failure_fails_the_tuples_at_the_next_tick():
-    store, clock = MemoryStore(fail_next=100), ManualClock()
+    store, clock = MemoryStore(fail_next=100), Clock(1000.0)
     sink = sink_for(store, clock, inserts_in_flight=1)
     Settled_of(sink, 3)
     settled = sink.tick()
@@ -235,7 +236,7 @@ def test_background_failure_fails_the_tuples_at_the_next_tick():
 
 
 def test_a_full_batch_waits_while_the_previous_insert_is_in_flight():
-    store, clock = GatedStore(), ManualClock()
+    store, clock = GatedStore(), Clock(1000.0)
     sink = sink_for(store, clock, inserts_in_flight=1)
     Settled_of(sink, 3)
     assert store.started.wait(5)
@@ -277,7 +278,7 @@ FORMS = pytest.mark.parametrize("form", ["columns", "rows"])
 def test_a_packed_tuple_stores_the_rows_the_row_path_stores(form):
     events = [make_event(index) for index in range(7)]
     columnar_store, row_store = MemoryStore(), MemoryStore()
-    columnar, one_by_one = (sink_for(store, ManualClock(), max_rows=3) for store in (columnar_store, row_store))
+    columnar, one_by_one = (sink_for(store, Clock(1000.0), max_rows=3) for store in (columnar_store, row_store))
     settled = columnar.add_events("b", packed_tuple(events, form))
     assert settled.acked == [] and columnar.pending("events") == 1  # two inserts of 3, one row waiting
     assert columnar.flush_all().acked == ["b"]
@@ -290,7 +291,7 @@ def test_a_packed_tuple_stores_the_rows_the_row_path_stores(form):
 def test_a_packed_tuple_with_an_unstorable_event_goes_row_by_row(form):
     events = [make_event(0), make_event(1, event_time="not a time"), make_event(2)]
     store = MemoryStore()
-    sink = sink_for(store, ManualClock(), max_rows=10)
+    sink = sink_for(store, Clock(1000.0), max_rows=10)
     sink.add_events("b", packed_tuple(events, form))
     assert sink.flush_all().acked == ["b"]
     assert [row[2] for row in store.rows("events")] == ["ev-0", "ev-2"]
@@ -302,7 +303,7 @@ def test_a_packed_tuple_with_an_unstorable_event_goes_row_by_row(form):
 def test_a_packed_tuple_respects_the_bytes_bound(form):
     events = [make_event(index, context_json="c" * 900) for index in range(6)]  # about 1,600 bytes each
     stores = MemoryStore(), MemoryStore()
-    columnar, one_by_one = (sink_for(store, ManualClock(), max_rows=100, max_bytes=4096) for store in stores)
+    columnar, one_by_one = (sink_for(store, Clock(1000.0), max_rows=100, max_bytes=4096) for store in stores)
     columnar.add_events("b", packed_tuple(events, form))
     one_by_one.add_events("b", packed_tuple(events, form).as_dicts())
     for sink in (columnar, one_by_one):
@@ -334,7 +335,7 @@ def test_a_refused_row_becomes_a_store_refused_reject_and_the_rest_is_stored():
     import base64
     import json
 
-    store, clock = MemoryStore(refuse=refusing({"ev-5"})), ManualClock()
+    store, clock = MemoryStore(refuse=refusing({"ev-5"})), Clock(1000.0)
     sink = sink_for(store, clock, max_rows=8)
     settled = sink.add_events("b0", [make_event(index) for index in range(4)])
     settled.extend(sink.add_events("b1", [make_event(index) for index in range(4, 8)]))
@@ -351,7 +352,7 @@ def test_a_refused_row_becomes_a_store_refused_reject_and_the_rest_is_stored():
 
 
 def test_refused_inserts_are_not_retried_and_the_parts_have_tokens_of_their_own():
-    store, clock = MemoryStore(refuse=refusing({"ev-1"})), ManualClock()
+    store, clock = MemoryStore(refuse=refusing({"ev-1"})), Clock(1000.0)
     sink = sink_for(store, clock, max_rows=4)
     sink.add_events("b", [make_event(index) for index in range(4)])
     assert clock.sleeps == []  # no backoff: a refusal is an answer, not an outage
@@ -366,13 +367,13 @@ def test_the_same_batch_refused_again_sends_the_same_inserts():
     attempts = []
     for _ in range(2):
         store = MemoryStore(refuse=refusing({"ev-2", "ev-9"}))
-        sink_for(store, ManualClock(), max_rows=12).add_events("b", [make_event(index) for index in range(12)])
+        sink_for(store, Clock(1000.0), max_rows=12).add_events("b", [make_event(index) for index in range(12)])
         attempts.append(store.attempts)
     assert attempts[0] == attempts[1]
 
 
 def test_when_every_row_is_refused_the_inserts_are_bounded_and_every_row_is_a_reject():
-    store, clock = MemoryStore(refuse=refusing({f"ev-{index}" for index in range(100)})), ManualClock()
+    store, clock = MemoryStore(refuse=refusing({f"ev-{index}" for index in range(100)})), Clock(1000.0)
     sink = sink_for(store, clock, max_rows=100, max_bisect_inserts=10)
     settled = sink.add_events("b", [make_event(index) for index in range(100)])
     assert settled.acked == ["b"]
@@ -388,7 +389,7 @@ def test_a_refused_reject_is_stored_again_without_its_payload():
     def refuse_payloads(rows):
         return "Code: 131. String too large" if any(row[REJECT_RAW] for row in rows) else None
 
-    store, clock = MemoryStore(refuse=refusing({"ev-1"}, rejects=refuse_payloads)), ManualClock()
+    store, clock = MemoryStore(refuse=refusing({"ev-1"}, rejects=refuse_payloads)), Clock(1000.0)
     sink = sink_for(store, clock, max_rows=3)
     settled = sink.add_events("b", [make_event(index) for index in range(3)])
     assert settled.acked == ["b"]
@@ -404,7 +405,7 @@ def test_a_refused_rejects_batch_keeps_its_records():
         return "Code: 6. Cannot parse" if any(row[1] == "bad_json" and row[REJECT_RAW] for row in rows) else None
 
     store = MemoryStore(refuse=refusing(rejects=refuse_parse_rejects))
-    sink = sink_for(store, ManualClock(), max_rows=2)
+    sink = sink_for(store, Clock(1000.0), max_rows=2)
     sink.add_reject("r0", make_reject(0))
     settled = sink.add_reject("r1", make_reject(1, reason="schema"))
     assert sorted(settled.acked) == ["r0", "r1"]
@@ -414,7 +415,7 @@ def test_a_refused_rejects_batch_keeps_its_records():
 
 def test_when_the_store_refuses_even_a_bare_reject_the_tuples_fail():
     store = MemoryStore(refuse=refusing({"ev-1"}, rejects=lambda rows: "Code: 469. rejects refused"))
-    sink = sink_for(store, ManualClock(), max_rows=3)
+    sink = sink_for(store, Clock(1000.0), max_rows=3)
     settled = sink.add_events("b", [make_event(index) for index in range(3)])
     assert settled.acked == [] and settled.failed == ["b"]
     assert sink.stats.batches_failed == 1
@@ -432,7 +433,7 @@ def test_tuples_wait_for_the_rejects_of_their_refused_rows():
 
     from pistats.store.backends import StoreError
 
-    store, clock = RejectsDown(refuse=refusing({"ev-0"})), ManualClock()
+    store, clock = RejectsDown(refuse=refusing({"ev-0"})), Clock(1000.0)
     sink = sink_for(store, clock, max_rows=2)
     settled = sink.add_events("b", [make_event(0), make_event(1)])
     assert settled.acked == [] and settled.failed == ["b"]
@@ -441,7 +442,7 @@ def test_tuples_wait_for_the_rejects_of_their_refused_rows():
 
 
 def test_a_transient_failure_while_splitting_is_retried_within_the_budget():
-    store, clock = MemoryStore(refuse=refusing({"ev-3"})), ManualClock()
+    store, clock = MemoryStore(refuse=refusing({"ev-3"})), Clock(1000.0)
     sink = sink_for(store, clock, max_rows=4)
 
     original = store._insert
@@ -463,7 +464,7 @@ def test_a_transient_failure_while_splitting_is_retried_within_the_budget():
 
 
 def test_background_refusals_settle_like_the_others():
-    store, clock = MemoryStore(refuse=refusing({"ev-1"})), ManualClock()
+    store, clock = MemoryStore(refuse=refusing({"ev-1"})), Clock(1000.0)
     sink = sink_for(store, clock, inserts_in_flight=1)
     Settled_of(sink, 3)
     settled = sink.tick()
@@ -474,7 +475,7 @@ def test_background_refusals_settle_like_the_others():
 def test_finding_refused_rows_stops_when_the_retry_budget_is_spent():
     """Slow inserts (2 s each on the manual clock): the batch fails once the 5 s budget is spent
     rather than keep the bolt waiting past Storm's heartbeat timeout."""
-    store, clock = MemoryStore(refuse=refusing({"ev-5"})), ManualClock()
+    store, clock = MemoryStore(refuse=refusing({"ev-5"})), Clock(1000.0)
     original = store._insert
 
     def slow(table, rows, token):

@@ -10,18 +10,11 @@ from botocore.exceptions import ClientError
 
 from pistats.kinesis.recording import RecordedRecord, RecordingWriter, ShardEnd, ShardInfo
 from pistats.testing.replay_source import Fault, ReplaySource
+from tests.support.clock import Clock
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
 TOP = 2**128 - 1
 HALF = 2**127
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _records(first: int, count: int, start_second: int = 0) -> list[RecordedRecord]:
@@ -159,7 +152,7 @@ def test_bad_arguments_are_invalid_argument():
 
 
 def test_iterators_expire_after_five_minutes():
-    clock = Clock()
+    clock = Clock(1000.0)
     source = _source(now=clock)
     iterator = _iterator(source)
     clock.now += 300
@@ -222,6 +215,6 @@ def test_from_recording_directory(tmp_path):
 def test_same_calls_give_same_answers():
     answers = []
     for _ in range(2):
-        source = _source(now=Clock())
+        source = _source(now=Clock(1000.0))
         answers.append(source.get_records(ShardIterator=_iterator(source), Limit=2))
     assert answers[0] == answers[1]
