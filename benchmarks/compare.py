@@ -56,8 +56,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,6 +101,12 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return round(numerator / denominator, 3)
 
 
+def cpu_spread(before: Leg, after: Leg) -> float | None:
+    """How far apart two legs of the same records were: the later one's CPU per record over the
+    earlier one's (None if either has no CPU figures)."""
+    return ratio(after.pipeline_cpu_us(), before.pipeline_cpu_us()) if before.cpu_us and after.cpu_us else None
+
+
 def mean_leg(name: str, before: Leg, after: Leg) -> Leg:
     """The in-process figures the ratios take: the mean of its two legs (the same records each).
     The rate is their harmonic mean (the records over the two legs' time), the CPU per record of
@@ -110,7 +114,7 @@ def mean_leg(name: str, before: Leg, after: Leg) -> Leg:
     eps = None if not before.eps or not after.eps else 2 / (1 / before.eps + 1 / after.eps)
     cpu_us = {name_: (before.cpu_us[name_] + after.cpu_us[name_]) / 2
               for name_ in before.cpu_us if name_ in after.cpu_us}
-    spread = ratio(after.pipeline_cpu_us(), before.pipeline_cpu_us()) if before.cpu_us and after.cpu_us else None
+    spread = cpu_spread(before, after)
     note = "mean of the two" + ("" if spread is None else f"; CPU per record after/before {spread:.2f}")
     return Leg(name, before.records, eps, cpu_us, note=note)
 
@@ -367,9 +371,9 @@ def main() -> int:
 
         def run_inprocess(name: str) -> Leg:
             run = DemoRun.new(args.store)
-            with noting_steal() as steal:
-                leg = inprocess_leg(Path(tmp) / "recording", run.store_url, sources.redis_url, sources.redis_pid, name)
-            steal(leg)
+            began = machine_ticks()
+            leg = inprocess_leg(Path(tmp) / "recording", run.store_url, sources.redis_url, sources.redis_pid, name)
+            note_stolen_time(leg, began)
             if args.store is None:
                 shutil.rmtree(run.store_url.removeprefix("chdb://").split("?")[0], ignore_errors=True)
             print(f"{name}: {leg.records} records, {leg.eps:,.0f} events/s", flush=True)
@@ -380,9 +384,9 @@ def main() -> int:
         with TopologyLegs(sources, recording, args.store, options) as legs:
             print(legs.describe("topology"), flush=True)
             for number in range(1, args.rounds + 1):
-                with noting_steal() as steal:
-                    topology_legs.append(legs.run(f"topology {number}"))
-                steal(topology_legs[-1])
+                began = machine_ticks()
+                topology_legs.append(legs.run(f"topology {number}"))
+                note_stolen_time(topology_legs[-1], began)
                 print(f"topology {number}: {topology_legs[-1].eps or 0:,.0f} events/s", flush=True)
                 inprocess_legs.append(run_inprocess(f"in process {number + 1}"))
         with TopologyLegs(sources, classic_recording, args.store, {**options, **CLASSIC}) as legs:
@@ -404,22 +408,13 @@ def main() -> int:
     return 0
 
 
-@contextmanager
-def noting_steal() -> Iterator[Callable[[Leg], None]]:
-    """Within the block, a leg runs; afterwards the callable adds to its note how much of the
-    machine's CPU time the hypervisor gave other guests meanwhile (a round whose legs lost time
-    so is one the machine decided, not the code)."""
-    before, after = machine_ticks(), None
-
-    def note(leg: Leg) -> None:
-        share = stolen_share(before, after)
-        if share is not None:
-            leg.note += ("; " if leg.note else "") + f"stolen {share:.1%} of the cores' time"
-
-    try:
-        yield note
-    finally:
-        after = machine_ticks()
+def note_stolen_time(leg: Leg, since: tuple[int, int] | None) -> None:
+    """Adds to the leg's note how much of the machine's CPU time the hypervisor gave other guests
+    between ``since`` (``machine_ticks`` as the leg began) and now: a round whose legs lost time so
+    is one the machine decided, not the code."""
+    share = stolen_share(since, machine_ticks())
+    if share is not None:
+        leg.note += ("; " if leg.note else "") + f"stolen {share:.1%} of the cores' time"
 
 
 def round_table(rounds: list[dict[str, float | None]], inprocess_legs: list[Leg]) -> str:
@@ -430,7 +425,7 @@ def round_table(rounds: list[dict[str, float | None]], inprocess_legs: list[Leg]
     show = lambda value: "-" if value is None else f"{value:g}"  # noqa: E731
     lines = ["round   " + "  ".join(keys) + "  in-process CPU after/before"]
     for number, (figures, before, after) in enumerate(zip(rounds, inprocess_legs, inprocess_legs[1:]), start=1):
-        spread = ratio(after.pipeline_cpu_us(), before.pipeline_cpu_us()) if before.cpu_us and after.cpu_us else None
+        spread = cpu_spread(before, after)
         lines.append(f"{number:<7} " + "  ".join(f"{show(figures[key]):>{len(key)}}" for key in keys)
                      + f"  {show(spread):>28}")
     median = median_summary(rounds)

@@ -224,10 +224,7 @@ def test_stolen_time_is_read_from_proc_stat():
 
 
 def test_a_legs_note_says_how_much_time_was_stolen_while_it_ran(monkeypatch):
-    ticks = iter([(1000, 30), (3000, 230)])
-    monkeypatch.setattr(compare, "machine_ticks", lambda: next(ticks))
+    monkeypatch.setattr(compare, "machine_ticks", lambda: (3000, 230))
     leg = Leg("topology 1", 1000, 500.0, note="start-up 20 s")
-    with compare.noting_steal() as steal:
-        pass
-    steal(leg)
+    compare.note_stolen_time(leg, since=(1000, 30))
     assert leg.note == "start-up 20 s; stolen 10.0% of the cores' time"
