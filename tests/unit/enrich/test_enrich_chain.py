@@ -5,9 +5,10 @@ import pytest
 
 from pistats import contract
 from pistats.enrich.chain import Chain, EnrichConfig
-from pistats.enrich.event import EVENT_FIELDS, format_time, from_wire, to_wire
+from pistats.enrich.event import EVENT_FIELDS, from_wire, to_wire
 from pistats.enrich.geo import GeoConfig
 from pistats.enrich.parse import RawRecord
+from pistats.wire import format_time
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
