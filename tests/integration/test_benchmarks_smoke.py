@@ -58,6 +58,14 @@ def test_wire_codec():
         assert all(value > 0 for value in hop["zstd-1"].values())
 
 
+def test_tuple_size(redis_url):
+    figures = json.loads(run_script("tuple_size.py", "--events", "600", "--rounds", "1", "--redis-url",
+                                    redis_url).splitlines()[-1])
+    assert set(figures) == {"16_buckets", "4_buckets", "second_vs_first"}
+    assert figures["4_buckets"]["records_per_tuple"] > figures["16_buckets"]["records_per_tuple"]
+    assert all(size["cpu_us_per_record"] > 0 for size in (figures["16_buckets"], figures["4_buckets"]))
+
+
 def test_multilang_serializer():
     figures = json.loads(run_script("multilang_serializer.py", "--events", "600", "--batch", "50",
                                     "--rounds", "2").splitlines()[-1])

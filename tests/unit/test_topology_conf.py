@@ -46,6 +46,26 @@ def test_every_environment_decodes(env):
         check_heartbeat_budget(sink, url, conf)  # a sink flush never outlasts Storm's heartbeat timeout
 
 
+def enrich_tasks(env: str) -> int:
+    """The enrich bolt's tasks in ``env``: its ``topology.tasks`` there, else its parallelism."""
+    spec = importlib.util.spec_from_file_location("enrichment_topology_tasks", ROOT / "topologies" / "enrichment.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    enrich = {component.name: component for component in module.Enrichment.specs}["enrich"]
+    return json.loads(enrich.config).get("topology.tasks", {}).get(env) or enrich.par[env]
+
+
+@pytest.mark.parametrize("env", sorted(ENVIRONMENTS))
+def test_every_environment_sizes_its_micro_batches_to_the_enrich_bolt(env):
+    """Two buckets of users per enrich task (the fields grouping gives every task its share), and
+    polls large enough that a tuple holds a few hundred records under load (each tuple costs the
+    bolts a fixed share: benchmarks/tuple_size.py)."""
+    kinesis = KinesisConfig.from_topology_conf({**topology_config(), **ENVIRONMENTS[env].get("options", {}),
+                                                "pistats.kinesis.stream": "events"})
+    assert kinesis.buckets == 2 * enrich_tasks(env)
+    assert min(kinesis.emit_batch // kinesis.buckets, kinesis.batch_records) >= 200
+
+
 def test_topology_conf_factories_read_only_their_own_keys():
     assert SinkConfig.from_topology_conf({"pistats.sink": {"max_rows": 10}, "topology.workers": 2}).max_rows == 10
     assert StoreURL.from_topology_conf({}, {"PISTATS_STORE_URL": "chdb:///data/x"}).path == "/data/x"

@@ -46,10 +46,15 @@ class KinesisConfig:
     list_shards_page_size: int = 1_000
     lease_ms: int = 30_000
     # Records taken per next_tuple call, emitted as one tuple per bucket of users of at most
-    # batch_records records (see microbatch.py).
+    # batch_records records (see microbatch.py). Under load a tuple holds about emit_batch /
+    # buckets records, and each tuple costs the bolts a fixed share (Redis round trips, codec
+    # calls, the JVM's tuple): tuples of about 250 records cost the bolts about 25 us per record
+    # less than tuples of about 60 (benchmarks/tuple_size.py). So buckets is twice the enrich
+    # bolt's tasks, not more: enough for the fields grouping to give every task its share.
+    # config.json sets it per environment (tests/unit/test_topology_conf.py holds the rule).
     emit_batch: int = 1_000
-    buckets: int = 16
-    batch_records: int = 200
+    buckets: int = 4
+    batch_records: int = 500
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 5.0
     # Chaos testing only (never in production): periodic Kinesis faults injected into this
