@@ -126,10 +126,10 @@ def main() -> int:
     settle_after_startup()  # as each component does once started
     bolts_path(tuples[sizes[0]][:20], args.redis_url)  # warm: lazy imports, the first cache misses
     figures: dict[int, list[tuple[float, float | None]]] = {buckets: [] for buckets in sizes}
+    us = lambda seconds: None if seconds is None else seconds * 1e6 / len(records)  # noqa: E731
     for number in range(args.rounds):
         for buckets in sizes if number % 2 == 0 else sizes[::-1]:
             cpu, redis_cpu, rows = bolts_path(tuples[buckets], args.redis_url)
-            us = lambda seconds: None if seconds is None else seconds * 1e6 / len(records)  # noqa: E731
             figures[buckets].append((us(cpu), us(redis_cpu)))
             print(f"round {number + 1}, {buckets:>2} buckets: {us(cpu):6.1f} us/record"
                   + ("" if redis_cpu is None else f", redis {us(redis_cpu):5.1f}") + f" ({rows} rows)", flush=True)

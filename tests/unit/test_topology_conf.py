@@ -20,11 +20,15 @@ ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = json.loads((ROOT / "config.json").read_text())["envs"]
 
 
-def topology_config() -> dict:
+def enrichment_topology():
     spec = importlib.util.spec_from_file_location("enrichment_topology", ROOT / "topologies" / "enrichment.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return dict(module.Enrichment.config)
+    return module.Enrichment
+
+
+def topology_config() -> dict:
+    return dict(enrichment_topology().config)
 
 
 def demo_options() -> dict:
@@ -48,10 +52,7 @@ def test_every_environment_decodes(env):
 
 def enrich_tasks(env: str) -> int:
     """The enrich bolt's tasks in ``env``: its ``topology.tasks`` there, else its parallelism."""
-    spec = importlib.util.spec_from_file_location("enrichment_topology_tasks", ROOT / "topologies" / "enrichment.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    enrich = {component.name: component for component in module.Enrichment.specs}["enrich"]
+    enrich = {component.name: component for component in enrichment_topology().specs}["enrich"]
     return json.loads(enrich.config).get("topology.tasks", {}).get(env) or enrich.par[env]
 
 

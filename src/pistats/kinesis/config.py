@@ -48,8 +48,8 @@ class KinesisConfig:
     # Records taken per next_tuple call, emitted as one tuple per bucket of users of at most
     # batch_records records (see microbatch.py). Under load a tuple holds about emit_batch /
     # buckets records, and each tuple costs the bolts a fixed share (Redis round trips, codec
-    # calls, the JVM's tuple): tuples of about 250 records cost the bolts about 25 us per record
-    # less than tuples of about 60 (benchmarks/tuple_size.py). So buckets is twice the enrich
+    # calls, the JVM's tuple): tuples of about 250 records cost the bolts 3-11 % less CPU per
+    # record than tuples of about 60 (benchmarks/tuple_size.py). So buckets is twice the enrich
     # bolt's tasks, not more: enough for the fields grouping to give every task its share.
     # config.json sets it per environment (tests/unit/test_topology_conf.py holds the rule).
     emit_batch: int = 1_000
