@@ -266,10 +266,12 @@ def kinesis_local_dir() -> Path:
 
 def kinesis_service(ports: Ports) -> Service:
     loopback = project_root() / "scripts" / "node-listen-loopback.js"
+    wall_clock = project_root() / "scripts" / "node-wall-clock.js"
 
     def command(home: Path) -> list[str]:
-        # kinesis-mock hard-codes 0.0.0.0; the preload pins every listen() to 127.0.0.1.
-        return ["node", "--require", str(loopback), "main.js"]
+        # kinesis-mock hard-codes 0.0.0.0; the first preload pins every listen() to 127.0.0.1.
+        # The second keeps its "now" on the machine's wall clock after a clock step (see there).
+        return ["node", "--require", str(loopback), "--require", str(wall_clock), "main.js"]
 
     def version() -> str:
         import json
