@@ -39,7 +39,6 @@ from pistats.enrich.chain import Chain  # noqa: E402
 from pistats.enrich.event import to_wire_batch  # noqa: E402
 from pistats.enrich.parse import records_from_batch  # noqa: E402
 from pistats.enrich.run import records_from_recording  # noqa: E402
-from pistats.generate.generator import GenerateConfig, generate  # noqa: E402
 from pistats.heap import settle_after_startup  # noqa: E402
 from pistats.kinesis.consumer import Delivery  # noqa: E402
 from pistats.kinesis.ledger import ShardRecord  # noqa: E402
@@ -47,7 +46,7 @@ from pistats.kinesis.spout_tuples import spout_emits  # noqa: E402
 from pistats.localenv.services import Ports  # noqa: E402
 from pistats.redis_keys import delete_matching  # noqa: E402
 from pistats.store.sink import sink_from_topology_conf, tuple_payloads  # noqa: E402
-from storm_bench import cpu_seconds, redis_pid  # noqa: E402
+from storm_bench import cpu_seconds, make_recording, redis_pid  # noqa: E402
 
 EMIT_BATCH = 1_000
 BATCH_RECORDS = 500
@@ -119,9 +118,7 @@ def main() -> int:
         records = list(itertools.islice(records_from_recording(args.recording), args.events))
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            generate(GenerateConfig(events=args.events, shards=4, bad_fraction=0.0, duplicate_fraction=0.0, seed=11),
-                     Path(tmp) / "recording")
-            records = list(records_from_recording(Path(tmp) / "recording"))
+            records = list(records_from_recording(make_recording(Path(tmp) / "recording", args.events, 4).path))
     tuples = {buckets: spout_tuples(records, buckets) for buckets in sizes}
     settle_after_startup()  # as each component does once started
     bolts_path(tuples[sizes[0]][:20], args.redis_url)  # warm: lazy imports, the first cache misses

@@ -15,6 +15,7 @@ from pistats.enrich.chain import EnrichConfig
 from pistats.kinesis.config import KinesisConfig
 from pistats.store.config import SinkConfig, StoreURL
 from pistats.store.sink import check_heartbeat_budget
+from storm_compat.sparse import resolve_tasks_per_env
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = json.loads((ROOT / "config.json").read_text())["envs"]
@@ -51,9 +52,12 @@ def test_every_environment_decodes(env):
 
 
 def enrich_tasks(env: str) -> int:
-    """The enrich bolt's tasks in ``env``: its ``topology.tasks`` there, else its parallelism."""
-    enrich = {component.name: component for component in enrichment_topology().specs}["enrich"]
-    return json.loads(enrich.config).get("topology.tasks", {}).get(env) or enrich.par[env]
+    """The enrich bolt's tasks in ``env`` as ``sparse`` submits them (storm_compat.sparse): its
+    ``topology.tasks`` there, else as many as its parallelism."""
+    topology = enrichment_topology()
+    resolve_tasks_per_env(topology, env)
+    enrich = {component.name: component for component in topology.specs}["enrich"]
+    return json.loads(enrich.config).get("topology.tasks") or enrich.par[env]
 
 
 @pytest.mark.parametrize("env", sorted(ENVIRONMENTS))
